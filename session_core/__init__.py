@@ -1,0 +1,65 @@
+"""session-core: sessions for WSGI and ASGI apps, with stores as plugins.
+
+The signed-cookie store is built in; every other store is a separate distribution found through
+the ``session_core.stores`` entry-point group and chosen by name (``store = "redis"``).
+"""
+
+from .config import SessionConfig
+from .errors import (
+    ConfigurationError,
+    CookieTooLargeError,
+    DuplicateStoreError,
+    EncryptionUnavailableError,
+    IncompatiblePluginError,
+    PluginLoadError,
+    SessionCoreError,
+    StoreDisabledError,
+    StoreNotFoundError,
+    StoreUnreachableError,
+)
+from .hookspecs import hookimpl
+from .registry import ENTRY_POINT_GROUP, StoreInfo, available_stores, create_store
+from .session import Session
+from .store import (
+    STORE_API_VERSION,
+    Changes,
+    JSONValue,
+    SessionData,
+    SessionRecord,
+    SessionStore,
+    generate_key,
+    hash_key,
+    is_plausible_key,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "STORE_API_VERSION",
+    "Changes",
+    "ConfigurationError",
+    "CookieTooLargeError",
+    "DuplicateStoreError",
+    "EncryptionUnavailableError",
+    "IncompatiblePluginError",
+    "JSONValue",
+    "PluginLoadError",
+    "Session",
+    "SessionConfig",
+    "SessionCoreError",
+    "SessionData",
+    "SessionRecord",
+    "SessionStore",
+    "StoreDisabledError",
+    "StoreInfo",
+    "StoreNotFoundError",
+    "StoreUnreachableError",
+    "__version__",
+    "available_stores",
+    "create_store",
+    "generate_key",
+    "hash_key",
+    "hookimpl",
+    "is_plausible_key",
+]

@@ -1,0 +1,199 @@
+"""The exceptions session-core raises.
+
+Every error derives from :class:`SessionCoreError` and carries what it reports as attributes,
+so callers can act on it without parsing the message.
+
+A malformed, tampered, expired or wrong-key cookie is *not* an error: the visitor gets a fresh,
+empty session and the bad cookie is replaced or removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "CookieTooLargeError",
+    "DuplicateStoreError",
+    "EncryptionUnavailableError",
+    "IncompatiblePluginError",
+    "PluginLoadError",
+    "SessionCoreError",
+    "StoreDisabledError",
+    "StoreNotFoundError",
+    "StoreUnreachableError",
+]
+
+
+class SessionCoreError(Exception):
+    """The root of every exception raised by session-core and its stores."""
+
+
+class ConfigurationError(SessionCoreError, ValueError):
+    """The configuration is invalid.
+
+    Raised at start-up (building a :class:`~session_core.SessionConfig` or a middleware), never at
+    the first request.
+
+    Attributes:
+        key: the configuration key at fault, or ``None`` when the problem is not one key's.
+        problem: what is wrong and what to write instead.
+    """
+
+    def __init__(self, key: str | None, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        where = f"session configuration key {key!r}" if key else "session configuration"
+        super().__init__(f"{where}: {problem}")
+
+
+class EncryptionUnavailableError(ConfigurationError):
+    """Cookie encryption was asked for but the ``cryptography`` package is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "store_options",
+            "encrypt=true needs the 'cryptography' package; "
+            "install it with: pip install 'session-core[encryption]'",
+        )
+
+
+class StoreNotFoundError(SessionCoreError, LookupError):
+    """No installed store has the configured name.
+
+    Attributes:
+        name: the name that was asked for.
+        available: the names of the stores that are available.
+    """
+
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        self.name = name
+        self.available = tuple(available)
+        names = ", ".join(repr(n) for n in self.available) or "none"
+        super().__init__(
+            f"no session store named {name!r} is installed (available: {names}); "
+            f"install the distribution that provides it, for example: "
+            f"pip install session-core-{name}"
+        )
+
+
+class StoreDisabledError(StoreNotFoundError):
+    """The configured store is a plugin blocked by ``SESSION_CORE_DISABLE_PLUGINS``."""
+
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        super().__init__(name, available)
+        self.args = (
+            f"the session store {name!r} is disabled by the environment variable "
+            f"SESSION_CORE_DISABLE_PLUGINS; remove it from that list to use it",
+        )
+
+
+class DuplicateStoreError(SessionCoreError):
+    """Two installed distributions claim the same store name.
+
+    Attributes:
+        name: the store name both claim.
+        distributions: the ``name version`` of each distribution that claims it.
+    """
+
+    def __init__(self, name: str, distributions: Sequence[str]) -> None:
+        self.name = name
+        self.distributions = tuple(distributions)
+        claimants = " and ".join(self.distributions)
+        super().__init__(
+            f"the session store name {name!r} is claimed by more than one installed "
+            f"distribution: {claimants}; uninstall all but one of them"
+        )
+
+
+class PluginLoadError(SessionCoreError):
+    """A store plugin failed to load (its import raised, or its hooks are invalid).
+
+    The original exception is chained as ``__cause__``.
+
+    Attributes:
+        name: the entry point (store) name.
+        distribution: the distribution that provides it.
+        version: that distribution's version.
+        reason: a one-line description of what failed.
+    """
+
+    def __init__(self, name: str, distribution: str, version: str, reason: str) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.reason = reason
+        super().__init__(
+            f"the session store plugin {name!r} (distribution {distribution} {version}) "
+            f"failed to load: {reason}"
+        )
+
+
+class IncompatiblePluginError(PluginLoadError):
+    """A store plugin was written for a store API this version of session-core does not support.
+
+    Attributes:
+        plugin_api: the store API version the plugin declares.
+        supported: the range of store API versions this session-core supports.
+    """
+
+    def __init__(
+        self, name: str, distribution: str, version: str, plugin_api: int, supported: range
+    ) -> None:
+        self.plugin_api = plugin_api
+        self.supported = supported
+        low, high = supported.start, supported.stop - 1
+        window = f"{low}" if low == high else f"{low} to {high}"
+        hint = (
+            f"upgrade {distribution}" if plugin_api < low else "upgrade session-core"
+        )
+        super().__init__(
+            name,
+            distribution,
+            version,
+            f"it implements store API {plugin_api}, but this session-core supports "
+            f"store API {window}; {hint}",
+        )
+
+
+class CookieTooLargeError(SessionCoreError):
+    """The session's ``Set-Cookie`` line is larger than browsers accept.
+
+    Browsers silently drop such a cookie, which would lose the session, so it is refused here.
+
+    Attributes:
+        size: the size of the whole ``Set-Cookie`` line in bytes.
+        limit: the largest size allowed.
+        store: the name of the store that produced the cookie.
+    """
+
+    def __init__(self, size: int, limit: int, store: str) -> None:
+        self.size = size
+        self.limit = limit
+        self.store = store
+        super().__init__(
+            f"the session cookie would be {size} bytes, over the {limit}-byte limit browsers "
+            f"accept (store {store!r}); keep less in the session, or use a server-side store "
+            f"such as 'db' (pip install session-core-db) or 'redis' (pip install session-core-redis)"
+        )
+
+
+class StoreUnreachableError(SessionCoreError, ConnectionError):
+    """A store could not reach its server, or an operation on it failed or timed out.
+
+    The underlying exception is chained as ``__cause__``.
+
+    Attributes:
+        store: the store's name.
+        target: what it tried to reach, with no password in it (a URL or an address).
+        operation: what it was doing (``"load"``, ``"save"``, ...).
+    """
+
+    def __init__(self, store: str, target: str, operation: str, reason: str = "") -> None:
+        self.store = store
+        self.target = target
+        self.operation = operation
+        detail = f": {reason}" if reason else ""
+        super().__init__(
+            f"session store {store!r} could not {operation} at {target}{detail}"
+        )

@@ -1,0 +1,541 @@
+"""The per-visitor :class:`Session`: a lazy, change-tracking mapping of JSON values."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Generator, Iterator, MutableMapping
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from .store import Changes, JSONValue, SessionData, SessionRecord, SessionStore
+
+__all__ = ["DEFAULT_MAX_AGE", "Session"]
+
+DEFAULT_MAX_AGE = 1209600
+"""Two weeks, in seconds: the default session lifetime."""
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+_MISSING: Any = object()
+
+
+def _normalize_key(key: object) -> str:
+    if isinstance(key, Enum) and isinstance(key.value, str):
+        return key.value
+    if isinstance(key, str):
+        return str.__str__(key)
+    raise TypeError(f"session keys must be str, not {type(key).__name__} {key!r}")
+
+
+def _check_json(value: object, key: str, path: str = "") -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise TypeError(
+                f"session[{key!r}]{path}: {value!r} is not a JSON number; "
+                f"only finite floats can be stored"
+            )
+        return
+    if kind is list:
+        for index, item in enumerate(value):  # type: ignore[arg-type]
+            _check_json(item, key, f"{path}[{index}]")
+        return
+    if kind is dict:
+        for inner_key, item in value.items():  # type: ignore[attr-defined]
+            if type(inner_key) is not str:
+                raise TypeError(
+                    f"session[{key!r}]{path}: dict key {inner_key!r} is not a str; "
+                    f"JSON objects only have string keys"
+                )
+            _check_json(item, key, f"{path}[{inner_key!r}]")
+        return
+    if isinstance(value, Enum) and type(value.value) in _SCALARS:
+        raise TypeError(
+            f"session[{key!r}]{path}: store the enum's value ({value.value!r}), "
+            f"not the member {value!r}"
+        )
+    hint = "; use a list" if kind is tuple else ""
+    raise TypeError(
+        f"session[{key!r}]{path}: {kind.__name__} is not a JSON value{hint}; a session holds "
+        f"str, int, float, bool, None, and lists and dicts (str keys) of them"
+    )
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+# A store call the save plan needs done: (method name, arguments). The sync driver calls
+# ``store.<name>``, the async one awaits ``store.a<name>``, so both share one plan.
+_Call = tuple[str, tuple[Any, ...]]
+
+
+class Session(MutableMapping[str, JSONValue]):
+    """One visitor's session: a mapping of ``str`` keys to JSON values.
+
+    Building a session does no I/O: the first read or write loads it from its store. Values are
+    checked at assignment; anything JSON cannot hold raises :class:`TypeError` naming the key.
+
+    Changes are tracked key by key so that a save writes only what this request changed, and
+    concurrent requests of one session that change different keys both keep their change.
+    A list or dict read from the session and changed in place is noticed when the session is
+    saved; :meth:`mark_modified` says so explicitly.
+
+    Args:
+        store: where the session lives.
+        key: the key from the visitor's cookie, or ``None`` for a new visitor.
+        max_age: the default lifetime in seconds (``cookie_max_age``).
+        key_source: instead of ``key``, a callable that returns it; called on first load only, so
+            a request that never touches its session does not even parse its cookie.
+    """
+
+    __slots__ = (
+        "_accessed",
+        "_data",
+        "_deleted",
+        "_doomed",
+        "_expiry",
+        "_expiry_changed",
+        "_incoming",
+        "_key",
+        "_key_source",
+        "_loaded",
+        "_max_age",
+        "_modified",
+        "_record_expires_at",
+        "_rekey",
+        "_snapshots",
+        "_store",
+        "_updated",
+        "_vanished",
+        "_version",
+    )
+
+    def __init__(
+        self,
+        store: SessionStore,
+        key: str | None = None,
+        *,
+        max_age: int = DEFAULT_MAX_AGE,
+        key_source: Callable[[], str | None] | None = None,
+    ) -> None:
+        self._store = store
+        self._key_source = key_source
+        self._incoming = key
+        self._max_age = max_age
+        self._key: str | None = None
+        self._loaded = False
+        self._accessed = False
+        self._modified = False
+        self._data: SessionData = {}
+        self._updated: set[str] = set()
+        self._deleted: set[str] = set()
+        self._snapshots: dict[str, str] | None = None
+        self._expiry: JSONValue = None
+        self._expiry_changed = False
+        self._record_expires_at: float | None = None
+        self._version: object = None
+        self._doomed: list[str] = []
+        self._rekey = False
+        self._vanished = False
+
+    # ------------------------------------------------------------------ loading
+
+    @property
+    def store(self) -> SessionStore:
+        """The store this session lives in."""
+        return self._store
+
+    def incoming_key(self) -> str | None:
+        """The key the visitor's cookie carried (``None`` if none), whether or not it was valid."""
+        if self._key_source is not None:
+            self._incoming = self._key_source()
+            self._key_source = None
+        return self._incoming
+
+    def load(self) -> None:
+        """Load the session from its store now, if it is not loaded yet.
+
+        Only needed to force the load early; every read does it. In async code with a server-side
+        store call :meth:`aload` instead, so the event loop is not blocked.
+        """
+        if not self._loaded:
+            key = self.incoming_key()
+            self._apply_loaded(key, self._store.load(key) if key else None)
+
+    async def aload(self) -> None:
+        """Async twin of :meth:`load`, through the store's ``aload``."""
+        if not self._loaded:
+            key = self.incoming_key()
+            self._apply_loaded(key, await self._store.aload(key) if key else None)
+
+    def _apply_loaded(self, key: str | None, record: SessionRecord | None) -> None:
+        self._loaded = True
+        if record is None:
+            # A key the store does not know is never adopted (no session fixation): a new key is
+            # made when this session is first saved.
+            return
+        self._key = key
+        self._version = record.version
+        self._record_expires_at = record.expires_at
+        if not self._expiry_changed:
+            self._expiry = record.expiry
+        if self._data:  # keys written before the load (partial writes) win over stored ones
+            record.data.update(self._data)
+        self._data = record.data
+
+    def _read(self) -> SessionData:
+        self._accessed = True
+        if not self._loaded:
+            self.load()
+        return self._data
+
+    # ------------------------------------------------------------------ mapping protocol
+
+    def __getitem__(self, key: str) -> JSONValue:
+        key = key if type(key) is str else _normalize_key(key)
+        value = self._read()[key]
+        if type(value) is list or type(value) is dict:
+            self._watch(key, value)
+        return value
+
+    def __setitem__(self, key: str, value: JSONValue) -> None:
+        key = key if type(key) is str else _normalize_key(key)
+        if type(value) not in _SCALARS:
+            _check_json(value, key)
+        self._accessed = True
+        if not self._loaded and not self._store.partial_writes:
+            self.load()
+        self._data[key] = value
+        self._updated.add(key)
+        self._deleted.discard(key)
+        self._modified = True
+
+    def __delitem__(self, key: str) -> None:
+        key = key if type(key) is str else _normalize_key(key)
+        del self._read()[key]  # a missing key raises KeyError and changes nothing
+        self._updated.discard(key)
+        self._deleted.add(key)
+        self._modified = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __contains__(self, key: object) -> bool:
+        if type(key) is not str:
+            try:
+                key = _normalize_key(key)
+            except TypeError:
+                return False
+        return key in self._read()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``session[key]`` if present, else ``default``."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def clear(self) -> None:
+        """Remove every key. An emptied session's record and cookie are deleted on save."""
+        data = self._read()
+        if data:
+            self._deleted.update(data)
+            self._updated.clear()
+            data.clear()
+            self._modified = True
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._loaded else "not loaded"
+        keys = list(self._data) if self._loaded else "?"
+        return f"<Session store={self._store.name!r} {state} keys={keys}>"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Session):
+            return self is other
+        if isinstance(other, dict):
+            return self._read() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ change tracking
+
+    def _watch(self, key: str, value: JSONValue) -> None:
+        # Remember how a container looked when first read so an in-place change is noticed.
+        snapshots = self._snapshots
+        if snapshots is None:
+            snapshots = self._snapshots = {}
+        if key not in snapshots and key not in self._updated:
+            snapshots[key] = _dumps(value)
+
+    def _nested_changes(self) -> set[str]:
+        changed: set[str] = set()
+        if self._snapshots:
+            for key, before in self._snapshots.items():
+                if key in self._data and key not in self._updated:
+                    after = self._data[key]
+                    _check_json(after, key)
+                    if _dumps(after) != before:
+                        changed.add(key)
+        return changed
+
+    @property
+    def accessed(self) -> bool:
+        """Whether anything read or wrote the session in this request (the response then varies
+        by cookie)."""
+        return self._accessed
+
+    @property
+    def modified(self) -> bool:
+        """Whether the session has changes to save: a key set or deleted, its expiry changed,
+        its key cycled, a list or dict changed in place, or :meth:`mark_modified` called."""
+        return (
+            self._modified
+            or self._expiry_changed
+            or self._rekey
+            or bool(self._snapshots and self._nested_changes())
+        )
+
+    def mark_modified(self, key: str | None = None) -> None:
+        """Flag a change the session cannot see, so it is saved.
+
+        With ``key``, that key is rewritten; without, every key is.
+        """
+        data = self._read()
+        keys = [key if type(key) is str else _normalize_key(key)] if key is not None else data
+        for name in keys:
+            if name in data:
+                _check_json(data[name], name)
+                self._updated.add(name)
+        self._modified = True
+
+    @property
+    def key(self) -> str | None:
+        """The key the session is saved under; ``None`` until it is first saved."""
+        return self._key
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the session holds no data (loads it)."""
+        return not self._read()
+
+    def cycle_key(self) -> None:
+        """Give the session a new key, keeping its data, and delete the old record when saved.
+
+        Call it when the visitor's privileges change (at login) against session fixation: a key
+        an attacker planted or saw before is useless afterwards.
+        """
+        self._read()
+        if self._key is not None:
+            self._rekey = True
+        self._modified = True
+        self._updated.update(self._data)
+
+    def flush(self) -> None:
+        """Remove all data, the stored record and the cookie: call it at logout.
+
+        The record is deleted when the session is next saved (by the middleware, at the end of
+        the request). Writing to the session afterwards starts a new one under a new key.
+        """
+        self._read()
+        if self._key is not None:
+            self._doomed.append(self._key)
+        self._key = None
+        self._version = None
+        self._rekey = False
+        self._data = {}
+        self._updated.clear()
+        self._deleted.clear()
+        self._snapshots = None
+        self._expiry = None
+        self._expiry_changed = False
+        self._modified = True
+
+    @property
+    def flushed(self) -> bool:
+        """Whether :meth:`flush` was called and its record is yet to be deleted."""
+        return bool(self._doomed)
+
+    @property
+    def vanished(self) -> bool:
+        """Whether the last save found the session deleted by another request (it was not
+        brought back, and the visitor now has an empty session)."""
+        return self._vanished
+
+    # ------------------------------------------------------------------ expiry
+
+    def set_expiry(self, value: int | timedelta | datetime | None) -> None:
+        """Choose when this session expires; the choice is saved with the session.
+
+        - a positive ``int`` or a ``timedelta``: that many seconds after each save;
+        - an aware ``datetime``: at that moment, however often it is saved;
+        - ``0``: when the browser closes (the cookie has no Max-Age; the server keeps the record
+          for the default lifetime, ``cookie_max_age``);
+        - ``None``: back to the default lifetime.
+        """
+        policy: JSONValue
+        if value is None:
+            policy = None
+        elif isinstance(value, bool):
+            raise TypeError("set_expiry() takes seconds, a timedelta, a datetime, 0 or None")
+        elif isinstance(value, int):
+            if value < 0:
+                raise ValueError(f"set_expiry({value}): seconds must be 0 or more")
+            policy = value
+        elif isinstance(value, timedelta):
+            seconds = math.ceil(value.total_seconds())
+            if seconds < 0:
+                raise ValueError(f"set_expiry({value!r}): the timedelta is negative")
+            policy = seconds
+        elif isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(
+                    "set_expiry() needs an aware datetime, such as datetime.now(UTC) + ..."
+                )
+            policy = {"at": value.timestamp()}
+        else:
+            raise TypeError(
+                f"set_expiry() takes seconds, a timedelta, a datetime, 0 or None, "
+                f"not {type(value).__name__}"
+            )
+        self._accessed = True
+        if not self._loaded and not self._store.partial_writes:
+            self.load()
+        self._expiry = policy
+        self._expiry_changed = True
+
+    @property
+    def expire_at_browser_close(self) -> bool:
+        """Whether the cookie ends with the browser session (``set_expiry(0)``)."""
+        return self._expiry == 0
+
+    @property
+    def expiry_age(self) -> int:
+        """Seconds from now until the session expires if it is saved now."""
+        policy = self._expiry
+        if isinstance(policy, dict):
+            return max(0, math.ceil(float(policy["at"]) - time.time()))  # type: ignore[arg-type]
+        if isinstance(policy, int) and policy > 0:
+            return policy
+        return self._max_age
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the session expires if it is saved now (an aware UTC datetime)."""
+        return datetime.fromtimestamp(self._expires_at_timestamp(time.time()), UTC)
+
+    def _expires_at_timestamp(self, now: float) -> float:
+        policy = self._expiry
+        if isinstance(policy, dict):
+            return float(policy["at"])  # type: ignore[arg-type]
+        if isinstance(policy, int) and policy > 0:
+            return now + policy
+        return now + self._max_age
+
+    @property
+    def cookie_max_age(self) -> int | None:
+        """The cookie's Max-Age: ``None`` for a browser-session cookie."""
+        return None if self._expiry == 0 else self.expiry_age
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self) -> str | None:
+        """Write the session's changes to its store now and return its key.
+
+        Returns ``None`` when there is nothing stored: the session is empty (its record is then
+        deleted) or it was deleted by another request meanwhile (it is not brought back). The
+        middleware calls this at the end of each request; call it yourself outside one.
+        """
+        plan = self._save_plan()
+        try:
+            name, args = next(plan)
+            while True:
+                name, args = plan.send(getattr(self._store, name)(*args))
+        except StopIteration as done:
+            result: str | None = done.value
+            return result
+
+    async def asave(self) -> str | None:
+        """Async twin of :meth:`save`, through the store's async methods."""
+        if not self._loaded and self._needs_load_to_save():
+            await self.aload()
+        store = self._store
+        plan = self._save_plan()
+        try:
+            name, args = next(plan)
+            while True:
+                name, args = plan.send(await getattr(store, "a" + name)(*args))
+        except StopIteration as done:
+            result: str | None = done.value
+            return result
+
+    def _needs_load_to_save(self) -> bool:
+        return not self._store.partial_writes or not self._data
+
+    def _save_plan(self) -> Generator[_Call, Any, str | None]:
+        """The store calls a save needs, in order; shared by :meth:`save` and :meth:`asave`."""
+        for doomed in self._doomed:
+            yield ("delete", (doomed,))
+        self._doomed.clear()
+        if not self._loaded and self._needs_load_to_save():
+            self.load()
+        nested = self._nested_changes()
+        data = self._data
+        if self._loaded and not data:
+            if self._key is not None:
+                yield ("delete", (self._key,))
+            self._after_save(None)
+            return None
+
+        record = SessionRecord(
+            data=data,
+            expires_at=self._expires_at_timestamp(time.time()),
+            expiry=self._expiry,
+            version=self._version,
+        )
+        key = self._key
+        if key is None and not self._loaded:
+            key = self.incoming_key()  # write-only request: let the store merge into it
+        if key is None:
+            new_key = yield ("save", (None, record, Changes.everything(record)))
+        elif self._rekey:
+            new_key = yield ("cycle_key", (key, record))
+        else:
+            changes = Changes(
+                frozenset(self._updated | nested),
+                frozenset(self._deleted),
+                complete=self._loaded,
+            )
+            new_key = yield ("save", (key, record, changes))
+            if new_key is None:
+                if self._loaded:
+                    # Deleted by another request (a sign-out): do not bring it back.
+                    self._data = {}
+                    self._vanished = True
+                    self._after_save(None)
+                    return None
+                # Only written, never read, and the key was unknown: start a new session with
+                # what was written; the unknown key is not adopted.
+                self._loaded = True
+                new_key = yield ("save", (None, record, Changes.everything(record)))
+        self._version = record.version
+        self._record_expires_at = record.expires_at
+        self._after_save(new_key)
+        return new_key  # type: ignore[no-any-return]
+
+    def _after_save(self, key: str | None) -> None:
+        self._key = key
+        self._modified = False
+        self._expiry_changed = False
+        self._rekey = False
+        self._updated.clear()
+        self._deleted.clear()
+        self._snapshots = None

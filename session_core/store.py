@@ -1,0 +1,235 @@
+"""The store contract: what a session backend implements.
+
+A store is one long-lived object per app, shared by every request, thread and task. It loads,
+saves and deletes whole sessions by key. Every method has an async twin whose default runs the
+sync method in a worker thread; a store with a native async client overrides the twins.
+
+The conformance suite in :mod:`session_core.testing` checks every promise made here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, TypeAlias
+
+__all__ = [
+    "KEY_BYTES",
+    "STORE_API_VERSION",
+    "SUPPORTED_STORE_API",
+    "Changes",
+    "JSONValue",
+    "Progress",
+    "SessionData",
+    "SessionRecord",
+    "SessionStore",
+    "generate_key",
+    "hash_key",
+    "is_plausible_key",
+]
+
+JSONValue: TypeAlias = (
+    str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
+)
+"""A value a session can hold: anything JSON can represent, with ``str`` keys in objects."""
+
+SessionData: TypeAlias = dict[str, JSONValue]
+"""A session's contents."""
+
+Progress: TypeAlias = Callable[[int], None]
+"""Called by :meth:`SessionStore.clear_expired` with the number of records removed so far."""
+
+STORE_API_VERSION = 1
+"""The store API this session-core defines. A plugin returns it from its
+``session_core_store_api_version`` hook, as it was when the plugin was written."""
+
+SUPPORTED_STORE_API = range(1, 2)
+"""The store API versions this session-core can load."""
+
+KEY_BYTES = 32
+"""Random bytes in a session key (256 bits)."""
+
+_KEY_LENGTH = 43  # len(secrets.token_urlsafe(KEY_BYTES))
+_KEY_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def generate_key() -> str:
+    """Return a new session key: 256 random bits from :mod:`secrets`, URL-safe base64."""
+    return secrets.token_urlsafe(KEY_BYTES)
+
+
+def is_plausible_key(key: str) -> bool:
+    """Whether ``key`` has the shape of a key made by :func:`generate_key`.
+
+    Server stores call it before any I/O so that garbage from a cookie costs no round trip.
+    """
+    return len(key) == _KEY_LENGTH and _KEY_ALPHABET.issuperset(key)
+
+
+def hash_key(key: str) -> str:
+    """The SHA-256 of a session key, hex encoded: what server stores keep instead of the key.
+
+    A leaked table or dump then holds no live session ids. The key already has 256 bits of
+    entropy, so a fast unsalted hash is enough to make it irreversible.
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One session as a store keeps it.
+
+    Attributes:
+        data: the session's contents. In a save whose :attr:`Changes.complete` is false it holds
+            only the keys in :attr:`Changes.updated`.
+        expires_at: Unix time after which the store must not return this record. Stores that
+            can expire data by themselves (a TTL) should use it; the others filter on it.
+        expiry: the session's own expiry setting. Opaque to the store: small JSON to keep with the
+            record and return unchanged from :meth:`SessionStore.load`.
+        version: store-private; what the store needs for concurrency control (for example a row
+            version). Returned by ``load``, handed back unchanged to ``save``; ``save`` may set
+            it to the new value.
+    """
+
+    data: SessionData
+    expires_at: float
+    expiry: JSONValue = None
+    version: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a request changed in a session, so a store can merge instead of overwriting.
+
+    Two concurrent requests of one session that change different keys must both keep their
+    change: a store applies ``updated`` and ``deleted`` to what it holds now, not the whole
+    ``record.data`` it was given (unless it has no newer data than the caller's).
+
+    Attributes:
+        updated: keys set by this request; their new values are in ``record.data``.
+        deleted: keys removed by this request.
+        complete: whether ``record.data`` is the whole session. False only for stores with
+            :attr:`SessionStore.partial_writes`, when the request wrote without reading.
+    """
+
+    updated: frozenset[str]
+    deleted: frozenset[str] = frozenset()
+    complete: bool = True
+
+    @classmethod
+    def everything(cls, record: SessionRecord) -> Changes:
+        """Changes that rewrite every key of ``record``: used when a session is created."""
+        return cls(frozenset(record.data))
+
+
+class SessionStore(ABC):
+    """The base class of every session store.
+
+    Subclasses implement :meth:`load`, :meth:`save` and :meth:`delete`; the rest have defaults.
+    An instance is shared by every request of an app, so it must be safe to use from several
+    threads and tasks at once. A store that talks to a server raises
+    :class:`~session_core.StoreUnreachableError` when it cannot, and never returns someone
+    else's data for a key.
+    """
+
+    name: ClassVar[str] = ""
+    """The store's public name (its entry-point name), used in messages."""
+
+    local: ClassVar[bool] = False
+    """True when ``load`` and ``save`` do no I/O (the data travels in the cookie). The ASGI
+    middleware then loads lazily on the event loop instead of loading ahead with ``aload``."""
+
+    partial_writes: ClassVar[bool] = False
+    """True when ``save`` can apply :class:`Changes` to a session it was not given in full, so a
+    request that only writes keys needs no read first. False makes the session load before it
+    saves, and ``Changes.complete`` is then always true."""
+
+    needs_cleanup: ClassVar[bool] = False
+    """True when expired records stay until :meth:`clear_expired` removes them (SQL tables).
+    False for stores whose data expires by itself (cookies, Redis TTLs)."""
+
+    @staticmethod
+    def generate_key() -> str:
+        """A new session key; see :func:`generate_key`."""
+        return generate_key()
+
+    @abstractmethod
+    def load(self, key: str) -> SessionRecord | None:
+        """The record saved under ``key``, or ``None``.
+
+        ``None`` when no such record exists, it has expired (``expires_at`` is past), or ``key``
+        is not a key this store could have made. Never raises for a malformed key.
+        """
+
+    @abstractmethod
+    def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """Write ``record`` and return the key it is now saved under.
+
+        With ``key=None`` a new session is created under a fresh key and ``changes`` lists every
+        key. With a key, the existing session is updated by merging ``changes`` into what the
+        store holds now; if that session no longer exists (deleted, expired, or never existed)
+        nothing is written and ``None`` is returned, so a session deleted by one request is not
+        brought back by another. A store whose key is the data itself (the cookie store) returns
+        a new key on every save.
+        """
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the session saved under ``key``. A missing key is not an error."""
+
+    def cycle_key(self, key: str, record: SessionRecord) -> str:
+        """Move the session under ``key`` to a fresh key and delete the old record.
+
+        Called at login against session fixation. ``record`` is the whole session. The default
+        saves a new session then deletes the old one; stores that can, do both atomically.
+        """
+        new_key = self.save(None, record, Changes.everything(record))
+        if new_key is None:  # pragma: no cover - a create always returns a key
+            raise RuntimeError(f"{type(self).__name__}.save(None, ...) returned None")
+        self.delete(key)
+        return new_key
+
+    def clear_expired(self, progress: Progress | None = None) -> int | None:
+        """Remove expired records and return how many; ``None`` if the store needs no cleanup.
+
+        Long runs work in bounded batches so that live traffic is not blocked, and call
+        ``progress`` with the running total after each batch.
+        """
+        return None
+
+    def close(self) -> None:
+        """Release connections and pools. The store must not be used afterwards."""
+
+    # The async twins. The defaults run the sync method in a worker thread so that the event loop
+    # is never blocked; stores with a native async client override them.
+
+    async def aload(self, key: str) -> SessionRecord | None:
+        """Async twin of :meth:`load`."""
+        return await asyncio.to_thread(self.load, key)
+
+    async def asave(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """Async twin of :meth:`save`."""
+        return await asyncio.to_thread(self.save, key, record, changes)
+
+    async def adelete(self, key: str) -> None:
+        """Async twin of :meth:`delete`."""
+        await asyncio.to_thread(self.delete, key)
+
+    async def acycle_key(self, key: str, record: SessionRecord) -> str:
+        """Async twin of :meth:`cycle_key`."""
+        return await asyncio.to_thread(self.cycle_key, key, record)
+
+    async def aclear_expired(self, progress: Progress | None = None) -> int | None:
+        """Async twin of :meth:`clear_expired`."""
+        return await asyncio.to_thread(self.clear_expired, progress)
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await asyncio.to_thread(self.close)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

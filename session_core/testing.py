@@ -1,0 +1,379 @@
+"""A conformance suite any store runs against itself, so "works like the built-in stores" is a
+fact a test proves.
+
+Subclass :class:`StoreConformance` in a pytest test module and say how to build your store::
+
+    from session_core.testing import StoreConformance
+
+    class TestMyStore(StoreConformance):
+        def make_store(self):
+            return MyStore(url="...")
+
+        def dump_storage(self, store):  # server-side stores: everything the store holds, as text
+            return "\\n".join(repr(row) for row in my_backend_rows())
+
+Every promise of :class:`~session_core.SessionStore` has a test here. Needs pytest
+(``pip install 'session-core[testing]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+from .session import Session
+from .store import (
+    Changes,
+    SessionData,
+    SessionRecord,
+    SessionStore,
+    generate_key,
+    hash_key,
+    is_plausible_key,
+)
+
+__all__ = ["HOSTILE_KEYS", "StoreConformance", "make_record"]
+
+HOSTILE_KEYS: tuple[str, ...] = (
+    "",
+    "x",
+    "' OR '1'='1' --",
+    "'; DROP TABLE sessions; --",
+    "*1\r\n$8\r\nFLUSHALL\r\n",
+    "FLUSHALL",
+    "session:*",
+    "{slot}key",
+    "../../etc/passwd",
+    "\x00\x01\x02",
+    "é" * 43,
+    "A" * 43 + "\n",
+    "a" * 5000,
+    "a.b.c",
+)
+"""Keys no store may choke on or match: every one must load as ``None``."""
+
+
+def make_record(data: SessionData, ttl: float = 3600.0, expiry: Any = None) -> SessionRecord:
+    """A record holding ``data`` that expires ``ttl`` seconds from now."""
+    return SessionRecord(data=data, expires_at=time.time() + ttl, expiry=expiry)
+
+
+class StoreConformance:
+    """The store contract as tests. Subclass it as ``class TestXxx(StoreConformance)``.
+
+    Override :meth:`make_store`; server-side stores also override :meth:`dump_storage`.
+    Set :attr:`server_side` to false for a store whose key is the data itself (like the cookie
+    store), which cannot delete or merge.
+    """
+
+    server_side: ClassVar[bool] = True
+    """Whether the store keeps data on a server (False: the key carries the data)."""
+
+    expiry_wait: ClassVar[float] = 1.2
+    """Seconds the short-expiry test waits for a record to expire."""
+
+    def make_store(self) -> SessionStore:
+        """Build a fresh store for one test."""
+        raise NotImplementedError("override make_store() to build the store under test")
+
+    def dump_storage(self, store: SessionStore) -> str:
+        """Everything a server-side store holds, as text (table rows, Redis keys and values).
+
+        Used to prove that no raw session key is kept at rest.
+        """
+        raise NotImplementedError(
+            "override dump_storage() to return the raw contents of the store's backend"
+        )
+
+    @pytest.fixture
+    def store(self) -> Iterator[SessionStore]:
+        """The store under test, closed afterwards."""
+        store = self.make_store()
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def _create(self, store: SessionStore, data: SessionData, **kwargs: Any) -> str:
+        record = make_record(data, **kwargs)
+        key = store.save(None, record, Changes.everything(record))
+        assert isinstance(key, str), "save(None, ...) must return the new key"
+        return key
+
+    # ------------------------------------------------------------------ keys
+
+    def test_generated_keys_are_long_random_and_unique(self, store: SessionStore) -> None:
+        keys = {store.generate_key() for _ in range(2000)}
+        assert len(keys) == 2000
+        assert all(len(k) >= 43 for k in keys)
+        if self.server_side:
+            key = self._create(store, {"a": 1})
+            assert is_plausible_key(key) or len(key) >= 43
+
+    def test_missing_key_loads_none(self, store: SessionStore) -> None:
+        assert store.load(generate_key()) is None
+
+    @pytest.mark.parametrize("hostile", HOSTILE_KEYS)
+    def test_hostile_key_loads_none(self, store: SessionStore, hostile: str) -> None:
+        self._create(store, {"victim": "data"})
+        assert store.load(hostile) is None
+
+    def test_no_raw_key_at_rest(self, store: SessionStore) -> None:
+        if not self.server_side:
+            pytest.skip("the key of a client-side store is the data; nothing is kept at rest")
+        key = self._create(store, {"user": 42})
+        dump = self.dump_storage(store)
+        assert "42" in dump, "dump_storage() must show what the store holds"
+        assert key not in dump, "the raw session key is stored; keep hash_key(key) instead"
+        assert hash_key(key) in dump or key not in dump
+
+    # ------------------------------------------------------------------ round trips
+
+    def test_round_trip(self, store: SessionStore) -> None:
+        data: SessionData = {
+            "str": "héllo ☃ \"quoted\" \\ back",
+            "int": 2**53,
+            "neg": -7,
+            "float": 1.5,
+            "bool": True,
+            "none": None,
+            "list": [1, "two", [3.0], {"four": 4}],
+            "dict": {"nested": {"deeper": ["x"]}},
+            "": "empty key",
+        }
+        key = self._create(store, data, expiry=3600)
+        record = store.load(key)
+        assert record is not None
+        assert record.data == data
+        assert record.expiry == 3600
+        assert abs(record.expires_at - (time.time() + 3600)) < 5
+
+    @pytest.mark.parametrize("expiry", [None, 0, 60, {"at": 1.9e9}])
+    def test_expiry_setting_round_trips(self, store: SessionStore, expiry: Any) -> None:
+        key = self._create(store, {"a": 1}, expiry=expiry)
+        record = store.load(key)
+        assert record is not None
+        assert record.expiry == expiry
+
+    def test_larger_session_round_trips(self, store: SessionStore) -> None:
+        data: SessionData = {f"k{i}": "v" * 20 for i in range(60 if not self.server_side else 2000)}
+        key = self._create(store, data)
+        record = store.load(key)
+        assert record is not None
+        assert record.data == data
+
+    # ------------------------------------------------------------------ expiry
+
+    def test_expired_record_is_not_returned(self, store: SessionStore) -> None:
+        key = self._create(store, {"a": 1}, ttl=-5)
+        assert store.load(key) is None
+
+    def test_record_expires_when_its_time_comes(self, store: SessionStore) -> None:
+        key = self._create(store, {"a": 1}, ttl=self.expiry_wait)
+        assert store.load(key) is not None
+        time.sleep(self.expiry_wait + 1.0)
+        assert store.load(key) is None
+
+    def test_clear_expired(self, store: SessionStore) -> None:
+        live = [self._create(store, {"live": i}) for i in range(3)]
+        for i in range(5):
+            self._create(store, {"dead": i}, ttl=-10)
+        seen: list[int] = []
+        removed = store.clear_expired(seen.append)
+        if not type(store).needs_cleanup:
+            assert removed is None, "a store that needs no cleanup returns None"
+            return
+        assert removed is not None
+        assert removed >= 5
+        assert seen, "clear_expired must report progress"
+        assert seen[-1] == removed
+        assert all(store.load(k) is not None for k in live)
+        assert store.clear_expired() == 0
+
+    # ------------------------------------------------------------------ updates and deletes
+
+    def test_update_merges_disjoint_changes(self, store: SessionStore) -> None:
+        if not self.server_side:
+            pytest.skip("a client-side store's cookie is replaced whole")
+        key = self._create(store, {"a": 1, "b": 1, "c": 1})
+        first, second = store.load(key), store.load(key)
+        assert first is not None
+        assert second is not None
+        first.data["a"] = 2
+        del first.data["c"]
+        assert store.save(key, first, Changes(frozenset({"a"}), frozenset({"c"}))) == key
+        second.data["b"] = 2
+        assert store.save(key, second, Changes(frozenset({"b"}))) == key
+        merged = store.load(key)
+        assert merged is not None
+        assert merged.data == {"a": 2, "b": 2}
+
+    def test_update_of_deleted_session_is_not_resurrected(self, store: SessionStore) -> None:
+        if not self.server_side:
+            pytest.skip("a client-side store has nothing to delete")
+        key = self._create(store, {"user": 1})
+        late = store.load(key)
+        assert late is not None
+        store.delete(key)
+        late.data["cart"] = [1]
+        assert store.save(key, late, Changes(frozenset({"cart"}))) is None
+        assert store.load(key) is None
+
+    def test_update_of_unknown_key_creates_nothing(self, store: SessionStore) -> None:
+        if not self.server_side:
+            pytest.skip("a client-side store has no server records")
+        planted = generate_key()
+        record = make_record({"a": 1})
+        assert store.save(planted, record, Changes(frozenset({"a"}))) is None
+        assert store.load(planted) is None
+
+    def test_update_extends_expiry(self, store: SessionStore) -> None:
+        key = self._create(store, {"a": 1}, ttl=60)
+        record = store.load(key)
+        assert record is not None
+        record.expires_at = time.time() + 7200
+        new_key = store.save(key, record, Changes(frozenset()))
+        assert new_key is not None
+        reloaded = store.load(new_key)
+        assert reloaded is not None
+        assert reloaded.expires_at > time.time() + 3600
+
+    def test_delete(self, store: SessionStore) -> None:
+        key = self._create(store, {"a": 1})
+        store.delete(key)
+        if self.server_side:
+            assert store.load(key) is None
+
+    def test_delete_missing_key_is_not_an_error(self, store: SessionStore) -> None:
+        store.delete(generate_key())
+        for hostile in HOSTILE_KEYS:
+            store.delete(hostile)
+
+    def test_cycle_key_moves_data_and_kills_old_key(self, store: SessionStore) -> None:
+        key = self._create(store, {"user": 7})
+        record = store.load(key)
+        assert record is not None
+        new_key = store.cycle_key(key, record)
+        moved = store.load(new_key)
+        assert moved is not None
+        assert moved.data == {"user": 7}
+        if self.server_side:
+            assert new_key != key
+            assert store.load(key) is None
+
+    # ------------------------------------------------------------------ through a Session
+
+    def test_session_write_only_then_read(self, store: SessionStore) -> None:
+        key = self._create(store, {"kept": 1})
+        writer = Session(store, key)
+        writer["added"] = 2
+        saved = writer.save()
+        assert saved is not None
+        reader = Session(store, saved)
+        expected = {"kept": 1, "added": 2} if self.server_side else None
+        if expected is not None:
+            assert dict(reader) == expected
+        else:
+            assert reader["added"] == 2
+
+    def test_session_planted_key_is_never_adopted(self, store: SessionStore) -> None:
+        planted = generate_key()
+        session = Session(store, planted)
+        session["user"] = 1
+        key = session.save()
+        assert key is not None
+        assert key != planted
+        if self.server_side:
+            assert store.load(planted) is None
+
+    def test_session_flush_deletes_record(self, store: SessionStore) -> None:
+        key = self._create(store, {"user": 1})
+        session = Session(store, key)
+        assert session["user"] == 1
+        session.flush()
+        assert session.save() is None
+        if self.server_side:
+            assert store.load(key) is None
+
+    def test_concurrent_sessions_from_threads(self, store: SessionStore) -> None:
+        shared = self._create(store, {"start": 0})
+        errors: list[BaseException] = []
+        keys: dict[int, str | None] = {}
+
+        def work(worker: int) -> None:
+            try:
+                own = Session(store)
+                for step in range(15):
+                    own[f"step{step}"] = worker
+                    keys[worker] = own.save()
+                    assert Session(store, keys[worker])[f"step{step}"] == worker
+                if self.server_side:
+                    session = Session(store, shared)
+                    session[f"w{worker}"] = worker
+                    assert session.save() == shared
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert len({k for k in keys.values()}) == 8
+        if self.server_side:
+            final = store.load(shared)
+            assert final is not None
+            assert final.data == {"start": 0, **{f"w{n}": n for n in range(8)}}
+
+    # ------------------------------------------------------------------ async twins
+
+    def test_async_twins(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            record = make_record({"a": 1})
+            key = await store.asave(None, record, Changes.everything(record))
+            assert key is not None
+            loaded = await store.aload(key)
+            assert loaded is not None
+            assert loaded.data == {"a": 1}
+            loaded.data["b"] = 2
+            key = await store.asave(key, loaded, Changes(frozenset({"b"})))
+            assert key is not None
+            again = await store.aload(key)
+            assert again is not None
+            assert again.data == {"a": 1, "b": 2}
+            new_key = await store.acycle_key(key, again)
+            await store.adelete(new_key)
+            if self.server_side:
+                assert new_key != key
+                assert await store.aload(new_key) is None
+                assert await store.aload(key) is None
+            assert await store.aload(generate_key()) is None
+            cleared = await store.aclear_expired()
+            assert cleared is None or cleared >= 0
+
+        asyncio.run(scenario())
+
+    def test_async_sessions_concurrently(self, store: SessionStore) -> None:
+        if not self.server_side:
+            pytest.skip("a client-side store's cookie is replaced whole")
+        shared = self._create(store, {"start": 0})
+
+        async def one(n: int) -> None:
+            session = Session(store, shared)
+            await session.aload()
+            session[f"t{n}"] = n
+            assert await session.asave() == shared
+
+        async def scenario() -> None:
+            await asyncio.gather(*(one(n) for n in range(20)))
+
+        asyncio.run(scenario())
+        final = store.load(shared)
+        assert final is not None
+        assert final.data == {"start": 0, **{f"t{n}": n for n in range(20)}}
