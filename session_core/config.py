@@ -36,7 +36,7 @@ _NOT_CONFIG_ENV = frozenset({"SESSION_CORE_DISABLE_PLUGINS", "SESSION_CORE_CONFI
 _SAME_SITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 6265 cookie-name token
 _ATTRIBUTE_VALUE = re.compile(r"^[\x21-\x3a\x3c-\x7e]*$")  # printable, no ';' (RFC 6265)
-_SECRET_HINT = (
+_HOW_TO_GET_A_KEY = (
     'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))" '
     "and set it as secret_key (or SESSION_CORE_SECRET_KEY)"
 )
@@ -89,16 +89,14 @@ class SessionConfig:
         _reject_unknown(settings.keys(), source="")
         missing = "secret_key" not in settings or settings["secret_key"] is None
         if missing:
-            raise ConfigurationError("secret_key", f"a secret key is required; {_SECRET_HINT}")
+            raise ConfigurationError("secret_key", f"a secret key is required; {_HOW_TO_GET_A_KEY}")
         values = dict(settings)
         if "fallback_secret_keys" in values:
             values["fallback_secret_keys"] = _as_key_tuple(values["fallback_secret_keys"])
         return cls(**values)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> SessionConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SessionConfig:
         """Build from ``SESSION_CORE_<KEY>`` environment variables, then ``overrides``.
 
         Booleans are written ``true``/``false`` (or 1/0, yes/no, on/off), numbers as digits,
@@ -281,14 +279,14 @@ def _parse_env(key: str, var: str, raw: str) -> Any:
 def _check_secret(key: str, value: Any) -> None:
     if not isinstance(value, (str, bytes)):
         raise ConfigurationError(
-            key, f"must be a string, not {type(value).__name__}; {_SECRET_HINT}"
+            key, f"must be a string, not {type(value).__name__}; {_HOW_TO_GET_A_KEY}"
         )
     size = len(value.encode() if isinstance(value, str) else value)
     if size < MIN_SECRET_BYTES:
         raise ConfigurationError(
             key,
             f"is {size} bytes long; it must be at least {MIN_SECRET_BYTES} random bytes; "
-            f"{_SECRET_HINT}",
+            f"{_HOW_TO_GET_A_KEY}",
         )
 
 
@@ -296,7 +294,7 @@ def _type_error(key: str, value: Any, wanted: str) -> ConfigurationError:
     return ConfigurationError(key, f"must be {wanted}, not {type(value).__name__} {value!r}")
 
 
-def _validate(cfg: SessionConfig) -> None:  # noqa: C901 - one check a setting, in order
+def _validate(cfg: SessionConfig) -> None:
     from .store import SessionStore
 
     _check_secret("secret_key", cfg.secret_key)
@@ -361,8 +359,7 @@ def _validate(cfg: SessionConfig) -> None:  # noqa: C901 - one check a setting, 
     if normal == "None" and not cfg.cookie_secure:
         raise ConfigurationError(
             "cookie_same_site",
-            'browsers reject SameSite=None without Secure; set cookie_secure = true, '
-            'or use "Lax"',
+            'browsers reject SameSite=None without Secure; set cookie_secure = true, or use "Lax"',
         )
 
     if not isinstance(cfg.store_options, Mapping):

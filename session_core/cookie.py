@@ -174,7 +174,7 @@ class CookieStore(SessionStore):
                 continue
             try:
                 return self._record(self._decode(body, index), signed_at.timestamp())
-            except Exception:  # noqa: BLE001 - signed by us yet undecodable: treat as absent
+            except Exception:
                 return None
         return None
 
@@ -241,4 +241,3 @@ def session_core_store_api_version() -> int:
 def session_core_create_store(config: SessionConfig) -> SessionStore:
     """Build the cookie store from ``config``."""
     return CookieStore.from_config(config)
-

@@ -144,9 +144,7 @@ class IncompatiblePluginError(PluginLoadError):
         self.supported = supported
         low, high = supported.start, supported.stop - 1
         window = f"{low}" if low == high else f"{low} to {high}"
-        hint = (
-            f"upgrade {distribution}" if plugin_api < low else "upgrade session-core"
-        )
+        hint = f"upgrade {distribution}" if plugin_api < low else "upgrade session-core"
         super().__init__(
             name,
             distribution,
@@ -174,7 +172,8 @@ class CookieTooLargeError(SessionCoreError):
         super().__init__(
             f"the session cookie would be {size} bytes, over the {limit}-byte limit browsers "
             f"accept (store {store!r}); keep less in the session, or use a server-side store "
-            f"such as 'db' (pip install session-core-db) or 'redis' (pip install session-core-redis)"
+            f"such as 'db' (pip install session-core-db) or 'redis' "
+            f"(pip install session-core-redis)"
         )
 
 
@@ -194,6 +193,4 @@ class StoreUnreachableError(SessionCoreError, ConnectionError):
         self.target = target
         self.operation = operation
         detail = f": {reason}" if reason else ""
-        super().__init__(
-            f"session store {store!r} could not {operation} at {target}{detail}"
-        )
+        super().__init__(f"session store {store!r} could not {operation} at {target}{detail}")

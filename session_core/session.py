@@ -30,38 +30,32 @@ def _normalize_key(key: object) -> str:
 
 
 def _check_json(value: object, key: str, path: str = "") -> None:
-    kind = type(value)
-    if kind in _SCALARS:
+    if value is None or isinstance(value, (str, int)):  # bool is an int; str/int enums encode
         return
-    if kind is float:
-        if not math.isfinite(value):  # type: ignore[arg-type]
+    if isinstance(value, float):
+        if not math.isfinite(value):
             raise TypeError(
                 f"session[{key!r}]{path}: {value!r} is not a JSON number; "
                 f"only finite floats can be stored"
             )
         return
-    if kind is list:
-        for index, item in enumerate(value):  # type: ignore[arg-type]
+    if isinstance(value, list):
+        for index, item in enumerate(value):
             _check_json(item, key, f"{path}[{index}]")
         return
-    if kind is dict:
-        for inner_key, item in value.items():  # type: ignore[attr-defined]
-            if type(inner_key) is not str:
+    if isinstance(value, dict):
+        for inner_key, item in value.items():
+            if not isinstance(inner_key, str):
                 raise TypeError(
                     f"session[{key!r}]{path}: dict key {inner_key!r} is not a str; "
                     f"JSON objects only have string keys"
                 )
             _check_json(item, key, f"{path}[{inner_key!r}]")
         return
-    if isinstance(value, Enum) and type(value.value) in _SCALARS:
-        raise TypeError(
-            f"session[{key!r}]{path}: store the enum's value ({value.value!r}), "
-            f"not the member {value!r}"
-        )
-    hint = "; use a list" if kind is tuple else ""
+    hint = "; use a list" if isinstance(value, tuple) else ""
     raise TypeError(
-        f"session[{key!r}]{path}: {kind.__name__} is not a JSON value{hint}; a session holds "
-        f"str, int, float, bool, None, and lists and dicts (str keys) of them"
+        f"session[{key!r}]{path}: {type(value).__name__} is not a JSON value{hint}; a session "
+        f"holds str, int, float, bool, None, and lists and dicts (str keys) of them"
     )
 
 
@@ -363,6 +357,12 @@ class Session(MutableMapping[str, JSONValue]):
     def flushed(self) -> bool:
         """Whether :meth:`flush` was called and its record is yet to be deleted."""
         return bool(self._doomed)
+
+    def take_flushed_keys(self) -> list[str]:
+        """The keys whose records :meth:`flush` doomed, handed over once for deletion; used when
+        a response must not save (5xx) but a sign-out must still take effect."""
+        keys, self._doomed = self._doomed, []
+        return keys
 
     @property
     def vanished(self) -> bool:

@@ -32,9 +32,7 @@ __all__ = [
     "is_plausible_key",
 ]
 
-JSONValue: TypeAlias = (
-    str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
-)
+JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 """A value a session can hold: anything JSON can represent, with ``str`` keys in objects."""
 
 SessionData: TypeAlias = dict[str, JSONValue]
@@ -201,7 +199,7 @@ class SessionStore(ABC):
         """
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: stores without connections keep it
         """Release connections and pools. The store must not be used afterwards."""
 
     # The async twins. The defaults run the sync method in a worker thread so that the event loop

@@ -1,0 +1,7 @@
+"""``python -m session_core``: the same as the ``session-core`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

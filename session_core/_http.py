@@ -1,0 +1,205 @@
+"""The HTTP side of a session, shared by the WSGI and ASGI middleware and the framework
+integrations: reading the session cookie and deciding, at the response, what to save and which
+headers to send.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .config import SessionConfig
+from .cookie import MAX_COOKIE_BYTES
+from .errors import CookieTooLargeError
+from .session import Session
+from .store import SessionStore
+
+__all__ = ["SessionCookie", "parse_cookie_value", "resolve_config"]
+
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SET_COOKIE_PREFIX = len("Set-Cookie: ")
+
+# What a response does with its session (see SessionCookie._decide).
+_NOTHING, _VARY, _SAVE, _DROP_FLUSHED, _DELETE_COOKIE = range(5)
+
+
+def _http_date(timestamp: float) -> str:
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def parse_cookie_value(header: str | None, name: str) -> str | None:
+    """The value of the first cookie called ``name`` in a ``Cookie`` request header.
+
+    Browsers send the cookie with the most specific path first, so the first one wins. Quotes
+    around a value are removed; nothing else is decoded (session cookie values are plain ASCII).
+    """
+    if not header:
+        return None
+    start = 0
+    size = len(header)
+    while start < size:
+        end = header.find(";", start)
+        if end < 0:
+            end = size
+        pair = header[start:end]
+        eq = pair.find("=")
+        if eq >= 0 and pair[:eq].strip() == name:
+            value = pair[eq + 1 :].strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+        start = end + 1
+    return None
+
+
+class SessionCookie:
+    """Reads and writes the session cookie for one configuration, and finishes a session at the
+    end of a request (save, then the ``Set-Cookie`` and ``Vary`` headers).
+
+    Args:
+        config: the session configuration.
+        store: the app's store.
+    """
+
+    __slots__ = (
+        "_attributes",
+        "_delete_header",
+        "_name",
+        "_prefix",
+        "_save_every_request",
+        "_store",
+        "_suffix",
+        "config",
+    )
+
+    def __init__(self, config: SessionConfig, store: SessionStore) -> None:
+        self.config = config
+        self._store = store
+        self._name = config.cookie_name
+        self._prefix = config.cookie_name + "="
+        self._save_every_request = config.save_every_request
+        attributes = [f"Path={config.cookie_path}"]
+        if config.cookie_domain:
+            attributes.append(f"Domain={config.cookie_domain}")
+        flags = []
+        if config.cookie_secure:
+            flags.append("Secure")
+        if config.cookie_http_only:
+            flags.append("HttpOnly")
+        flags.append(f"SameSite={config.cookie_same_site}")
+        self._suffix = "; " + "; ".join(flags)
+        self._attributes = "; " + "; ".join(attributes)
+        self._delete_header = (
+            f"{self._prefix}{self._attributes}; Max-Age=0; Expires={_EPOCH}{self._suffix}"
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    def new_session(self, cookie_header: str | None) -> Session:
+        """A session for a request with this ``Cookie`` header (parsed only when needed)."""
+        name = self._name
+        return Session(
+            self._store,
+            max_age=self.config.cookie_max_age,
+            key_source=lambda: parse_cookie_value(cookie_header, name),
+        )
+
+    # ------------------------------------------------------------------ responses
+
+    def set_cookie_header(self, value: str, max_age: int | None) -> str:
+        """The ``Set-Cookie`` value for a session cookie holding ``value``.
+
+        ``max_age=None`` makes a browser-session cookie (no Max-Age, no Expires).
+
+        Raises:
+            CookieTooLargeError: the whole ``Set-Cookie`` line is over 4096 bytes.
+        """
+        if max_age is None:
+            header = f"{self._prefix}{value}{self._attributes}{self._suffix}"
+        else:
+            expires = _http_date(time.time() + max_age)
+            header = (
+                f"{self._prefix}{value}{self._attributes}; Max-Age={max_age}; "
+                f"Expires={expires}{self._suffix}"
+            )
+        size = _SET_COOKIE_PREFIX + len(header)
+        if size > MAX_COOKIE_BYTES:
+            raise CookieTooLargeError(size, MAX_COOKIE_BYTES, self._store.name)
+        return header
+
+    @property
+    def delete_header(self) -> str:
+        """The ``Set-Cookie`` value that removes the session cookie (same Path, Domain, Secure,
+        HttpOnly and SameSite as the cookie it removes)."""
+        return self._delete_header
+
+    def _decide(self, session: Session, status: int) -> int:
+        if not session.accessed and (
+            not self._save_every_request or session.incoming_key() is None
+        ):
+            return _NOTHING
+        if status >= 500:
+            return _DROP_FLUSHED if session.flushed else _VARY
+        if session.modified or session.flushed or self._save_every_request:
+            return _SAVE
+        if session.key is None and session.incoming_key() is not None:
+            # The cookie named no live session (tampered, expired, foreign): remove it.
+            return _DELETE_COOKIE
+        return _VARY
+
+    def _headers(self, session: Session, key: str | None) -> list[tuple[str, str]]:
+        headers = [("Vary", "Cookie")]
+        if key is not None:
+            headers.append(("Set-Cookie", self.set_cookie_header(key, session.cookie_max_age)))
+        elif session.incoming_key() is not None:
+            headers.append(("Set-Cookie", self._delete_header))
+        return headers
+
+    def finish(self, session: Session, status: int) -> list[tuple[str, str]]:
+        """Save what the request changed and return the headers to add to the response.
+
+        Nothing at all for a session the request never touched (unless ``save_every_request``
+        and the visitor has a session). On a 5xx response nothing is saved, but a sign-out's
+        deletion still happens.
+        """
+        action = self._decide(session, status)
+        if action == _SAVE:
+            return self._headers(session, session.save())
+        if action == _DROP_FLUSHED:
+            for key in session.take_flushed_keys():
+                self._store.delete(key)
+        return self._respond(session, action)
+
+    async def afinish(self, session: Session, status: int) -> list[tuple[str, str]]:
+        """Async twin of :meth:`finish`, saving through the store's async methods."""
+        action = self._decide(session, status)
+        if action == _SAVE:
+            return self._headers(session, await session.asave())
+        if action == _DROP_FLUSHED:
+            for key in session.take_flushed_keys():
+                await self._store.adelete(key)
+        return self._respond(session, action)
+
+    def _respond(self, session: Session, action: int) -> list[tuple[str, str]]:
+        if action == _NOTHING:
+            return []
+        if action == _VARY:
+            return [("Vary", "Cookie")]
+        return self._headers(session, None)
+
+
+def resolve_config(config: SessionConfig | None, settings: dict[str, Any]) -> SessionConfig:
+    """The configuration a middleware runs with: ``config`` with ``settings`` applied, or, with
+    no ``config``, one built from ``settings``, ``SESSION_CORE_*`` variables and the TOML file
+    named by ``SESSION_CORE_CONFIG``."""
+    if config is None:
+        return SessionConfig.load(**settings)
+    if not isinstance(config, SessionConfig):
+        raise TypeError(f"config must be a SessionConfig, not {type(config).__name__}")
+    return config.replace(**settings) if settings else config

@@ -1,0 +1,258 @@
+"""The ``session-core`` command (also ``python -m session_core``).
+
+Subcommands: ``stores`` lists the installed stores, ``check`` validates the configuration and
+makes a real round trip to the configured store, ``clear-expired`` removes expired sessions, and
+``demo`` serves a small app that shows sessions at work. Every subcommand reads the TOML file
+given by ``--config`` (or ``SESSION_CORE_CONFIG``) and ``SESSION_CORE_*`` variables.
+
+Bad input is reported in one line naming the problem and the fix, with a non-zero exit code:
+2 for a configuration problem, 1 for a store that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from . import __version__
+from .config import SessionConfig
+from .errors import ConfigurationError, SessionCoreError
+from .registry import available_stores, create_store
+from .session import Session
+from .store import SessionStore
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _load_config(args: argparse.Namespace, **overrides: Any) -> SessionConfig:
+    settings: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return SessionConfig.load(args.config, **settings)
+
+
+# ---------------------------------------------------------------------- stores
+
+
+def _cmd_stores(args: argparse.Namespace, out: TextIO) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # failures are shown in the table instead
+        stores = available_stores()
+    if args.json:
+        rows = [
+            {
+                "name": s.name,
+                "distribution": s.distribution,
+                "version": s.version,
+                "module": s.module,
+                "status": s.status,
+                "error": s.error,
+            }
+            for s in stores
+        ]
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    table = [("NAME", "DISTRIBUTION", "VERSION", "MODULE", "STATUS")]
+    for s in stores:
+        status = s.status if s.ok else f"{s.status}: {s.error}"
+        table.append((s.name, s.distribution, s.version, s.module, status))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.write("  ".join([*cells, row[4]]).rstrip() + "\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- check
+
+
+def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load_config(args, store=args.store)
+    out.write(f"ok   configuration is valid (store {config.store_name!r})\n")
+    store = create_store(config)
+    out.write(f"ok   store {config.store_name!r} loaded ({type(store).__module__})\n")
+    try:
+        return _probe(store, out)
+    finally:
+        store.close()
+
+
+def _probe(store: SessionStore, out: TextIO) -> int:
+    token = secrets.token_hex(8)
+    session = Session(store)
+    session["session_core_check"] = token
+    started = time.perf_counter()
+    key = session.save()
+    if key is None:
+        out.write("FAIL save returned no key\n")
+        return EXIT_FAILED
+    out.write(f"ok   wrote a probe session ({_ms(started)})\n")
+    started = time.perf_counter()
+    loaded = Session(store, key)
+    if loaded.get("session_core_check") != token:
+        out.write("FAIL the probe session did not read back\n")
+        return EXIT_FAILED
+    out.write(f"ok   read it back ({_ms(started)})\n")
+    started = time.perf_counter()
+    store.delete(key)
+    if not store.local and store.load(key) is not None:
+        out.write("FAIL the probe session is still there after delete\n")
+        return EXIT_FAILED
+    out.write(f"ok   deleted it ({_ms(started)})\n")
+    out.write("all checks passed\n")
+    return EXIT_OK
+
+
+def _ms(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:.1f} ms"
+
+
+# ---------------------------------------------------------------------- clear-expired
+
+
+def _cmd_clear_expired(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load_config(args, store=args.store)
+    store = create_store(config)
+    try:
+        if not type(store).needs_cleanup:
+            out.write(
+                f"store {config.store_name!r} needs no cleanup: its sessions expire by themselves\n"
+            )
+            return EXIT_OK
+        started = time.monotonic()
+        progress = _progress_printer(sys.stderr, started)
+        removed = store.clear_expired(progress) or 0
+    finally:
+        store.close()
+    elapsed = time.monotonic() - started
+    out.write(f"removed {removed} expired session{'s' if removed != 1 else ''} in {elapsed:.1f}s\n")
+    return EXIT_OK
+
+
+def _progress_printer(err: TextIO, started: float) -> Callable[[int], None]:
+    interactive = err.isatty()
+    last = [0.0]
+
+    def progress(removed: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.5:
+            return
+        last[0] = now
+        line = f"removed {removed} so far ({removed / max(now - started, 1e-6):.0f}/s)"
+        err.write(f"\r{line}" if interactive else f"{line}\n")
+        err.flush()
+
+    return progress
+
+
+# ---------------------------------------------------------------------- demo
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from .demo import serve  # type: ignore[import-not-found,unused-ignore]
+
+    options: dict[str, Any] = {}
+    for item in args.store_option or ():
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigurationError("store_options", f"--store-option {item!r}: write NAME=VALUE")
+        options[name] = _option_value(value)
+    code: int = serve(
+        config_path=args.config,
+        store=args.store,
+        store_options=options or None,
+        host=args.host,
+        port=args.port,
+        out=out,
+    )
+    return code
+
+
+def _option_value(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+# ---------------------------------------------------------------------- main
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="session-core",
+        description="Sessions for WSGI and ASGI apps: list stores, check a configuration, "
+        "clear expired sessions, run the demo.",
+    )
+    parser.add_argument("--version", action="version", version=f"session-core {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file with the settings (default: $SESSION_CORE_CONFIG); "
+        "SESSION_CORE_* environment variables override it",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    stores = commands.add_parser(
+        "stores", parents=[common], help="list every installed store and whether it loads"
+    )
+    stores.add_argument("--json", action="store_true", help="print JSON for scripts")
+    stores.set_defaults(run=_cmd_stores)
+
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="validate the configuration and make a round trip to the store",
+    )
+    check.add_argument("--store", help="the store to check (default: the configured one)")
+    check.set_defaults(run=_cmd_check)
+
+    clear = commands.add_parser(
+        "clear-expired", parents=[common], help="remove expired sessions from the store"
+    )
+    clear.add_argument("--store", help="the store to clean (default: the configured one)")
+    clear.set_defaults(run=_cmd_clear_expired)
+
+    demo = commands.add_parser("demo", parents=[common], help="serve the demo app")
+    demo.add_argument("--store", help="the store to use (default: cookie)")
+    demo.add_argument(
+        "--store-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a store option, such as url=redis://127.0.0.1:6379/0 (repeatable)",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    demo.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    stream = out if out is not None else sys.stdout
+    try:
+        code: int = args.run(args, stream)
+    except ConfigurationError as exc:
+        print(f"session-core: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SessionCoreError as exc:
+        print(f"session-core: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("session-core: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

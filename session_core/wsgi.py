@@ -1,0 +1,73 @@
+"""WSGI middleware: a session for every request, in ``environ["session_core.session"]``.
+
+Example::
+
+    from session_core.wsgi import SessionMiddleware
+
+    app = SessionMiddleware(app, secret_key=os.environ["SECRET_KEY"])
+
+    def view(environ, start_response):
+        session = environ["session_core.session"]
+        session["visits"] = session.get("visits", 0) + 1
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, TypeAlias
+
+from ._http import SessionCookie, resolve_config
+from .config import SessionConfig
+from .registry import create_store
+from .session import Session
+
+__all__ = ["ENVIRON_KEY", "SessionMiddleware"]
+
+ENVIRON_KEY = "session_core.session"
+"""Where the request's :class:`~session_core.Session` is put in the WSGI environ."""
+
+_ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse: TypeAlias = Callable[..., Callable[[bytes], object]]
+WSGIApplication: TypeAlias = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class SessionMiddleware:
+    """Gives every WSGI request a lazy :class:`~session_core.Session`.
+
+    The store is built once, here. At the response (inside ``start_response``) a modified
+    session is saved and its cookie set, an emptied or flushed one is deleted with its cookie, an
+    accessed one adds ``Vary: Cookie``, and an untouched one costs nothing. Changes made after the
+    app calls ``start_response`` (while streaming the body) are not saved.
+
+    Args:
+        app: the WSGI application to wrap.
+        config: the configuration; ``None`` builds one from ``settings`` and the environment
+            (see :meth:`SessionConfig.load <session_core.SessionConfig.load>`).
+        **settings: configuration keys, overriding ``config``.
+    """
+
+    def __init__(
+        self, app: WSGIApplication, config: SessionConfig | None = None, **settings: Any
+    ) -> None:
+        self.app = app
+        self.config = resolve_config(config, settings)
+        self.store = create_store(self.config)
+        self.cookie = SessionCookie(self.config, self.store)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Handle one request."""
+        session: Session = self.cookie.new_session(environ.get("HTTP_COOKIE"))
+        environ[ENVIRON_KEY] = session
+        finish = self.cookie.finish
+
+        def session_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            extra = finish(session, int(status[:3]))
+            if extra:
+                headers = [*headers, *extra]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, session_start_response)
