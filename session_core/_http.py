@@ -156,6 +156,8 @@ class SessionCookie:
     def _headers(self, session: Session, key: str | None) -> list[tuple[str, str]]:
         headers = [("Vary", "Cookie")]
         if key is not None:
+            if key == session.incoming_key() and not session.lifetime_written:
+                return headers  # a write-only save kept the key and the expiry: cookie holds
             headers.append(("Set-Cookie", self.set_cookie_header(key, session.cookie_max_age)))
         elif session.incoming_key() is not None:
             headers.append(("Set-Cookie", self._delete_header))

@@ -97,6 +97,7 @@ class Session(MutableMapping[str, JSONValue]):
         "_incoming",
         "_key",
         "_key_source",
+        "_lifetime_written",
         "_loaded",
         "_max_age",
         "_modified",
@@ -136,6 +137,7 @@ class Session(MutableMapping[str, JSONValue]):
         self._doomed: list[str] = []
         self._rekey = False
         self._vanished = False
+        self._lifetime_written = False
 
     # ------------------------------------------------------------------ loading
 
@@ -412,15 +414,26 @@ class Session(MutableMapping[str, JSONValue]):
         self._expiry = policy
         self._expiry_changed = True
 
+    def _known_expiry(self) -> JSONValue:
+        if not self._loaded and not self._expiry_changed and not self._lifetime_written:
+            self.load()
+        return self._expiry
+
     @property
     def expire_at_browser_close(self) -> bool:
         """Whether the cookie ends with the browser session (``set_expiry(0)``)."""
-        return self._expiry == 0
+        return self._known_expiry() == 0
+
+    @property
+    def lifetime_written(self) -> bool:
+        """Whether the last save wrote the session's expiry (a write-only save to a store with
+        partial writes leaves the stored expiry alone, so the cookie need not be re-sent)."""
+        return self._lifetime_written
 
     @property
     def expiry_age(self) -> int:
         """Seconds from now until the session expires if it is saved now."""
-        policy = self._expiry
+        policy = self._known_expiry()
         if isinstance(policy, dict):
             return max(0, math.ceil(float(policy["at"]) - time.time()))  # type: ignore[arg-type]
         if isinstance(policy, int) and policy > 0:
@@ -430,10 +443,11 @@ class Session(MutableMapping[str, JSONValue]):
     @property
     def expires_at(self) -> datetime:
         """When the session expires if it is saved now (an aware UTC datetime)."""
-        return datetime.fromtimestamp(self._expires_at_timestamp(time.time()), UTC)
+        return datetime.fromtimestamp(
+            self._expires_at_timestamp(time.time(), self._known_expiry()), UTC
+        )
 
-    def _expires_at_timestamp(self, now: float) -> float:
-        policy = self._expiry
+    def _expires_at_timestamp(self, now: float, policy: JSONValue) -> float:
         if isinstance(policy, dict):
             return float(policy["at"])  # type: ignore[arg-type]
         if isinstance(policy, int) and policy > 0:
@@ -443,7 +457,7 @@ class Session(MutableMapping[str, JSONValue]):
     @property
     def cookie_max_age(self) -> int | None:
         """The cookie's Max-Age: ``None`` for a browser-session cookie."""
-        return None if self._expiry == 0 else self.expiry_age
+        return None if self._known_expiry() == 0 else self.expiry_age
 
     # ------------------------------------------------------------------ saving
 
@@ -497,13 +511,14 @@ class Session(MutableMapping[str, JSONValue]):
 
         record = SessionRecord(
             data=data,
-            expires_at=self._expires_at_timestamp(time.time()),
+            expires_at=self._expires_at_timestamp(time.time(), self._expiry),
             expiry=self._expiry,
             version=self._version,
         )
         key = self._key
         if key is None and not self._loaded:
             key = self.incoming_key()  # write-only request: let the store merge into it
+        self._lifetime_written = True
         if key is None:
             new_key = yield ("save", (None, record, Changes.everything(record)))
         elif self._rekey:
@@ -513,7 +528,9 @@ class Session(MutableMapping[str, JSONValue]):
                 frozenset(self._updated | nested),
                 frozenset(self._deleted),
                 complete=self._loaded,
+                expiry=self._loaded or self._expiry_changed,
             )
+            self._lifetime_written = changes.expiry
             new_key = yield ("save", (key, record, changes))
             if new_key is None:
                 if self._loaded:
@@ -525,6 +542,7 @@ class Session(MutableMapping[str, JSONValue]):
                 # Only written, never read, and the key was unknown: start a new session with
                 # what was written; the unknown key is not adopted.
                 self._loaded = True
+                self._lifetime_written = True
                 new_key = yield ("save", (None, record, Changes.everything(record)))
         self._version = record.version
         self._record_expires_at = record.expires_at

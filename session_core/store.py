@@ -112,11 +112,16 @@ class Changes:
         deleted: keys removed by this request.
         complete: whether ``record.data`` is the whole session. False only for stores with
             :attr:`SessionStore.partial_writes`, when the request wrote without reading.
+        expiry: whether to write ``record.expiry`` and ``record.expires_at``. False only when
+            ``complete`` is false and the request did not call ``set_expiry``: the session's
+            expiry setting is then unknown, so the store keeps the stored setting and expiry time
+            unchanged (a write-only request does not extend the session's life).
     """
 
     updated: frozenset[str]
     deleted: frozenset[str] = frozenset()
     complete: bool = True
+    expiry: bool = True
 
     @classmethod
     def everything(cls, record: SessionRecord) -> Changes:

@@ -19,6 +19,8 @@ Every promise of :class:`~session_core.SessionStore` has a test here. Needs pyte
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ import pytest
 from .session import Session
 from .store import (
     Changes,
+    Progress,
     SessionData,
     SessionRecord,
     SessionStore,
@@ -37,7 +40,7 @@ from .store import (
     is_plausible_key,
 )
 
-__all__ = ["HOSTILE_KEYS", "StoreConformance", "make_record"]
+__all__ = ["HOSTILE_KEYS", "MemoryStore", "StoreConformance", "make_record"]
 
 HOSTILE_KEYS: tuple[str, ...] = (
     "",
@@ -61,6 +64,98 @@ HOSTILE_KEYS: tuple[str, ...] = (
 def make_record(data: SessionData, ttl: float = 3600.0, expiry: Any = None) -> SessionRecord:
     """A record holding ``data`` that expires ``ttl`` seconds from now."""
     return SessionRecord(data=data, expires_at=time.time() + ttl, expiry=expiry)
+
+
+class MemoryStore(SessionStore):
+    """A complete server-side store that keeps sessions in this process's memory.
+
+    For tests of apps and of session-core itself: it keeps every promise of the store contract
+    (hashed keys, merging, no resurrection, expiry, batched cleanup, partial writes), but its data
+    is lost with the process and not shared between processes. Pass an instance as the ``store``
+    setting: ``SessionMiddleware(app, secret_key=..., store=MemoryStore())``.
+
+    Attributes:
+        calls: how many times each method was called (``{"load": 3, ...}``), so tests can assert
+            that a request cost no store call.
+    """
+
+    name = "memory"
+    partial_writes = True
+    needs_cleanup = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, tuple[str, float, str, int]] = {}  # hash: data, exp, expiry, ver
+        self.calls: dict[str, int] = {}
+
+    def _count(self, method: str) -> None:
+        self.calls[method] = self.calls.get(method, 0) + 1
+
+    def load(self, key: str) -> SessionRecord | None:
+        """See :meth:`SessionStore.load`."""
+        with self._lock:
+            self._count("load")
+            row = self._rows.get(hash_key(key)) if is_plausible_key(key) else None
+        if row is None or row[1] <= time.time():
+            return None
+        return SessionRecord(json.loads(row[0]), row[1], json.loads(row[2]), row[3])
+
+    def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """See :meth:`SessionStore.save`."""
+        expiry = json.dumps(record.expiry)
+        with self._lock:
+            self._count("save")
+            if key is None:
+                key = self.generate_key()
+                data = copy.deepcopy(record.data)
+                version = 1
+            else:
+                row = self._rows.get(hash_key(key)) if is_plausible_key(key) else None
+                if row is None or row[1] <= time.time():
+                    return None
+                data = json.loads(row[0])
+                for name in changes.updated:
+                    data[name] = copy.deepcopy(record.data[name])
+                for name in changes.deleted:
+                    data.pop(name, None)
+                version = row[3] + 1
+                if not changes.expiry:
+                    self._rows[hash_key(key)] = (json.dumps(data), row[1], row[2], version)
+                    record.version = version
+                    return key
+            self._rows[hash_key(key)] = (json.dumps(data), record.expires_at, expiry, version)
+            record.version = version
+            return key
+
+    def delete(self, key: str) -> None:
+        """See :meth:`SessionStore.delete`."""
+        with self._lock:
+            self._count("delete")
+            self._rows.pop(hash_key(key), None)
+
+    def clear_expired(self, progress: Progress | None = None, batch: int = 1000) -> int:
+        """See :meth:`SessionStore.clear_expired`; removes ``batch`` rows per lock hold."""
+        removed = 0
+        while True:
+            with self._lock:
+                now = time.time()
+                doomed = [h for h, row in self._rows.items() if row[1] <= now][:batch]
+                for hashed in doomed:
+                    del self._rows[hashed]
+            removed += len(doomed)
+            if progress is not None:
+                progress(removed)
+            if len(doomed) < batch:
+                return removed
+
+    def dump(self) -> str:
+        """Everything held, as text (for tests that look at what is stored at rest)."""
+        with self._lock:
+            return repr(self._rows)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rows)
 
 
 class StoreConformance:
@@ -242,6 +337,21 @@ class StoreConformance:
         reloaded = store.load(new_key)
         assert reloaded is not None
         assert reloaded.expires_at > time.time() + 3600
+
+    def test_partial_write_keeps_stored_expiry(self, store: SessionStore) -> None:
+        if not type(store).partial_writes:
+            pytest.skip("the store does not take partial writes")
+        key = self._create(store, {"a": 1}, ttl=600, expiry=600)
+        before = store.load(key)
+        assert before is not None
+        partial = make_record({"b": 2}, ttl=99999, expiry=None)
+        changes = Changes(frozenset({"b"}), complete=False, expiry=False)
+        assert store.save(key, partial, changes) == key
+        after = store.load(key)
+        assert after is not None
+        assert after.data == {"a": 1, "b": 2}
+        assert after.expiry == 600
+        assert abs(after.expires_at - before.expires_at) < 2
 
     def test_delete(self, store: SessionStore) -> None:
         key = self._create(store, {"a": 1})

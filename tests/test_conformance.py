@@ -1,7 +1,7 @@
-"""The cookie store passes the conformance suite, plain and encrypted."""
+"""The built-in stores pass the conformance suite: cookie (plain and encrypted) and memory."""
 
 from session_core.cookie import CookieStore
-from session_core.testing import StoreConformance
+from session_core.testing import MemoryStore, StoreConformance
 
 SECRET = "k" * 40
 
@@ -18,3 +18,11 @@ class TestEncryptedCookieStore(StoreConformance):
 
     def make_store(self):
         return CookieStore([SECRET], encrypt=True)
+
+
+class TestMemoryStore(StoreConformance):
+    def make_store(self):
+        return MemoryStore()
+
+    def dump_storage(self, store):
+        return store.dump()

@@ -1,0 +1,93 @@
+"""The one Lua script every write runs, and the reserved hash fields it maintains.
+
+A session is one Redis hash. Each session key is a field holding its value as JSON; two more
+fields hold the record's metadata. Their names start with the byte ``0xFF``, which never occurs in
+UTF-8, so no session key (a Python ``str``, sent as UTF-8) can ever collide with them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = [
+    "EXPIRES_FIELD",
+    "EXPIRY_FIELD",
+    "MODE_CREATE",
+    "MODE_MERGE",
+    "MODE_WRITE_ONLY",
+    "SAVE_SCRIPT",
+    "SAVE_SHA",
+]
+
+EXPIRY_FIELD = b"\xffexpiry"
+"""Hash field holding the session's own expiry setting (opaque JSON, kept unchanged)."""
+
+EXPIRES_FIELD = b"\xffexpires"
+"""Hash field holding when the record expires, in Unix milliseconds."""
+
+MODE_CREATE = b"c"
+"""Write a new record without looking (a fresh key, or the new key of :meth:`cycle_key`)."""
+
+MODE_MERGE = b"u"
+"""Apply changes to an existing record; write nothing when it does not exist."""
+
+MODE_WRITE_ONLY = b"w"
+"""Like :data:`MODE_MERGE` for a request that wrote without reading: when it did not choose an
+expiry, the one stored with the record still applies."""
+
+# KEYS[1]  the session's hash; KEYS[2] (optional, create only) an old hash to remove atomically
+# ARGV[1]  mode: c (create), u (merge into an existing record), w (write-only merge)
+# ARGV[2]  time to live in milliseconds, from the caller's clock
+# ARGV[3]  the caller's clock, Unix milliseconds
+# ARGV[4]  the expiry setting as JSON
+# ARGV[5]  n, the number of fields to delete, then those n fields, then field/value pairs to set
+#
+# Returns 1 when the record was written, 0 when it did not exist (merge) or is already expired.
+SAVE_SCRIPT = """
+local key = KEYS[1]
+local mode = ARGV[1]
+if mode ~= 'c' and redis.call('EXISTS', key) == 0 then
+  return 0
+end
+if KEYS[2] then
+  redis.call('UNLINK', KEYS[2])
+end
+local ttl = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local expiry = ARGV[4]
+if mode == 'w' and expiry == 'null' then
+  local stored = redis.call('HGET', key, '\\255expiry')
+  if stored then
+    local ok, policy = pcall(cjson.decode, stored)
+    if ok and type(policy) == 'number' then
+      expiry = stored
+      if policy > 0 then
+        ttl = policy * 1000
+      end
+    elseif ok and type(policy) == 'table' and type(policy['at']) == 'number' then
+      expiry = stored
+      ttl = policy['at'] * 1000 - now
+    end
+  end
+end
+ttl = math.floor(ttl)
+if ttl <= 0 then
+  redis.call('UNLINK', key)
+  return 0
+end
+local ndel = tonumber(ARGV[5])
+local first = 6 + ndel
+for i = 6, first - 1, 1000 do
+  redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, first - 1)))
+end
+for i = first, #ARGV, 1000 do
+  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('HSET', key, '\\255expiry', expiry, '\\255expires', string.format('%d', now + ttl))
+redis.call('PEXPIRE', key, ttl)
+return 1
+"""
+"""The save script: existence check, deletes, sets, metadata and TTL in one atomic call."""
+
+SAVE_SHA = hashlib.sha1(SAVE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+"""The SHA-1 Redis knows :data:`SAVE_SCRIPT` by (for ``EVALSHA``)."""

@@ -1,0 +1,385 @@
+"""The Session: laziness, change tracking, key cycling, flush, expiry and value checks."""
+
+import asyncio
+import enum
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from session_core import Session, generate_key
+from session_core.cookie import CookieStore
+from session_core.testing import MemoryStore
+
+
+class Key(enum.StrEnum):
+    USER = "user"
+
+
+class OldStyleKey(str, enum.Enum):
+    CART = "cart"
+
+
+@pytest.fixture
+def store():
+    return MemoryStore()
+
+
+def saved(store, data):
+    session = Session(store)
+    session.update(data)
+    key = session.save()
+    assert key is not None
+    store.calls.clear()
+    return key
+
+
+# -------------------------------------------------------------------- laziness
+
+
+def test_building_a_session_does_no_io(store):
+    key = saved(store, {"a": 1})
+    session = Session(store, key)
+    assert not session.accessed
+    assert not session.modified
+    assert store.calls == {}
+
+
+def test_key_source_is_not_called_until_first_access(store):
+    key = saved(store, {"a": 1})
+    asked = []
+
+    def source():
+        asked.append(1)
+        return key
+
+    session = Session(store, key_source=source)
+    assert asked == []
+    assert session["a"] == 1
+    assert session["a"] == 1
+    assert asked == [1]
+    assert store.calls == {"load": 1}
+
+
+def test_first_read_loads_once(store):
+    key = saved(store, {"a": 1, "b": 2})
+    session = Session(store, key)
+    assert session["a"] == 1
+    assert len(session) == 2
+    assert "b" in session
+    assert dict(session) == {"a": 1, "b": 2}
+    assert store.calls == {"load": 1}
+    assert session.accessed
+    assert not session.modified
+
+
+def test_write_only_request_on_partial_write_store_never_reads(store):
+    key = saved(store, {"kept": 1})
+    session = Session(store, key)
+    session["added"] = 2
+    assert session.save() == key
+    assert store.calls == {"save": 1}
+    assert dict(Session(store, key)) == {"kept": 1, "added": 2}
+
+
+def test_write_before_read_then_read_sees_both(store):
+    key = saved(store, {"kept": 1, "over": "old"})
+    session = Session(store, key)
+    session["over"] = "new"
+    assert dict(session) == {"kept": 1, "over": "new"}
+
+
+def test_unknown_key_is_not_adopted(store):
+    planted = generate_key()
+    session = Session(store, planted)
+    assert dict(session) == {}
+    session["user"] = 1
+    key = session.save()
+    assert key not in (None, planted)
+    assert store.load(planted) is None
+
+
+# -------------------------------------------------------------------- change tracking
+
+
+def test_deleting_a_missing_key_is_not_a_change(store):
+    session = Session(store, saved(store, {"a": 1}))
+    with pytest.raises(KeyError):
+        del session["missing"]
+    assert session.pop("missing", None) is None
+    assert not session.modified
+
+
+def test_flash_read_and_delete_of_absent_key_sends_nothing(store):
+    # A flash helper's "pop _flash" on every request must not re-save the session.
+    session = Session(store, saved(store, {"user": 1}))
+    assert session.pop("_flash", []) == []
+    assert not session.modified
+
+
+def test_set_and_delete_are_changes(store):
+    key = saved(store, {"a": 1, "b": 2})
+    session = Session(store, key)
+    session["c"] = 3
+    del session["a"]
+    assert session.modified
+    assert session.save() == key
+    assert dict(Session(store, key)) == {"b": 2, "c": 3}
+
+
+def test_nested_change_in_place_is_detected(store):
+    key = saved(store, {"cart": [1], "prefs": {"theme": "dark"}})
+    session = Session(store, key)
+    session["cart"].append(2)
+    session["prefs"]["theme"] = "light"
+    assert session.modified
+    session.save()
+    assert dict(Session(store, key)) == {"cart": [1, 2], "prefs": {"theme": "light"}}
+
+
+def test_nested_read_without_change_is_not_modified(store):
+    session = Session(store, saved(store, {"cart": [1, {"x": 2}]}))
+    assert session["cart"] == [1, {"x": 2}]
+    assert not session.modified
+
+
+def test_nested_change_to_non_json_value_is_refused_at_save(store):
+    session = Session(store, saved(store, {"cart": []}))
+    session["cart"].append(object())
+    with pytest.raises(TypeError, match="'cart'"):
+        session.save()
+
+
+def test_mark_modified_rewrites_keys(store):
+    key = saved(store, {"a": 1, "b": 2})
+    session = Session(store, key)
+    session.load()
+    session.mark_modified("a")
+    assert session.modified
+    assert session.save() == key
+
+
+def test_concurrent_requests_changing_different_keys_both_keep_their_change(store):
+    key = saved(store, {"a": 0, "b": 0})
+    first, second = Session(store, key), Session(store, key)
+    first.load()
+    second.load()
+    first["a"] = 1
+    second["b"] = 2
+    first.save()
+    second.save()
+    assert dict(Session(store, key)) == {"a": 1, "b": 2}
+
+
+def test_save_after_concurrent_sign_out_does_not_resurrect(store):
+    key = saved(store, {"user": 1})
+    late = Session(store, key)
+    late.load()
+    signing_out = Session(store, key)
+    signing_out.flush()
+    signing_out.save()
+    late["cart"] = [1]
+    assert late.save() is None
+    assert late.vanished
+    assert store.load(key) is None
+
+
+def test_enum_keys_work_as_their_values(store):
+    session = Session(store)
+    session[Key.USER] = 5
+    session[OldStyleKey.CART] = []
+    assert session["user"] == 5
+    assert Key.USER in session
+    assert set(session) == {"user", "cart"}
+    assert all(type(k) is str for k in session)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (object(), "object is not a JSON value"),
+        ((1, 2), "use a list"),
+        ({1: "x"}, "dict key 1 is not a str"),
+        ([1, {2}], r"\[1\]: set is not a JSON value"),
+        (float("nan"), "not a JSON number"),
+        (b"bytes", "bytes is not a JSON value"),
+        (datetime.now(UTC), "datetime is not a JSON value"),
+    ],
+)
+def test_non_json_values_raise_at_assignment_naming_the_key(store, value, fragment):
+    session = Session(store)
+    with pytest.raises(TypeError, match="'basket'") as info:
+        session["basket"] = value
+    assert info.match(fragment)
+    assert "basket" not in session
+
+
+def test_non_str_keys_raise(store):
+    session = Session(store)
+    with pytest.raises(TypeError, match="session keys must be str"):
+        session[1] = "x"  # type: ignore[index]
+
+
+# -------------------------------------------------------------------- cycle_key and flush
+
+
+def test_cycle_key_keeps_data_and_kills_old_key(store):
+    key = saved(store, {"cart": [1]})
+    session = Session(store, key)
+    session.cycle_key()
+    session["user"] = 1
+    new_key = session.save()
+    assert new_key not in (None, key)
+    assert store.load(key) is None
+    assert dict(Session(store, new_key)) == {"cart": [1], "user": 1}
+
+
+def test_flush_removes_data_record_and_key(store):
+    key = saved(store, {"user": 1})
+    session = Session(store, key)
+    session.flush()
+    assert dict(session) == {}
+    assert session.key is None
+    assert session.save() is None
+    assert store.load(key) is None
+
+
+def test_write_after_flush_starts_a_new_session(store):
+    key = saved(store, {"user": 1})
+    session = Session(store, key)
+    session.flush()
+    session["flash"] = "bye"
+    new_key = session.save()
+    assert new_key not in (None, key)
+    assert store.load(key) is None
+    assert dict(Session(store, new_key)) == {"flash": "bye"}
+
+
+def test_clear_then_save_deletes_the_record(store):
+    key = saved(store, {"a": 1})
+    session = Session(store, key)
+    session.clear()
+    assert session.save() is None
+    assert store.load(key) is None
+
+
+def test_save_of_unchanged_empty_new_session_writes_nothing(store):
+    session = Session(store)
+    assert session.get("x") is None
+    assert session.save() is None
+    assert len(store) == 0
+
+
+# -------------------------------------------------------------------- expiry
+
+
+def test_default_expiry(store):
+    session = Session(store, max_age=600)
+    assert session.expiry_age == 600
+    assert not session.expire_at_browser_close
+    assert session.cookie_max_age == 600
+    assert abs(session.expires_at.timestamp() - (time.time() + 600)) < 2
+
+
+@pytest.mark.parametrize("value", [3600, timedelta(hours=1)])
+def test_relative_expiry_is_stored_with_the_session(store, value):
+    session = Session(store)
+    session["a"] = 1
+    session.set_expiry(value)
+    key = session.save()
+    record = store.load(key)
+    assert abs(record.expires_at - (time.time() + 3600)) < 2
+    reloaded = Session(store, key)
+    reloaded.load()
+    assert reloaded.expiry_age == 3600
+
+
+def test_absolute_expiry_does_not_slide(store):
+    at = datetime.now(UTC) + timedelta(minutes=10)
+    session = Session(store)
+    session["a"] = 1
+    session.set_expiry(at)
+    key = session.save()
+    again = Session(store, key)
+    again["b"] = 2
+    again.save()
+    assert abs(store.load(key).expires_at - at.timestamp()) < 1
+    assert abs(Session(store, key).expires_at.timestamp() - at.timestamp()) < 1
+
+
+def test_browser_session_expiry_is_remembered_on_the_next_request(store):
+    session = Session(store, max_age=900)
+    session["a"] = 1
+    session.set_expiry(0)
+    key = session.save()
+    later = Session(store, key, max_age=900)
+    later["b"] = 2
+    assert later.expire_at_browser_close
+    assert later.cookie_max_age is None
+    later.save()
+    assert abs(store.load(key).expires_at - (time.time() + 900)) < 2
+
+
+def test_expired_session_on_the_server_loads_empty(store):
+    session = Session(store)
+    session["a"] = 1
+    session.set_expiry(datetime.now(UTC) + timedelta(seconds=1))
+    key = session.save()
+    time.sleep(1.2)
+    assert dict(Session(store, key)) == {}
+
+
+def test_set_expiry_none_returns_to_default(store):
+    session = Session(store, max_age=100)
+    session.set_expiry(5)
+    session.set_expiry(None)
+    assert session.expiry_age == 100
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (-1, ValueError),
+        (timedelta(seconds=-5), ValueError),
+        (datetime(2030, 1, 1), ValueError),  # naive  # noqa: DTZ001
+        (True, TypeError),
+        ("3600", TypeError),
+    ],
+)
+def test_set_expiry_rejects_bad_values(store, value, error):
+    with pytest.raises(error):
+        Session(store).set_expiry(value)
+
+
+# -------------------------------------------------------------------- async and cookie store
+
+
+def test_async_load_and_save(store):
+    key = saved(store, {"a": 1})
+
+    async def scenario():
+        session = Session(store, key)
+        await session.aload()
+        session["b"] = 2
+        return await session.asave()
+
+    assert asyncio.run(scenario()) == key
+    assert dict(Session(store, key)) == {"a": 1, "b": 2}
+
+
+def test_cookie_store_session_round_trip():
+    store = CookieStore(["s" * 32])
+    session = Session(store)
+    session["user"] = 1
+    session.set_expiry(0)
+    cookie = session.save()
+    again = Session(store, cookie)
+    assert dict(again) == {"user": 1}
+    assert again.expire_at_browser_close
+
+
+def test_repr_does_not_show_the_key(store):
+    key = saved(store, {"a": 1})
+    session = Session(store, key)
+    session.load()
+    assert key not in repr(session)
