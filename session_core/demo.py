@@ -1,0 +1,461 @@
+"""The demo app behind ``session-core demo``: what sessions are for, in four small pages.
+
+A visit counter, sign-in (which cycles the session key) and sign-out (which flushes the session),
+flash messages that survive one redirect, a "remember me" switch between a browser-session cookie
+and the two-week default, and a page that shows the session as the server sees it.
+
+It is a plain ASGI app on :class:`session_core.asgi.SessionMiddleware`, served by uvicorn (``pip
+install 'session-core[demo]'``). Any store works: ``cookie`` by default, or any installed store
+by its name with its options.
+
+The forms carry no CSRF token: this demo listens on the loopback address and guards nothing. A
+real app must protect its state-changing POSTs against cross-site requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any, TextIO
+from urllib.parse import parse_qs
+
+from ._http import parse_cookie_value
+from .asgi import Receive, Scope, Send, SessionMiddleware
+from .config import SessionConfig, env_settings, toml_settings
+from .cookie import MAX_COOKIE_BYTES
+from .errors import SessionCoreError
+from .session import Session
+from .store import SessionStore, generate_key
+
+__all__ = ["DemoApp", "DemoError", "demo_config", "serve"]
+
+REQUEST_TIMEOUT = 10.0
+"""Seconds a request may wait on the store before the demo answers 503 instead of hanging."""
+
+_MAX_FORM_BYTES = 16 * 1024
+_MAX_NAME = 40
+_PAGES = ("/", "/session")
+_FLASH = "_flash"
+
+
+class DemoError(SessionCoreError):
+    """The demo cannot start: a missing dependency, a busy port, or a store that is down."""
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+def demo_config(
+    config_path: str | os.PathLike[str] | None = None,
+    store: str | None = None,
+    store_options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[SessionConfig, bool]:
+    """The configuration the demo runs with, and whether its secret key was generated.
+
+    Settings come from the TOML file (``config_path`` or ``SESSION_CORE_CONFIG``), then
+    ``SESSION_CORE_*`` variables, then ``store`` and ``store_options``. Choosing a store other
+    than the configured one drops the configured store's options, which belong to that store.
+    With no secret key anywhere, a random one is made for this run.
+    """
+    env = os.environ if environ is None else environ
+    settings: dict[str, Any] = {}
+    file = config_path if config_path is not None else env.get("SESSION_CORE_CONFIG") or None
+    if file is not None:
+        settings.update(toml_settings(file))
+    settings.update(env_settings(env))
+    if store is not None:
+        if store != settings.get("store", "cookie"):
+            settings.pop("store_options", None)
+        settings["store"] = store
+    if store_options is not None:
+        settings["store_options"] = dict(store_options)
+    generated = settings.get("secret_key") is None
+    if generated:
+        settings["secret_key"] = secrets.token_urlsafe(48)
+    return SessionConfig.from_mapping(settings), generated
+
+
+# ---------------------------------------------------------------------- HTML
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+_STYLE = """
+body { font: 16px/1.5 system-ui, sans-serif; max-width: 42rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; }
+nav a { margin-right: 1rem; }
+.flash { background: #e8f4e8; border-left: 4px solid #2a2; padding: .5rem 1rem; }
+.box { border: 1px solid #ccc; border-radius: 6px; padding: 1rem; margin: 1rem 0; }
+dt { font-weight: 600; } dd { margin: 0 0 .5rem 0; font-family: monospace; }
+pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; }
+"""
+
+
+def _layout(title: str, body: str, flashes: list[str]) -> str:
+    notes = "".join(f'<p class="flash" role="status">{_e(m)}</p>' for m in flashes)
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)} - session-core demo</title><style>{_STYLE}</style></head>"
+        '<body><nav><a href="/">Home</a><a href="/session">Session details</a></nav>'
+        f"<h1>{_e(title)}</h1>{notes}{body}</body></html>\n"
+    )
+
+
+def _remember_form(session: Session, back: str) -> str:
+    if session.expire_at_browser_close:
+        state, switch, label = "off: the session ends when the browser closes", "1", "Remember me"
+    else:
+        state, switch, label = "on: the session lasts two weeks", "0", "Forget me at browser close"
+    return (
+        f'<form method="post" action="/remember"><p>Remember me is <span id="remember">'
+        f"{_e(state)}</span>. "
+        f'<input type="hidden" name="remember" value="{switch}">'
+        f'<input type="hidden" name="next" value="{_e(back)}">'
+        f'<button type="submit">{_e(label)}</button></p></form>'
+    )
+
+
+def _home(session: Session, flashes: list[str]) -> str:
+    visits = session.get("visits", 0)
+    visits = visits + 1 if isinstance(visits, int) else 1
+    session["visits"] = visits
+    user = session.get("user")
+    counter = (
+        f'<p>You have seen this page <strong id="visits">{visits}</strong> '
+        f"time{'s' if visits != 1 else ''} in this session.</p>"
+    )
+    if isinstance(user, str):
+        account = (
+            f'<div class="box"><p>Signed in as <strong id="user">{_e(user)}</strong>.</p>'
+            f"{_remember_form(session, '/')}"
+            '<form method="post" action="/sign-out"><button type="submit">Sign out</button>'
+            "</form></div>"
+        )
+    else:
+        account = (
+            '<div class="box"><p id="user-state">You are not signed in.</p>'
+            '<form method="post" action="/sign-in">'
+            '<label>Name <input name="name" required maxlength="40" autocomplete="off">'
+            "</label> "
+            '<label><input type="checkbox" name="remember" value="1"> Remember me for two '
+            "weeks</label> "
+            '<button type="submit">Sign in</button></form>'
+            "<p><small>Any name works: this demo has no passwords.</small></p></div>"
+        )
+    return _layout("Sessions at work", counter + account, flashes)
+
+
+def _describe_expiry(session: Session) -> str:
+    if session.expire_at_browser_close:
+        return "when the browser closes (the cookie has no Max-Age)"
+    at = session.expires_at
+    days, rest = divmod(session.expiry_age, 86400)
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC (in {days} d {rest // 3600} h), unless used again"
+
+
+def _details(
+    session: Session, flashes: list[str], config: SessionConfig, store: SessionStore, raw: str
+) -> str:
+    session.load()
+    key = session.key
+    shown_key = "none: nothing is saved yet" if key is None else f"{key[:10]}… ({len(key)} chars)"
+    data = {k: v for k, v in session.items() if k != _FLASH}
+    cookie_size = len(raw.encode()) if raw else 0
+    rows = [
+        ("Store", f"{config.store_name} ({type(store).__module__}.{type(store).__qualname__})"),
+        ("Key", shown_key),
+        ("Expires", _describe_expiry(session)),
+        (
+            "Cookie",
+            f"{config.cookie_name}: {cookie_size} bytes as sent by the browser "
+            f"(a whole Set-Cookie line may have {MAX_COOKIE_BYTES})",
+        ),
+    ]
+    listing = "".join(
+        f'<dt>{_e(name)}</dt><dd id="{_e(name.lower())}">{_e(value)}</dd>' for name, value in rows
+    )
+    body = (
+        f'<dl>{listing}</dl><h2>Data</h2><pre id="data">'
+        f"{_e(json.dumps(data, indent=2, sort_keys=True))}</pre>"
+    )
+    if isinstance(session.get("user"), str):
+        body += _remember_form(session, "/session")
+    return _layout("Session details", body, flashes)
+
+
+def _flash(session: Session, message: str) -> None:
+    earlier = session.get(_FLASH)
+    session[_FLASH] = [*(earlier if isinstance(earlier, list) else []), message]
+
+
+def _take_flashes(session: Session) -> list[str]:
+    # pop() of a missing key changes nothing, so a page with no message costs no save.
+    messages = session.pop(_FLASH, [])
+    return [str(m) for m in messages] if isinstance(messages, list) else []
+
+
+# ---------------------------------------------------------------------- ASGI plumbing
+
+
+async def _read_form(receive: Receive) -> dict[str, str]:
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > _MAX_FORM_BYTES:
+            break
+    fields = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace"))
+    return {name: values[-1] for name, values in fields.items()}
+
+
+async def _respond(
+    send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"cache-control", b"no-store"),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _redirect(send: Send, location: str) -> None:
+    await _respond(send, 303, "", [(b"location", location.encode())])
+
+
+def _request_cookie(scope: Scope) -> str | None:
+    values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"cookie"]
+    return "; ".join(values) if values else None
+
+
+class DemoApp:
+    """The demo as an ASGI app: the pages, wrapped in the session middleware.
+
+    A request whose store fails or does not answer within :data:`REQUEST_TIMEOUT` seconds gets a
+    503 page (and a line on stderr) instead of an error trace or a hang.
+
+    Args:
+        config: the session configuration.
+    """
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.middleware = SessionMiddleware(self._pages, config)
+        self.store: SessionStore = self.middleware.store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one connection."""
+        if scope["type"] != "http":
+            await self.middleware(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.middleware(scope, receive, tracking_send), REQUEST_TIMEOUT)
+        except OSError as exc:  # StoreUnreachableError is a ConnectionError; TimeoutError too
+            if started:
+                raise
+            reason = str(exc) or f"no answer within {REQUEST_TIMEOUT:.0f} s"
+            print(f"session-core demo: 503, the store failed: {reason}", file=sys.stderr)
+            body = (
+                f"<p>The session store <strong>{_e(self.config.store_name)}</strong> is not "
+                f"available right now, so this page cannot be shown.</p><pre>{_e(reason)}</pre>"
+                "<p>Start the store's server (or fix its URL) and reload.</p>"
+            )
+            await _respond(
+                send, 503, _layout("Store unavailable", body, []), [(b"retry-after", b"5")]
+            )
+
+    async def _pages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session: Session = scope["session"]
+        method, path = scope["method"], scope["path"]
+        if path in _PAGES:
+            if method not in ("GET", "HEAD"):
+                await _respond(send, 405, "Method not allowed", [(b"allow", b"GET, HEAD")])
+                return
+            flashes = _take_flashes(session)
+            if path == "/":
+                page = _home(session, flashes)
+            else:
+                raw = parse_cookie_value(_request_cookie(scope), self.config.cookie_name) or ""
+                page = _details(session, flashes, self.config, self.store, raw)
+            await _respond(send, 200, page)
+            return
+        action = _ACTIONS.get(path)
+        if action is None:
+            await _respond(send, 404, _layout("Not found", '<p><a href="/">Home</a></p>', []))
+            return
+        if method != "POST":
+            await _respond(send, 405, "Method not allowed", [(b"allow", b"POST")])
+            return
+        await _redirect(send, action(session, await _read_form(receive)))
+
+
+def _sign_in(session: Session, form: dict[str, str]) -> str:
+    name = " ".join(form.get("name", "").split())[:_MAX_NAME]
+    if not name:
+        _flash(session, "Type a name to sign in.")
+        return "/"
+    session.cycle_key()  # a new key at sign-in: a key planted or seen before is now useless
+    session["user"] = name
+    session.set_expiry(None if form.get("remember") == "1" else 0)
+    _flash(session, f"Welcome, {name}! You are signed in.")
+    return "/"
+
+
+def _sign_out(session: Session, form: dict[str, str]) -> str:
+    session.flush()  # data, stored record and cookie gone; the flash below starts a new session
+    _flash(session, "You are signed out. Your session data is gone.")
+    return "/"
+
+
+def _remember(session: Session, form: dict[str, str]) -> str:
+    back = form.get("next", "/")
+    back = back if back in _PAGES else "/"
+    if not isinstance(session.get("user"), str):
+        _flash(session, "Sign in first.")
+        return back
+    if form.get("remember") == "1":
+        session.set_expiry(None)
+        _flash(session, "You will stay signed in for two weeks.")
+    else:
+        session.set_expiry(0)
+        _flash(session, "You will be signed out when the browser closes.")
+    return back
+
+
+_ACTIONS = {"/sign-in": _sign_in, "/sign-out": _sign_out, "/remember": _remember}
+
+
+# ---------------------------------------------------------------------- serving
+
+
+def _probe(store: SessionStore, name: str) -> None:
+    """One real store round trip, so a store that is down stops the demo at start."""
+    failure: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            store.load(generate_key())
+        except BaseException as exc:  # reported below, in the main thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(REQUEST_TIMEOUT)
+    hint = (
+        "start its server or fix its options (--store-option url=...), or run the demo on "
+        "the cookie store, which needs no server: session-core demo --store cookie"
+    )
+    if worker.is_alive():
+        raise DemoError(
+            f"the session store {name!r} did not answer within {REQUEST_TIMEOUT:.0f} s; {hint}"
+        )
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, SessionCoreError | OSError):
+            raise DemoError(f"{exc}; {hint}") from exc
+        raise exc
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DemoError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            f"choose another port with --port"
+        ) from None
+    return sock
+
+
+def serve(
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    store: str | None = None,
+    store_options: Mapping[str, Any] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    out: TextIO | None = None,
+) -> int:
+    """Serve the demo until interrupted; returns the exit code.
+
+    Raises:
+        DemoError: uvicorn is not installed, the port is taken, or the store is down.
+        ConfigurationError: the configuration is invalid.
+        StoreNotFoundError: no installed store has the chosen name.
+    """
+    try:
+        import uvicorn
+    except ImportError:
+        raise DemoError(
+            "the demo needs the uvicorn web server; install it with: "
+            "pip install 'session-core[demo]'"
+        ) from None
+    stream = out if out is not None else sys.stdout
+    config, generated = demo_config(config_path, store, store_options)
+    app = DemoApp(config)
+    try:
+        _probe(app.store, config.store_name)
+        sock = _listen(host, port)
+        shown = f"[{host}]" if ":" in host else host
+        stream.write(
+            f"session-core demo on http://{shown}:{sock.getsockname()[1]}/ "
+            f"(store {config.store_name!r})\n"
+        )
+        if generated:
+            stream.write(
+                "note: no secret_key is configured, so a random one is used for this run: "
+                "sessions will not survive a restart. Set SESSION_CORE_SECRET_KEY (or "
+                "secret_key in --config FILE) to keep them.\n"
+            )
+        stream.write("Press Ctrl+C to stop.\n")
+        stream.flush()
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="off", server_header=False)
+        )
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass  # uvicorn has shut down cleanly; it re-raises the signal it caught
+        finally:
+            sock.close()
+    finally:
+        app.store.close()
+    stream.write("session-core demo stopped\n")
+    stream.flush()
+    return 0

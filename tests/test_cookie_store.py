@@ -1,0 +1,252 @@
+"""The cookie store under attack: forgery, tampering, foreign keys and salts, expiry replay,
+key rotation order, encryption, and decompression limits."""
+
+import base64
+import hashlib
+import json
+import sys
+import time
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from itsdangerous import Signer, TimestampSigner, URLSafeTimedSerializer
+
+from session_core import EncryptionUnavailableError, Session, SessionConfig
+from session_core.cookie import CookieStore
+from session_core.testing import make_record
+
+CURRENT = "current-key-" + "c" * 32
+OLD = "old-key-" + "o" * 32
+OTHER = "attacker-key-" + "a" * 32
+
+
+def cookie_for(store, data, **kwargs):
+    record = make_record(data, **kwargs)
+    return store.save(None, record, None)
+
+
+def sign_raw(secret, body, salt=b"session_core.cookie"):
+    """Sign ``body`` the way the store does, with an arbitrary key and salt (an attacker who has
+    that key, or a forger who reuses another app's key)."""
+    derived = Signer(secret, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
+    signer = TimestampSigner(
+        derived.derive_key(), salt=salt, key_derivation="none", digest_method=hashlib.sha256
+    )
+    return signer.sign(body).decode()
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@pytest.fixture
+def store():
+    return CookieStore([CURRENT])
+
+
+def test_round_trip_and_compression(store):
+    small = cookie_for(store, {"a": 1})
+    big = cookie_for(store, {"text": "repeat " * 200})
+    assert not small.startswith(".")
+    assert big.startswith("."), "a compressible payload is compressed"
+    assert len(big) < 400
+    assert store.load(big).data == {"text": "repeat " * 200}
+
+
+def test_forged_cookie_without_the_key_is_refused(store):
+    payload = b64(json.dumps([{"user": "admin"}, None, 3600]).encode())
+    assert store.load(sign_raw(OTHER, payload)) is None
+    assert store.load(payload.decode() + ".AAAAAA.AAAA") is None
+
+
+def test_every_single_character_change_is_refused(store):
+    cookie = cookie_for(store, {"user": 1, "role": "reader"})
+    alphabet = "ABCabc012-_."
+    for index in range(len(cookie)):
+        for replacement in alphabet:
+            if replacement == cookie[index]:
+                continue
+            tampered = cookie[:index] + replacement + cookie[index + 1 :]
+            record = store.load(tampered)
+            assert record is None or record.data == {"user": 1, "role": "reader"}
+
+
+def test_signature_with_another_salt_is_refused(store):
+    payload = b64(json.dumps([{"user": "admin"}, None, 3600]).encode())
+    assert store.load(sign_raw(CURRENT, payload, salt=b"itsdangerous.Signer")) is None
+    # Another library's cookie made with the same secret (Flask-style serializer).
+    foreign = URLSafeTimedSerializer(CURRENT).dumps([{"user": "admin"}, None, 3600])
+    assert store.load(foreign) is None
+
+
+def test_encrypted_and_plain_cookies_do_not_cross(store):
+    sealed = CookieStore([CURRENT], encrypt=True)
+    assert store.load(cookie_for(sealed, {"a": 1})) is None
+    assert sealed.load(cookie_for(store, {"a": 1})) is None
+
+
+def test_unauthenticated_cookie_is_never_decoded(store, monkeypatch):
+    decoded = []
+    monkeypatch.setattr(store, "_decode", lambda *a: decoded.append(a))
+    store.load(sign_raw(OTHER, b64(b'[{"a":1},null,60]')))
+    store.load("garbage")
+    assert decoded == []
+
+
+def test_expired_cookie_replayed_later_is_refused(store, monkeypatch):
+    cookie = cookie_for(store, {"user": 1}, ttl=60)
+    assert store.load(cookie) is not None
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 61)
+    assert store.load(cookie) is None
+
+
+def test_expiry_is_bound_by_the_signature(store):
+    # Rewriting the ttl inside the payload breaks the signature.
+    cookie = cookie_for(store, {"user": 1}, ttl=60)
+    body, stamp, sig = cookie.split(".")
+    data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    data[2] = 10**9
+    forged = b64(json.dumps(data).encode())
+    assert store.load(f"{forged.decode()}.{stamp}.{sig}") is None
+
+
+def test_cookie_from_the_future_is_refused(store, monkeypatch):
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    cookie = cookie_for(store, {"user": 1}, ttl=7200)
+    monkeypatch.setattr(time, "time", real_time)
+    assert store.load(cookie) is None
+
+
+# -------------------------------------------------------------------- key rotation
+
+
+def test_rotation_old_key_verifies_current_key_signs():
+    old_app = CookieStore([OLD])
+    cookie = cookie_for(old_app, {"user": 1})
+    rotated = CookieStore([CURRENT, OLD])
+    assert rotated.load(cookie).data == {"user": 1}
+    resaved = rotated.save(None, rotated.load(cookie), None)
+    assert CookieStore([CURRENT]).load(resaved).data == {"user": 1}, "signed with the new key"
+    assert CookieStore([OLD]).load(resaved) is None, "never signed with a fallback key"
+
+
+def test_rotation_order_newest_key_signs_even_with_many_fallbacks():
+    rotated = CookieStore([CURRENT, OLD, OTHER])
+    cookie = cookie_for(rotated, {"a": 1})
+    assert CookieStore([CURRENT]).load(cookie) is not None
+    assert CookieStore([OLD]).load(cookie) is None
+    assert CookieStore([OTHER]).load(cookie) is None
+
+
+def test_removed_key_no_longer_verifies():
+    cookie = cookie_for(CookieStore([OLD]), {"user": 1})
+    assert CookieStore([CURRENT, OLD]).load(cookie) is not None
+    assert CookieStore([CURRENT]).load(cookie) is None
+
+
+def test_rotation_through_a_session_resigns_on_next_save():
+    cookie = cookie_for(CookieStore([OLD]), {"n": 1})
+    config = SessionConfig(secret_key=CURRENT, fallback_secret_keys=[OLD])
+    store = CookieStore.from_config(config)
+    session = Session(store, cookie)
+    session["n"] = session["n"] + 1
+    new_cookie = session.save()
+    assert CookieStore([CURRENT]).load(new_cookie).data == {"n": 2}
+
+
+def test_encrypted_rotation():
+    cookie = cookie_for(CookieStore([OLD], encrypt=True), {"user": 1})
+    rotated = CookieStore([CURRENT, OLD], encrypt=True)
+    assert rotated.load(cookie).data == {"user": 1}
+    resaved = rotated.save(None, rotated.load(cookie), None)
+    assert CookieStore([CURRENT], encrypt=True).load(resaved) is not None
+    assert CookieStore([OLD], encrypt=True).load(resaved) is None
+
+
+# -------------------------------------------------------------------- encryption
+
+
+def test_encrypted_cookie_hides_the_data():
+    sealed = CookieStore([CURRENT], encrypt=True)
+    cookie = cookie_for(sealed, {"secret_note": "launch codes 1234"})
+    body = cookie.split(".")[0].lstrip("~")
+    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    assert b"launch" not in raw
+    assert b"secret_note" not in raw
+    assert sealed.load(cookie).data == {"secret_note": "launch codes 1234"}
+
+
+def test_encrypted_cookies_differ_each_time():
+    sealed = CookieStore([CURRENT], encrypt=True)
+    assert cookie_for(sealed, {"a": 1}) != cookie_for(sealed, {"a": 1})
+
+
+def test_encryption_and_signing_keys_are_separate():
+    # Knowing the signing key alone must not let anyone make an encrypted cookie the store opens.
+    sealed = CookieStore([CURRENT], encrypt=True)
+    forged = sign_raw(
+        CURRENT, b"~" + b64(b"\x00" * 12 + b"jnot-encrypted"), salt=b"session_core.cookie.encrypted"
+    )
+    assert sealed.load(forged) is None
+
+
+def test_encryption_without_cryptography_is_a_clear_error(monkeypatch):
+    for name in list(sys.modules):
+        if name.startswith("cryptography"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    config = SessionConfig(secret_key=CURRENT, store_options={"encrypt": True})
+    with pytest.raises(EncryptionUnavailableError, match=r"session-core\[encryption\]"):
+        CookieStore.from_config(config)
+
+
+def test_bad_store_options_are_refused():
+    with pytest.raises(ValueError, match="no option 'url'"):
+        CookieStore.from_config(SessionConfig(secret_key=CURRENT, store_options={"url": "x"}))
+    with pytest.raises(ValueError, match="encrypt must be true or false"):
+        CookieStore.from_config(SessionConfig(secret_key=CURRENT, store_options={"encrypt": 1}))
+
+
+# -------------------------------------------------------------------- hostile input
+
+
+def test_decompression_bomb_signed_with_the_key_is_refused(store):
+    bomb = zlib.compress(b'[{"a":"' + b"x" * (2 << 20) + b'"},null,60]', 9)
+    cookie = sign_raw(CURRENT, b"." + b64(bomb))
+    assert len(cookie) < 4096, "small enough to pass the size check; refused when inflating"
+    assert store.load(cookie) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", ".", "..", "a.b.c", "~.x.y", "." * 50, "é.é.é", "\x00", "a" * 5000, "a.b.c\r\nX: y"],
+)
+def test_malformed_values_load_none(store, value):
+    assert store.load(value) is None
+
+
+def test_signed_but_wrong_shape_payload_loads_none(store):
+    for payload in (b'{"a":1}', b"[1,2,3]", b'[{"a":1},null,"x"]', b"not json"):
+        assert store.load(sign_raw(CURRENT, b64(payload))) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
+def test_random_input_never_raises(value):
+    assert CookieStore([CURRENT]).load(value) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_mutated_real_cookie_never_yields_other_data(data):
+    store = CookieStore([CURRENT])
+    cookie = cookie_for(store, {"user": 1})
+    index = data.draw(st.integers(0, len(cookie) - 1))
+    char = data.draw(st.characters(codec="ascii"))
+    mutated = cookie[:index] + char + cookie[index + 1 :]
+    record = store.load(mutated)
+    assert record is None or record.data == {"user": 1}
