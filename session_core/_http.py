@@ -25,12 +25,23 @@ _SET_COOKIE_PREFIX = len("Set-Cookie: ")
 _NOTHING, _VARY, _SAVE, _DROP_FLUSHED, _DELETE_COOKIE = range(5)
 
 
+_last_date: tuple[int, str] = (-1, "")
+
+
 def _http_date(timestamp: float) -> str:
-    t = time.gmtime(timestamp)
-    return (
+    """``timestamp`` as an HTTP date; the last one is cached (most cookies share the second)."""
+    global _last_date
+    second = int(timestamp)
+    cached = _last_date
+    if cached[0] == second:
+        return cached[1]
+    t = time.gmtime(second)
+    text = (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
     )
+    _last_date = (second, text)
+    return text
 
 
 def parse_cookie_value(header: str | None, name: str) -> str | None:

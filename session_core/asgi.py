@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any, TypeAlias
 
 from ._http import SessionCookie, parse_cookie_value, resolve_config
@@ -59,6 +60,9 @@ class SessionMiddleware:
         self.store = create_store(self.config)
         self.cookie = SessionCookie(self.config, self.store)
         self._preload = not self.store.local
+        self._always_finish = self.config.save_every_request
+        self._max_age = self.config.cookie_max_age
+        self._cookie_name = self.config.cookie_name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one connection."""
@@ -66,27 +70,36 @@ class SessionMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        name = self.config.cookie_name
         session = Session(
             self.store,
-            max_age=self.config.cookie_max_age,
-            key_source=lambda: parse_cookie_value(_cookie_header(scope), name),
+            max_age=self._max_age,
+            key_source=partial(_key_from_scope, scope, self._cookie_name),
         )
         scope["session"] = session
         if self._preload and session.incoming_key() is not None:
             await session.aload()
+        always = self._always_finish
         afinish = self.cookie.afinish
 
         async def send_with_session(message: Message) -> None:
-            event = message["type"]
-            if event == "http.response.start" or event == "websocket.accept":
+            if (session.accessed or always) and (
+                message["type"] == "http.response.start" or message["type"] == "websocket.accept"
+            ):
                 extra = await afinish(session, message.get("status", 200))
                 if extra:
                     headers = list(message.get("headers", ()))
-                    headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in extra)
+                    headers.extend((_encoded_name(k), v.encode("latin-1")) for k, v in extra)
                     message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and self._preload and session.modified:
             await session.asave()
+
+
+def _key_from_scope(scope: Scope, cookie_name: str) -> str | None:
+    return parse_cookie_value(_cookie_header(scope), cookie_name)
+
+
+def _encoded_name(name: str) -> bytes:
+    return b"set-cookie" if name == "Set-Cookie" else name.lower().encode("latin-1")

@@ -1,11 +1,17 @@
 """The built-in ``cookie`` store: the whole session travels in a signed (optionally encrypted)
 cookie, so there is no server to run and nothing to clean up.
 
-Format: ``base64(payload).timestamp.signature``, signed by :class:`itsdangerous.TimestampSigner`
-with HMAC-SHA256 and a salt of this store's own. The payload is the JSON ``[data, expiry, ttl]``,
-zlib-compressed when that is smaller; the session expires ``ttl`` seconds after the signed
-timestamp. With ``encrypt=True`` the payload is sealed with AES-GCM (key derived from the secret
-with HKDF, separate from the signing key) before it is signed, so the visitor cannot read it.
+Format: itsdangerous' ``TimestampSigner`` format, ``payload.timestamp.signature``, with
+HMAC-SHA256, a salt of this store's own, and the signing key derived from the secret by
+itsdangerous (its ``hmac`` key derivation). The payload is the JSON ``[data, expiry, ttl]``,
+zlib-compressed when that is smaller (marked by a leading ``.``); the session expires ``ttl``
+seconds after the signed timestamp. With ``encrypt=True`` the payload is sealed with AES-GCM
+(key derived from the secret with HKDF, separate from the signing key) before it is signed, so
+the visitor cannot read it (marked by a leading ``~``, and signed with a different salt).
+
+Signing and verifying run on every request, so they call :func:`hmac.digest` directly instead of
+going through itsdangerous' signer objects (several times slower per call); the bytes are the same,
+and the tests check that itsdangerous verifies our cookies and we verify its.
 
 Keys rotate: ``secret_key`` signs, and it and every ``fallback_secret_keys`` entry verify, newest
 first. A cookie that fails verification is never decoded: it gives an empty session.
@@ -13,8 +19,9 @@ first. A cookie that fails verification is never decoded: it gives an empty sess
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -23,7 +30,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from itsdangerous import BadSignature, Signer, TimestampSigner
+from itsdangerous import Signer
 
 from .config import SessionConfig
 from .errors import ConfigurationError, EncryptionUnavailableError
@@ -42,17 +49,26 @@ _AAD = b"session_core.cookie.v1"
 _NONCE_BYTES = 12
 _CLOCK_SKEW = 300  # seconds a timestamp may be ahead of this clock (servers behind a balancer)
 _MAX_INFLATED = 1 << 20  # a compressed payload may not inflate past 1 MiB
+_COMPRESS_FROM = 96  # shorter JSON never gets smaller with zlib
+_SIGNATURE_LENGTH = 43  # base64 of 32 bytes, unpadded
+
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+# Built once: json.dumps/json.loads with options build a new encoder or decoder per call.
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_decode = json.JSONDecoder().decode
 
 _Seal = Callable[[bytes], bytes]
 _Open = Callable[[bytes], bytes]
 
 
 def _b64encode(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
 
 
 def _b64decode(data: bytes) -> bytes:
-    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
 
 
 def _inflate(data: bytes) -> bytes:
@@ -63,12 +79,10 @@ def _inflate(data: bytes) -> bytes:
     return out
 
 
-def _signer(secret: bytes, salt: bytes) -> TimestampSigner:
-    # Derive the signing key once (itsdangerous' own HMAC derivation) instead of on every call.
-    derived = Signer(secret, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
-    return TimestampSigner(
-        derived.derive_key(), salt=salt, key_derivation="none", digest_method=hashlib.sha256
-    )
+def _signing_key(secret: bytes, salt: bytes) -> bytes:
+    """The HMAC key itsdangerous derives from ``secret`` and ``salt`` (``hmac`` derivation)."""
+    signer = Signer(secret, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
+    return signer.derive_key()
 
 
 def _aead(secret: bytes) -> tuple[_Seal, _Open]:
@@ -112,7 +126,7 @@ class CookieStore(SessionStore):
         keys = [k.encode() if isinstance(k, str) else bytes(k) for k in secret_keys]
         self.encrypt = encrypt
         salt = _ENCRYPTED_SALT if encrypt else _SALT
-        self._signers = [_signer(k, salt) for k in keys]
+        self._keys = [_signing_key(k, salt) for k in keys]
         self._aeads = [_aead(k) for k in keys] if encrypt else []
 
     @classmethod
@@ -136,28 +150,39 @@ class CookieStore(SessionStore):
 
     def _encode(self, record: SessionRecord, now: float) -> bytes:
         ttl = max(0, math.ceil(record.expires_at - now))
-        plain = json.dumps(
-            [record.data, record.expiry, ttl], separators=(",", ":"), ensure_ascii=False
-        ).encode()
-        compressed = zlib.compress(plain, 6)
+        plain = _json_encode([record.data, record.expiry, ttl]).encode()
         if self._aeads:
-            flagged = b"z" + compressed if len(compressed) < len(plain) else b"j" + plain
+            if len(plain) >= _COMPRESS_FROM:
+                compressed = zlib.compress(plain)
+                flagged = b"z" + compressed if len(compressed) < len(plain) else b"j" + plain
+            else:
+                flagged = b"j" + plain
             return b"~" + _b64encode(self._aeads[0][0](flagged))
-        if len(compressed) < len(plain) - 1:
-            return b"." + _b64encode(compressed)
+        if len(plain) >= _COMPRESS_FROM:
+            compressed = zlib.compress(plain)
+            if len(compressed) < len(plain) - 1:
+                return b"." + _b64encode(compressed)
         return _b64encode(plain)
 
     def _decode(self, body: bytes, index: int) -> Any:
         if self._aeads:
-            if not body.startswith(b"~"):
+            if body[:1] != b"~":
                 return None
             flagged = self._aeads[index][1](_b64decode(body[1:]))
             plain = _inflate(flagged[1:]) if flagged[:1] == b"z" else flagged[1:]
-        elif body.startswith(b"."):
+        elif body[:1] == b".":
             plain = _inflate(_b64decode(body[1:]))
         else:
             plain = _b64decode(body)
-        return json.loads(plain)
+        return _json_decode(plain.decode())
+
+    def _verify(self, signed: bytes, signature: bytes) -> int:
+        """The index of the key that signed ``signed``, newest first; -1 for none."""
+        for index, key in enumerate(self._keys):
+            expected = _b64encode(hmac.digest(key, signed, "sha256"))
+            if hmac.compare_digest(expected, signature):
+                return index
+        return -1
 
     # ------------------------------------------------------------------ store API
 
@@ -166,25 +191,27 @@ class CookieStore(SessionStore):
         expired, or malformed."""
         if len(key) > MAX_COOKIE_BYTES or not key.isascii():
             return None
-        raw = key.encode()
-        for index, signer in enumerate(self._signers):
-            try:
-                body, signed_at = signer.unsign(raw, return_timestamp=True)
-            except BadSignature:
-                continue
-            try:
-                return self._record(self._decode(body, index), signed_at.timestamp())
-            except Exception:
-                return None
-        return None
+        signed, _, signature = key.encode().rpartition(b".")
+        if len(signature) != _SIGNATURE_LENGTH:
+            return None
+        index = self._verify(signed, signature)
+        if index < 0:
+            return None
+        body, _, stamp = signed.rpartition(b".")
+        try:
+            signed_at = int.from_bytes(_b64decode(stamp), "big")
+            payload = self._decode(body, index)
+        except Exception:
+            return None
+        return self._record(payload, signed_at)
 
     @staticmethod
-    def _record(payload: Any, signed_at: float) -> SessionRecord | None:
+    def _record(payload: Any, signed_at: int) -> SessionRecord | None:
         if (
-            not isinstance(payload, list)
+            type(payload) is not list
             or len(payload) != 3
-            or not isinstance(payload[0], dict)
-            or not isinstance(payload[2], int)
+            or type(payload[0]) is not dict
+            or type(payload[2]) is not int
         ):
             return None
         now = time.time()
@@ -198,7 +225,11 @@ class CookieStore(SessionStore):
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Return the signed cookie value holding the whole ``record``."""
         now = time.time()
-        return self._signers[0].sign(self._encode(record, now)).decode()
+        seconds = int(now)
+        stamp = _b64encode(seconds.to_bytes((seconds.bit_length() + 7) // 8, "big"))
+        signed = self._encode(record, now) + b"." + stamp
+        signature = _b64encode(hmac.digest(self._keys[0], signed, "sha256"))
+        return (signed + b"." + signature).decode()
 
     def delete(self, key: str) -> None:
         """Nothing to delete: the data lives in the cookie, which the middleware removes."""

@@ -15,10 +15,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from ._http import SessionCookie, resolve_config
+from ._http import SessionCookie, parse_cookie_value, resolve_config
 from .config import SessionConfig
 from .registry import create_store
 from .session import Session
@@ -55,19 +56,31 @@ class SessionMiddleware:
         self.config = resolve_config(config, settings)
         self.store = create_store(self.config)
         self.cookie = SessionCookie(self.config, self.store)
+        self._always_finish = self.config.save_every_request
+        self._max_age = self.config.cookie_max_age
+        self._cookie_name = self.config.cookie_name
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Handle one request."""
-        session: Session = self.cookie.new_session(environ.get("HTTP_COOKIE"))
-        environ[ENVIRON_KEY] = session
+        session = environ[ENVIRON_KEY] = Session(
+            self.store,
+            max_age=self._max_age,
+            key_source=partial(_key_from_environ, environ, self._cookie_name),
+        )
+        always = self._always_finish
         finish = self.cookie.finish
 
         def session_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo | None = None
         ) -> Callable[[bytes], object]:
-            extra = finish(session, int(status[:3]))
-            if extra:
-                headers = [*headers, *extra]
+            if session.accessed or always:
+                extra = finish(session, int(status[:3]))
+                if extra:
+                    headers = [*headers, *extra]
             return start_response(status, headers, exc_info)
 
         return self.app(environ, session_start_response)
+
+
+def _key_from_environ(environ: dict[str, Any], cookie_name: str) -> str | None:
+    return parse_cookie_value(environ.get("HTTP_COOKIE"), cookie_name)

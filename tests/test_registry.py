@@ -186,7 +186,7 @@ def test_old_plugin_on_new_core_fails_clearly(site):
 
 def test_plugin_for_a_newer_core_says_upgrade_the_core(site):
     site.install("session-core-future", "9.0", ["future"], GOOD_PLUGIN.format(api=99))
-    with pytest.raises(IncompatiblePluginError, match="upgrade session-core$"):
+    with pytest.raises(IncompatiblePluginError, match=r"upgrade session-core$"):
         StoreRegistry().create(config("future"))
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "RedisOptions",
     "SentinelOptions",
     "parse_address",
+    "redact_url",
 ]
 
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -120,7 +121,7 @@ def _number(option: str, value: object, *, integer: bool, minimum: float, option
     if value is None and optional:
         return
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:  # type: ignore[operator]
         what = "an integer" if integer else "a number"
         raise _problem(option, f"{value!r} is not {what} of at least {minimum}")
 
@@ -169,13 +170,13 @@ class RedisOptions:
     def __post_init__(self) -> None:
         modes = [n for n in ("url", "sentinel", "cluster") if getattr(self, n) is not None]
         if len(modes) > 1:
-            raise _problem(modes[1], f"give only one of 'url', 'sentinel' and 'cluster', not {modes}")
+            raise _problem(
+                modes[1], f"give only one of 'url', 'sentinel' and 'cluster', not {modes}"
+            )
         if self.url is not None:
             scheme = urlsplit(self.url).scheme if isinstance(self.url, str) else None
             if scheme not in _SCHEMES:
-                raise _problem(
-                    "url", f"{self.url!r} is not a redis://, rediss:// or unix:// URL"
-                )
+                raise _problem("url", f"{self.url!r} is not a redis://, rediss:// or unix:// URL")
         if self.cluster is not None and not self.cluster:
             raise _problem("cluster", "give at least one startup node")
         if not isinstance(self.key_prefix, str) or "{" in self.key_prefix or "}" in self.key_prefix:
@@ -193,8 +194,13 @@ class RedisOptions:
             _number(name, getattr(self, name), integer=False, minimum=0.001, optional=True)
         _number("max_connections", self.max_connections, integer=True, minimum=1, optional=True)
         _number("retries", self.retries, integer=True, minimum=0, optional=False)
-        _number("health_check_interval", self.health_check_interval, integer=False, minimum=0,
-                optional=False)
+        _number(
+            "health_check_interval",
+            self.health_check_interval,
+            integer=False,
+            minimum=0,
+            optional=False,
+        )
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> RedisOptions:

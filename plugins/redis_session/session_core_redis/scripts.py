@@ -13,8 +13,8 @@ __all__ = [
     "EXPIRES_FIELD",
     "EXPIRY_FIELD",
     "MODE_CREATE",
+    "MODE_KEEP_LIFETIME",
     "MODE_MERGE",
-    "MODE_WRITE_ONLY",
     "SAVE_SCRIPT",
     "SAVE_SHA",
 ]
@@ -26,19 +26,19 @@ EXPIRES_FIELD = b"\xffexpires"
 """Hash field holding when the record expires, in Unix milliseconds."""
 
 MODE_CREATE = b"c"
-"""Write a new record without looking (a fresh key, or the new key of :meth:`cycle_key`)."""
+"""Write a new record without looking (a fresh key, or the new key of ``cycle_key``)."""
 
 MODE_MERGE = b"u"
-"""Apply changes to an existing record; write nothing when it does not exist."""
+"""Apply changes to an existing record and set its expiry; write nothing when it is gone."""
 
-MODE_WRITE_ONLY = b"w"
-"""Like :data:`MODE_MERGE` for a request that wrote without reading: when it did not choose an
-expiry, the one stored with the record still applies."""
+MODE_KEEP_LIFETIME = b"k"
+"""Like :data:`MODE_MERGE`, but leave the stored expiry setting, expiry time and TTL alone: a
+request that wrote without reading and chose no expiry does not know them."""
 
 # KEYS[1]  the session's hash; KEYS[2] (optional, create only) an old hash to remove atomically
-# ARGV[1]  mode: c (create), u (merge into an existing record), w (write-only merge)
+# ARGV[1]  mode: c (create), u (merge into an existing record), k (merge, keep the lifetime)
 # ARGV[2]  time to live in milliseconds, from the caller's clock
-# ARGV[3]  the caller's clock, Unix milliseconds
+# ARGV[3]  when the record expires, Unix milliseconds, from the caller's clock
 # ARGV[4]  the expiry setting as JSON
 # ARGV[5]  n, the number of fields to delete, then those n fields, then field/value pairs to set
 #
@@ -53,38 +53,21 @@ if KEYS[2] then
   redis.call('UNLINK', KEYS[2])
 end
 local ttl = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local expiry = ARGV[4]
-if mode == 'w' and expiry == 'null' then
-  local stored = redis.call('HGET', key, '\\255expiry')
-  if stored then
-    local ok, policy = pcall(cjson.decode, stored)
-    if ok and type(policy) == 'number' then
-      expiry = stored
-      if policy > 0 then
-        ttl = policy * 1000
-      end
-    elseif ok and type(policy) == 'table' and type(policy['at']) == 'number' then
-      expiry = stored
-      ttl = policy['at'] * 1000 - now
-    end
-  end
-end
-ttl = math.floor(ttl)
-if ttl <= 0 then
+if mode ~= 'k' and ttl <= 0 then
   redis.call('UNLINK', key)
   return 0
 end
-local ndel = tonumber(ARGV[5])
-local first = 6 + ndel
+local first = 6 + tonumber(ARGV[5])
 for i = 6, first - 1, 1000 do
   redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, first - 1)))
 end
 for i = first, #ARGV, 1000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-redis.call('HSET', key, '\\255expiry', expiry, '\\255expires', string.format('%d', now + ttl))
-redis.call('PEXPIRE', key, ttl)
+if mode ~= 'k' then
+  redis.call('HSET', key, '\\255expiry', ARGV[4], '\\255expires', ARGV[3])
+  redis.call('PEXPIRE', key, ttl)
+end
 return 1
 """
 """The save script: existence check, deletes, sets, metadata and TTL in one atomic call."""

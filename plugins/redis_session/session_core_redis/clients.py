@@ -1,0 +1,110 @@
+"""Building redis-py clients (sync and :mod:`redis.asyncio`) from :class:`RedisOptions`.
+
+Each client owns one connection pool, made once per store (and per event loop for the async
+client) and shared by every request. Nothing here connects: redis-py connects on first use.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.retry
+import redis.sentinel
+from redis.backoff import ExponentialBackoff
+
+from .options import DEFAULT_URL, RedisOptions
+
+__all__ = ["aclose_client", "build_async_client", "build_client", "close_client"]
+
+_SYNC = types.SimpleNamespace(
+    Redis=redis.Redis,
+    Sentinel=redis.sentinel.Sentinel,
+    RedisCluster=redis.cluster.RedisCluster,
+    ClusterNode=redis.cluster.ClusterNode,
+    Retry=redis.retry.Retry,
+)
+_ASYNC = types.SimpleNamespace(
+    Redis=redis.asyncio.Redis,
+    Sentinel=redis.asyncio.sentinel.Sentinel,
+    RedisCluster=redis.asyncio.cluster.RedisCluster,
+    ClusterNode=redis.asyncio.cluster.ClusterNode,
+    Retry=redis.asyncio.retry.Retry,
+)
+
+
+def _connection_kwargs(options: RedisOptions, flavour: types.SimpleNamespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_timeout": options.socket_timeout,
+        "socket_connect_timeout": options.socket_connect_timeout,
+        "health_check_interval": options.health_check_interval,
+        # A short, bounded retry on a fresh connection: enough to ride over a restarted server
+        # or a failover, never long enough to hang a request.
+        "retry": flavour.Retry(ExponentialBackoff(cap=0.25, base=0.02), options.retries),
+    }
+    for name in ("username", "password", "db", "ssl_ca_certs"):
+        if getattr(options, name) is not None:
+            kwargs[name] = getattr(options, name)
+    if options.ssl:
+        kwargs["ssl"] = True
+    if options.max_connections is not None:
+        kwargs["max_connections"] = options.max_connections
+    return kwargs
+
+
+def _build(options: RedisOptions, flavour: types.SimpleNamespace) -> tuple[Any, list[Any]]:
+    kwargs = _connection_kwargs(options, flavour)
+    if options.cluster is not None:
+        kwargs.pop("db", None)
+        nodes = [flavour.ClusterNode(host, port) for host, port in options.cluster]
+        return flavour.RedisCluster(startup_nodes=nodes, **kwargs), []
+    if options.sentinel is not None:
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": options.socket_timeout,
+            "socket_connect_timeout": options.socket_connect_timeout,
+        }
+        if options.sentinel.username is not None:
+            sentinel_kwargs["username"] = options.sentinel.username
+        if options.sentinel.password is not None:
+            sentinel_kwargs["password"] = options.sentinel.password
+        sentinel = flavour.Sentinel(list(options.sentinel.nodes), sentinel_kwargs=sentinel_kwargs)
+        client = sentinel.master_for(options.sentinel.master, redis_class=flavour.Redis, **kwargs)
+        return client, list(sentinel.sentinels)
+    kwargs.pop("ssl", None)  # the URL's scheme says it
+    return flavour.Redis.from_url(options.url or DEFAULT_URL, **kwargs), []
+
+
+def build_client(options: RedisOptions) -> tuple[Any, list[Any]]:
+    """A sync client for ``options``, and the helper clients (sentinels) to close with it."""
+    return _build(options, _SYNC)
+
+
+def build_async_client(options: RedisOptions) -> tuple[Any, list[Any]]:
+    """Like :func:`build_client`, with :mod:`redis.asyncio` (bound to the running event loop)."""
+    return _build(options, _ASYNC)
+
+
+def close_client(client: Any, helpers: list[Any]) -> None:
+    """Close a client built by :func:`build_client` and drop its pooled connections."""
+    client.close()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+    for helper in helpers:
+        close_client(helper, [])
+
+
+async def aclose_client(client: Any, helpers: list[Any]) -> None:
+    """Close a client built by :func:`build_async_client` and its pooled connections."""
+    await client.aclose()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        await pool.disconnect()
+    for helper in helpers:
+        await aclose_client(helper, [])

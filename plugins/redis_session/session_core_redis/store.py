@@ -1,0 +1,471 @@
+"""The ``redis`` session store.
+
+Layout: one Redis hash per session, at ``<key_prefix>{<tag>}<sha256 of the session key>`` where
+``<tag>`` is the hash's first two hex digits. Each session key is a hash field holding its value as
+JSON; the reserved fields ``\\xffexpiry`` and ``\\xffexpires`` hold the expiry setting and the
+expiry time. The record's lifetime is the key's own Redis TTL, so nothing needs cleaning up.
+
+Hot path: a load is one ``HGETALL``; every save is one ``EVALSHA`` of :data:`~.scripts.SAVE_SCRIPT`,
+which checks that the session still exists, applies only the changed fields, and sets the TTL,
+atomically. A request that only writes needs no read at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import threading
+import time
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from typing import Any, ClassVar
+
+import redis.asyncio.cluster
+import redis.cluster
+import redis.exceptions
+
+from session_core import (
+    Changes,
+    ConfigurationError,
+    SessionRecord,
+    SessionStore,
+    StoreUnreachableError,
+    generate_key,
+    hash_key,
+    is_plausible_key,
+)
+from session_core.store import Progress
+
+from .clients import aclose_client, build_async_client, build_client, close_client
+from .options import RedisOptions, redact_url
+from .scripts import (
+    EXPIRES_FIELD,
+    EXPIRY_FIELD,
+    MODE_CREATE,
+    MODE_KEEP_LIFETIME,
+    MODE_MERGE,
+    SAVE_SCRIPT,
+    SAVE_SHA,
+)
+
+__all__ = ["UNREACHABLE_ERRORS", "RedisStore", "redis_key"]
+
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,  # also authentication, loading, too many connections
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,  # CLUSTERDOWN, MASTERDOWN
+    redis.exceptions.RedisClusterException,  # no reachable node, slot not covered
+    redis.exceptions.ReadOnlyError,  # a master demoted by a failover
+    redis.exceptions.TryAgainError,  # a slot being migrated
+    redis.exceptions.OutOfMemoryError,  # a write refused by maxmemory
+    OSError,
+)
+"""The redis-py errors the store reports as :class:`~session_core.StoreUnreachableError`."""
+
+_TAG_LENGTH = 2
+_CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+_decode_json = json.JSONDecoder().decode  # skips json.loads' per-call checks
+_LoopEntry = tuple[Any, AsyncGenerator[None, None], "asyncio.Task[Any] | None"]
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def redis_key(prefix: str, key: str) -> str:
+    """The Redis key a session is kept under: the prefix, a hash tag, and ``hash_key(key)``.
+
+    The hash tag (the first two hex digits of the hash) decides the Cluster hash slot. It lets
+    :meth:`RedisStore.cycle_key` pick a new key in the same slot as the old one, so the move is
+    one atomic script on Cluster too; sessions still spread over 256 tags.
+    """
+    hashed = hash_key(key)
+    return f"{prefix}{{{hashed[:_TAG_LENGTH]}}}{hashed}"
+
+
+def _encode_field(name: str) -> bytes:
+    return name.encode("utf-8", "surrogatepass")
+
+
+def _save_args(
+    mode: bytes,
+    record: SessionRecord,
+    now: float,
+    fields: Iterable[str],
+    deleted: Iterable[str] = (),
+) -> list[bytes | str | int]:
+    """The script's arguments (after its keys): see :data:`~.scripts.SAVE_SCRIPT`."""
+    removed = [_encode_field(name) for name in deleted]
+    expires_ms = math.ceil(record.expires_at * 1000)
+    args: list[bytes | str | int] = [
+        mode,
+        expires_ms - int(now * 1000),
+        expires_ms,
+        _dumps(record.expiry),
+        len(removed),
+        *removed,
+    ]
+    data = record.data
+    for name in fields:
+        if name in data:
+            args.append(_encode_field(name))
+            args.append(_dumps(data[name]))
+    return args
+
+
+def _decode(fields: dict[bytes, bytes], now: float) -> SessionRecord | None:
+    """The record an ``HGETALL`` reply holds, or ``None`` (missing, expired, or not ours)."""
+    expires = fields.pop(EXPIRES_FIELD, None)
+    if expires is None:
+        return None
+    expires_at = int(expires) / 1000
+    if expires_at <= now:
+        return None
+    expiry = fields.pop(EXPIRY_FIELD, None)
+    return SessionRecord(
+        data={
+            name.decode("utf-8", "surrogatepass"): _decode_json(raw.decode())
+            for name, raw in fields.items()
+        },
+        expires_at=expires_at,
+        expiry=None if expiry is None else _decode_json(expiry.decode()),
+    )
+
+
+def _describe(client: Any) -> str:
+    """Where a handed-over client connects, with no password in it."""
+    if isinstance(client, _CLUSTER_TYPES):
+        nodes = client.get_nodes() if hasattr(client, "get_nodes") else []
+        return "cluster " + ",".join(f"{n.host}:{n.port}" for n in nodes)
+    pool = getattr(client, "connection_pool", None)
+    service = getattr(pool, "service_name", None)
+    if service is not None:
+        return f"sentinel master {service!r}"
+    kwargs: Mapping[str, Any] = getattr(pool, "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    scheme = "rediss" if "ssl_keyfile" in kwargs or "ssl_cert_reqs" in kwargs else "redis"
+    host, port, db = kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0)
+    return redact_url(f"{scheme}://{host}:{port}/{db}")
+
+
+def _check_bytes_client(client: Any, argument: str) -> None:
+    encoder = client.get_encoder() if hasattr(client, "get_encoder") else None
+    if encoder is not None and encoder.decode_responses:
+        raise ConfigurationError(
+            None,
+            f"the redis store needs a client made with decode_responses=False; "
+            f"the {argument} handed to it decodes responses",
+        )
+
+
+async def _hold(client: Any, helpers: list[Any]) -> AsyncGenerator[None, None]:
+    # Parked on its event loop until the loop shuts down (asyncio.run finalises the async
+    # generators it started), which then closes the loop's client while the loop still runs.
+    try:
+        yield
+    finally:
+        with contextlib.suppress(*UNREACHABLE_ERRORS):
+            await aclose_client(client, helpers)
+
+
+class RedisStore(SessionStore):
+    """Sessions in Redis (standalone, Sentinel or Cluster), through redis-py.
+
+    One connection pool per store object (plus one per event loop for the async twins), shared
+    by every request and thread. A read is one round trip, a save is one round trip, and a
+    request that only writes keys does not read first. Concurrent requests of one session that
+    change different keys both keep their change; a session deleted by one request is never
+    brought back by another's late save.
+
+    Args:
+        options: the store's settings: a :class:`~.options.RedisOptions`, or a mapping of them
+            (``store_options``), validated here. ``None`` for the defaults (a local server).
+        client: a ready ``redis.Redis`` or ``redis.cluster.RedisCluster`` (made with
+            ``decode_responses=False``) to use instead of building one. The store does not close
+            it; ``options`` then may only hold ``key_prefix``.
+        async_client: the same for the async twins (a :mod:`redis.asyncio` client). With only
+            ``client`` handed over, the async twins run the sync methods in worker threads.
+
+    Raises:
+        ConfigurationError: for a bad option, or a client that decodes responses.
+    """
+
+    name: ClassVar[str] = "redis"
+    partial_writes: ClassVar[bool] = True
+    needs_cleanup: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        options: RedisOptions | Mapping[str, Any] | None = None,
+        *,
+        client: Any = None,
+        async_client: Any = None,
+    ) -> None:
+        if options is None:
+            options = RedisOptions()
+        elif not isinstance(options, RedisOptions):
+            options = RedisOptions.from_mapping(options)
+        handed = client if client is not None else async_client
+        if handed is not None and any(
+            getattr(options, mode) is not None for mode in ("url", "sentinel", "cluster")
+        ):
+            raise ConfigurationError(
+                "store_options", "give either a client or url/sentinel/cluster options, not both"
+            )
+        for argument, given in (("client", client), ("async_client", async_client)):
+            if given is not None:
+                _check_bytes_client(given, argument)
+        self.options = options
+        """The validated settings."""
+        self.prefix = options.key_prefix
+        """The namespace of every Redis key the store writes."""
+        self.target = _describe(handed) if handed is not None else options.target
+        """Where the store connects, with no password: named in every error."""
+        self._owns = handed is None
+        self._client = client
+        self._helpers: list[Any] = []
+        self._async_client = async_client
+        self._cluster = isinstance(handed, _CLUSTER_TYPES) or options.cluster is not None
+        self._lock = threading.Lock()
+        self._loop_clients: dict[asyncio.AbstractEventLoop, _LoopEntry] = {}
+        self._last_loop: tuple[asyncio.AbstractEventLoop | None, Any] = (None, None)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _sync_client(self) -> Any:
+        client = self._client
+        if client is None:
+            if not self._owns:
+                raise RuntimeError(
+                    "this RedisStore was given only an async_client; use the async methods, "
+                    "or hand over a sync client too"
+                )
+            with self._lock:
+                if self._client is None:
+                    self._client, self._helpers = build_client(self.options)
+                client = self._client
+        return client
+
+    async def _loop_client(self, operation: str) -> Any:
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        last_loop, client = self._last_loop
+        if last_loop is loop:
+            return client
+        with self._lock:
+            for stale in [other for other in self._loop_clients if other.is_closed()]:
+                del self._loop_clients[stale]
+            entry = self._loop_clients.get(loop)
+        if entry is None:
+            client, helpers = build_async_client(self.options)
+            holder = _hold(client, helpers)
+            await anext(holder)  # runs to its yield at once: no other task can interleave
+            # A fresh async cluster client must learn the topology before concurrent use
+            # (redis-py fails commands sent while several tasks initialise it at once).
+            ready = loop.create_task(client.initialize()) if self._cluster else None
+            entry = (client, holder, ready)
+            with self._lock:
+                self._loop_clients[loop] = entry
+        client, holder, ready = entry
+        if ready is not None:
+            try:
+                await ready
+            except UNREACHABLE_ERRORS as exc:
+                with self._lock:
+                    if self._loop_clients.get(loop) is entry:
+                        del self._loop_clients[loop]
+                await holder.aclose()
+                raise self._unreachable(operation, exc) from exc
+        self._last_loop = (loop, client)
+        return client
+
+    def _unreachable(self, operation: str, exc: BaseException) -> StoreUnreachableError:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return StoreUnreachableError(self.name, self.target, operation, reason)
+
+    def _key_like(self, key: str) -> str:
+        """A fresh session key whose Redis key shares ``key``'s hash tag (Cluster slot)."""
+        tag = hash_key(key)[:_TAG_LENGTH]
+        while True:
+            new_key = generate_key()
+            if hash_key(new_key)[:_TAG_LENGTH] == tag:
+                return new_key
+
+    def _save_plan(
+        self, key: str | None, record: SessionRecord, changes: Changes
+    ) -> tuple[str | None, list[str], list[bytes | str | int]]:
+        """What a save does: (the key to return, the script's keys, its arguments).
+
+        No keys means no I/O: a malformed key (nothing to update) or an already expired new
+        record (nothing to keep).
+        """
+        now = time.time()
+        if key is None:
+            new_key = self.generate_key()
+            if record.expires_at <= now:
+                return new_key, [], []
+            args = _save_args(MODE_CREATE, record, now, record.data)
+            return new_key, [redis_key(self.prefix, new_key)], args
+        if not is_plausible_key(key):
+            return None, [], []
+        # Changes.expiry is False when a request wrote without reading and chose no expiry
+        # (session-core builds without it imply the same from Changes.complete).
+        write_lifetime = getattr(changes, "expiry", changes.complete)
+        mode = MODE_MERGE if write_lifetime else MODE_KEEP_LIFETIME
+        args = _save_args(mode, record, now, changes.updated, changes.deleted)
+        return key, [redis_key(self.prefix, key)], args
+
+    def _cycle_plan(
+        self, key: str, record: SessionRecord
+    ) -> tuple[str, list[str], list[bytes | str | int]]:
+        """What :meth:`cycle_key` does: (the new key, the script's keys, its arguments)."""
+        now = time.time()
+        args = _save_args(MODE_CREATE, record, now, record.data)
+        if not is_plausible_key(key):
+            new_key = self.generate_key()
+            return new_key, [redis_key(self.prefix, new_key)], args
+        new_key = self._key_like(key) if self._cluster else self.generate_key()
+        return new_key, [redis_key(self.prefix, new_key), redis_key(self.prefix, key)], args
+
+    def _command(self, operation: str, name: str, *args: Any) -> Any:
+        """Send one redis-py command; an outage becomes :class:`StoreUnreachableError`."""
+        client = self._sync_client()
+        try:
+            return getattr(client, name)(*args)
+        except UNREACHABLE_ERRORS as exc:
+            raise self._unreachable(operation, exc) from exc
+
+    async def _acommand(self, operation: str, name: str, *args: Any) -> Any:
+        """Async twin of :meth:`_command`, on the running event loop's client."""
+        client = await self._loop_client(operation)
+        try:
+            return await getattr(client, name)(*args)
+        except UNREACHABLE_ERRORS as exc:
+            raise self._unreachable(operation, exc) from exc
+
+    def _run_script(self, operation: str, keys: list[str], args: list[bytes | str | int]) -> Any:
+        try:
+            return self._command(operation, "evalsha", SAVE_SHA, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:  # a restarted or new server: EVAL loads it
+            return self._command(operation, "eval", SAVE_SCRIPT, len(keys), *keys, *args)
+
+    async def _arun_script(
+        self, operation: str, keys: list[str], args: list[bytes | str | int]
+    ) -> Any:
+        try:
+            return await self._acommand(operation, "evalsha", SAVE_SHA, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return await self._acommand(operation, "eval", SAVE_SCRIPT, len(keys), *keys, *args)
+
+    # ------------------------------------------------------------------ the store API
+
+    def load(self, key: str) -> SessionRecord | None:
+        """The session saved under ``key``, in one ``HGETALL``; ``None`` if there is none."""
+        if not is_plausible_key(key):
+            return None
+        fields = self._command("load", "hgetall", redis_key(self.prefix, key))
+        return _decode(fields, time.time()) if fields else None
+
+    def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """Create (``key=None``) or merge ``changes`` into a live session, in one round trip.
+
+        A session that no longer exists is not written and ``None`` is returned.
+        """
+        result_key, keys, args = self._save_plan(key, record, changes)
+        if keys and not self._run_script("save", keys, args) and key is not None:
+            return None  # gone: deleted, expired or never there
+        return result_key
+
+    def delete(self, key: str) -> None:
+        """Remove the session saved under ``key`` (``UNLINK``); a missing key is not an error."""
+        if not is_plausible_key(key):
+            return
+        self._command("delete", "unlink", redis_key(self.prefix, key))
+
+    def cycle_key(self, key: str, record: SessionRecord) -> str:
+        """Move the session to a fresh key and remove the old record, in one atomic script.
+
+        On Cluster the new key is chosen in the old key's hash slot, so the move stays atomic.
+        """
+        new_key, keys, args = self._cycle_plan(key, record)
+        self._run_script("cycle the key of a session", keys, args)
+        return new_key
+
+    def clear_expired(self, progress: Progress | None = None) -> int | None:
+        """Nothing to do: Redis expires each session by its TTL. Returns ``None``."""
+        return None
+
+    def close(self) -> None:
+        """Close the store's own connection pool (a handed-over client is left open).
+
+        Async clients close with their event loop, or with :meth:`aclose` from that loop.
+        """
+        with self._lock:
+            client, helpers = self._client, self._helpers
+            if self._owns:
+                self._client, self._helpers = None, []
+            for stale in [other for other in self._loop_clients if other.is_closed()]:
+                del self._loop_clients[stale]
+        if self._owns and client is not None:
+            close_client(client, helpers)
+
+    # ------------------------------------------------------------------ async twins
+
+    async def aload(self, key: str) -> SessionRecord | None:
+        """Async twin of :meth:`load`, through :mod:`redis.asyncio`."""
+        if self._async_in_threads():
+            return await super().aload(key)
+        if not is_plausible_key(key):
+            return None
+        fields = await self._acommand("load", "hgetall", redis_key(self.prefix, key))
+        return _decode(fields, time.time()) if fields else None
+
+    async def asave(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """Async twin of :meth:`save`."""
+        if self._async_in_threads():
+            return await super().asave(key, record, changes)
+        result_key, keys, args = self._save_plan(key, record, changes)
+        if keys and not await self._arun_script("save", keys, args) and key is not None:
+            return None
+        return result_key
+
+    async def adelete(self, key: str) -> None:
+        """Async twin of :meth:`delete`."""
+        if self._async_in_threads():
+            return await super().adelete(key)
+        if not is_plausible_key(key):
+            return None
+        await self._acommand("delete", "unlink", redis_key(self.prefix, key))
+        return None
+
+    async def acycle_key(self, key: str, record: SessionRecord) -> str:
+        """Async twin of :meth:`cycle_key`."""
+        if self._async_in_threads():
+            return await super().acycle_key(key, record)
+        new_key, keys, args = self._cycle_plan(key, record)
+        await self._arun_script("cycle the key of a session", keys, args)
+        return new_key
+
+    async def aclear_expired(self, progress: Progress | None = None) -> int | None:
+        """Async twin of :meth:`clear_expired`: nothing to do, returns ``None``."""
+        return None
+
+    async def aclose(self) -> None:
+        """Close the running event loop's async client, and the sync pool (see :meth:`close`)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._loop_clients.pop(loop, None)
+            self._last_loop = (None, None)
+        if entry is not None:
+            await entry[1].aclose()
+        self.close()
+
+    def _async_in_threads(self) -> bool:
+        """Whether the async twins fall back to worker threads (only a sync client was given)."""
+        return self._async_client is None and not self._owns
+
+    def __repr__(self) -> str:
+        return f"<RedisStore {self.target} prefix={self.prefix!r}>"

@@ -1,0 +1,57 @@
+"""The core's conformance suite, against standalone Redis, Redis Cluster and Redis Sentinel."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from redis_servers import Cluster, SentinelSetup, dump_keys, new_prefix
+from session_core_redis import RedisStore
+
+from session_core import SessionStore
+from session_core.testing import StoreConformance
+
+
+class TestStandalone(StoreConformance):
+    @pytest.fixture(autouse=True)
+    def _server(self, shared_url: str) -> None:
+        self.url = shared_url
+
+    def make_store(self) -> SessionStore:
+        return RedisStore({"url": self.url, "key_prefix": new_prefix()})
+
+    def dump_storage(self, store: SessionStore) -> str:
+        assert isinstance(store, RedisStore)
+        with redis.Redis.from_url(self.url) as client:
+            return dump_keys(client, store.prefix)
+
+
+class TestCluster(StoreConformance):
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_cluster: Cluster) -> None:
+        self.cluster = redis_cluster
+
+    def make_store(self) -> SessionStore:
+        return RedisStore({"cluster": self.cluster.addresses, "key_prefix": new_prefix()})
+
+    def dump_storage(self, store: SessionStore) -> str:
+        assert isinstance(store, RedisStore)
+        dumps = []
+        for node in self.cluster.nodes:
+            with node.client() as client:
+                dumps.append(dump_keys(client, store.prefix))
+        return "\n".join(dumps)
+
+
+class TestSentinel(StoreConformance):
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_sentinel: SentinelSetup) -> None:
+        self.setup = redis_sentinel
+
+    def make_store(self) -> SessionStore:
+        sentinel = {"master": self.setup.master_name, "nodes": [self.setup.sentinel.address]}
+        return RedisStore({"sentinel": sentinel, "key_prefix": new_prefix()})
+
+    def dump_storage(self, store: SessionStore) -> str:
+        assert isinstance(store, RedisStore)
+        with redis.Redis(port=self.setup.master_port()) as client:
+            return dump_keys(client, store.prefix)

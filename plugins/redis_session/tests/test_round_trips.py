@@ -1,0 +1,160 @@
+"""The hot path at the physical floor: one round trip per load and per save, and no read for a
+request that only writes. Round trips are counted on the client's connections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+import redis
+import redis.asyncio
+from redis_servers import create, new_prefix
+from session_core_redis import RedisStore
+
+from session_core import Changes, Session
+from session_core.testing import make_record
+
+
+class Counting(redis.connection.Connection):
+    """A connection that logs every command and every request it sends."""
+
+    commands: ClassVar[list[str]] = []
+    trips: ClassVar[list[int]] = []
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self.commands.append(str(args[0]).upper())
+        super().send_command(*args, **kwargs)
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self.trips.append(1)
+        super().send_packed_command(command, check_health)
+
+
+class AsyncCounting(redis.asyncio.Connection):
+    """The :mod:`redis.asyncio` twin of :class:`Counting` (sharing its logs)."""
+
+    async def send_command(self, *args: Any, **kwargs: Any) -> None:
+        Counting.commands.append(str(args[0]).upper())
+        await super().send_command(*args, **kwargs)
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        Counting.trips.append(1)
+        await super().send_packed_command(command, check_health)
+
+
+def reset() -> None:
+    Counting.commands.clear()
+    Counting.trips.clear()
+
+
+def assert_sent(*commands: str) -> None:
+    """Exactly ``commands`` were sent since :func:`reset`, one round trip each."""
+    assert Counting.commands == list(commands)
+    assert len(Counting.trips) == len(commands)
+
+
+@pytest.fixture
+def counted(shared_url: str) -> Iterator[RedisStore]:
+    """A store on a handed-over client whose connections count what they send."""
+    url = redis.connection.parse_url(shared_url)
+    pool = redis.ConnectionPool(connection_class=Counting, **url)
+    client = redis.Redis(connection_pool=pool)
+    store = RedisStore({"key_prefix": new_prefix()}, client=client)
+    record = make_record({"warm": "up"})
+    store.load(store.save(None, record, Changes.everything(record)) or "")  # connect, cache
+    reset()
+    yield store
+    store.close()
+    client.close()
+    pool.disconnect()
+
+
+def test_create_is_one_round_trip(counted: RedisStore) -> None:
+    create(counted, {"user": 1, "cart": [1, 2]})
+    assert_sent("EVALSHA")
+
+
+def test_load_is_one_round_trip(counted: RedisStore) -> None:
+    key = create(counted, {"user": 1})
+    reset()
+    assert counted.load(key) is not None
+    assert_sent("HGETALL")
+
+
+def test_update_is_one_round_trip(counted: RedisStore) -> None:
+    key = create(counted, {"user": 1})
+    record = counted.load(key)
+    assert record is not None
+    reset()
+    record.data["user"] = 2
+    assert counted.save(key, record, Changes(frozenset({"user"}))) == key
+    assert_sent("EVALSHA")
+
+
+def test_write_only_request_needs_no_read(counted: RedisStore) -> None:
+    key = create(counted, {"user": 1, "theme": "dark"})
+    reset()
+    session = Session(counted, key)
+    session["cart"] = [3]
+    assert session.save() == key
+    assert_sent("EVALSHA")  # a write-only request must not read the session
+    record = counted.load(key)
+    assert record is not None
+    assert record.data == {"user": 1, "theme": "dark", "cart": [3]}
+
+
+def test_read_then_write_request_is_two_round_trips(counted: RedisStore) -> None:
+    key = create(counted, {"visits": 1})
+    reset()
+    session = Session(counted, key)
+    session["visits"] = session["visits"] + 1  # type: ignore[operator]
+    session.save()
+    assert_sent("HGETALL", "EVALSHA")
+
+
+def test_cycle_key_is_one_round_trip(counted: RedisStore) -> None:
+    key = create(counted, {"user": 1})
+    record = counted.load(key)
+    assert record is not None
+    reset()
+    new_key = counted.cycle_key(key, record)
+    assert_sent("EVALSHA")
+    assert counted.load(key) is None
+    assert counted.load(new_key) is not None
+
+
+def test_malformed_key_costs_no_round_trip(counted: RedisStore) -> None:
+    assert counted.load("not a key") is None
+    counted.delete("not a key")
+    assert counted.save("not a key", make_record({"a": 1}), Changes(frozenset({"a"}))) is None
+    assert Counting.trips == []
+
+
+def test_async_load_and_save_are_one_round_trip_each(shared_url: str) -> None:
+    url = redis.connection.parse_url(shared_url)
+
+    async def scenario() -> None:
+        pool = redis.asyncio.ConnectionPool(connection_class=AsyncCounting, **url)
+        client = redis.asyncio.Redis(connection_pool=pool)
+        store = RedisStore({"key_prefix": new_prefix()}, async_client=client)
+        try:
+            record = make_record({"user": 1})
+            key = await store.asave(None, record, Changes.everything(record))
+            assert key is not None
+            await store.aload(key)
+            reset()
+            loaded = await store.aload(key)
+            assert loaded is not None
+            assert_sent("HGETALL")
+            reset()
+            session = Session(store, key)
+            session["cart"] = [1]
+            assert await session.asave() == key
+            assert_sent("EVALSHA")
+        finally:
+            await client.aclose()
+            await pool.disconnect()
+
+    asyncio.run(scenario())
