@@ -9,6 +9,7 @@ installed distribution at all.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import warnings
@@ -140,6 +141,12 @@ class StoreRegistry:
 
     # ------------------------------------------------------------------ discovery
 
+    def _rescan(self) -> None:
+        # Distributions installed since the last scan become visible (new dist-info folders).
+        importlib.invalidate_caches()
+        with self._lock:
+            self._scanned = None
+
     def _entry_points(self) -> dict[str, list[EntryPoint]]:
         with self._lock:
             if self._scanned is None:
@@ -177,6 +184,9 @@ class StoreRegistry:
             if self._is_disabled(name):
                 raise StoreDisabledError(name, self._usable_names())
             claimants = self._entry_points().get(name, [])
+            if not claimants and self._given_entry_points is None:
+                self._rescan()  # installed after the first scan? Look once more before failing.
+                claimants = self._entry_points().get(name, [])
             if not claimants:
                 raise StoreNotFoundError(name, self._usable_names())
             if len(claimants) > 1:
@@ -267,9 +277,11 @@ class StoreRegistry:
 
     def info(self) -> list[StoreInfo]:
         """Every store with its distribution, version and load status; see
-        :func:`available_stores`."""
+        :func:`available_stores`. Listing scans the installed distributions afresh."""
         from . import __version__
 
+        if self._given_entry_points is None:
+            self._rescan()
         result: list[StoreInfo] = [
             StoreInfo("cookie", _CORE_DIST, __version__, "session_core.cookie")
         ]
