@@ -203,6 +203,7 @@ class StoreConformance:
     # ------------------------------------------------------------------ keys
 
     def test_generated_keys_are_long_random_and_unique(self, store: SessionStore) -> None:
+        """Keys have at least 256 bits and never repeat."""
         keys = {store.generate_key() for _ in range(2000)}
         assert len(keys) == 2000
         assert all(len(k) >= 43 for k in keys)
@@ -211,14 +212,17 @@ class StoreConformance:
             assert is_plausible_key(key) or len(key) >= 43
 
     def test_missing_key_loads_none(self, store: SessionStore) -> None:
+        """A key never saved loads as None."""
         assert store.load(generate_key()) is None
 
     @pytest.mark.parametrize("hostile", HOSTILE_KEYS)
     def test_hostile_key_loads_none(self, store: SessionStore, hostile: str) -> None:
+        """Malformed and injection-shaped keys load as None, without error."""
         self._create(store, {"victim": "data"})
         assert store.load(hostile) is None
 
     def test_no_raw_key_at_rest(self, store: SessionStore) -> None:
+        """The backend holds no raw session key (a hash of it instead)."""
         if not self.server_side:
             pytest.skip("the key of a client-side store is the data; nothing is kept at rest")
         key = self._create(store, {"user": 42})
@@ -230,6 +234,7 @@ class StoreConformance:
     # ------------------------------------------------------------------ round trips
 
     def test_round_trip(self, store: SessionStore) -> None:
+        """Every JSON type, unicode and the expiry setting come back as saved."""
         data: SessionData = {
             "str": 'héllo ☃ "quoted" \\ back',
             "int": 2**53,
@@ -250,12 +255,14 @@ class StoreConformance:
 
     @pytest.mark.parametrize("expiry", [None, 0, 60, {"at": 1.9e9}])
     def test_expiry_setting_round_trips(self, store: SessionStore, expiry: Any) -> None:
+        """The session's own expiry setting is kept unchanged."""
         key = self._create(store, {"a": 1}, expiry=expiry)
         record = store.load(key)
         assert record is not None
         assert record.expiry == expiry
 
     def test_larger_session_round_trips(self, store: SessionStore) -> None:
+        """A session with many keys round-trips whole."""
         data: SessionData = {f"k{i}": "v" * 20 for i in range(60 if not self.server_side else 2000)}
         key = self._create(store, data)
         record = store.load(key)
@@ -265,16 +272,19 @@ class StoreConformance:
     # ------------------------------------------------------------------ expiry
 
     def test_expired_record_is_not_returned(self, store: SessionStore) -> None:
+        """A record whose expires_at is past is never returned."""
         key = self._create(store, {"a": 1}, ttl=-5)
         assert store.load(key) is None
 
     def test_record_expires_when_its_time_comes(self, store: SessionStore) -> None:
+        """A live record disappears once its expiry time passes."""
         key = self._create(store, {"a": 1}, ttl=self.expiry_wait)
         assert store.load(key) is not None
         time.sleep(self.expiry_wait + 1.0)
         assert store.load(key) is None
 
     def test_clear_expired(self, store: SessionStore) -> None:
+        """clear_expired removes expired records only, reports progress and a count."""
         live = [self._create(store, {"live": i}) for i in range(3)]
         for i in range(5):
             self._create(store, {"dead": i}, ttl=-10)
@@ -293,6 +303,7 @@ class StoreConformance:
     # ------------------------------------------------------------------ updates and deletes
 
     def test_update_merges_disjoint_changes(self, store: SessionStore) -> None:
+        """Two updates of different keys from the same version both survive."""
         if not self.server_side:
             pytest.skip("a client-side store's cookie is replaced whole")
         key = self._create(store, {"a": 1, "b": 1, "c": 1})
@@ -309,6 +320,7 @@ class StoreConformance:
         assert merged.data == {"a": 2, "b": 2}
 
     def test_update_of_deleted_session_is_not_resurrected(self, store: SessionStore) -> None:
+        """A save after a delete writes nothing and returns None."""
         if not self.server_side:
             pytest.skip("a client-side store has nothing to delete")
         key = self._create(store, {"user": 1})
@@ -320,6 +332,7 @@ class StoreConformance:
         assert store.load(key) is None
 
     def test_update_of_unknown_key_creates_nothing(self, store: SessionStore) -> None:
+        """A save to a key the store never made creates nothing."""
         if not self.server_side:
             pytest.skip("a client-side store has no server records")
         planted = generate_key()
@@ -328,6 +341,7 @@ class StoreConformance:
         assert store.load(planted) is None
 
     def test_update_extends_expiry(self, store: SessionStore) -> None:
+        """An update writes the new expiry time."""
         key = self._create(store, {"a": 1}, ttl=60)
         record = store.load(key)
         assert record is not None
@@ -339,6 +353,7 @@ class StoreConformance:
         assert reloaded.expires_at > time.time() + 3600
 
     def test_partial_write_keeps_stored_expiry(self, store: SessionStore) -> None:
+        """A write-only save with unknown expiry keeps the stored lifetime."""
         if not type(store).partial_writes:
             pytest.skip("the store does not take partial writes")
         key = self._create(store, {"a": 1}, ttl=600, expiry=600)
@@ -354,17 +369,20 @@ class StoreConformance:
         assert abs(after.expires_at - before.expires_at) < 2
 
     def test_delete(self, store: SessionStore) -> None:
+        """A deleted session no longer loads."""
         key = self._create(store, {"a": 1})
         store.delete(key)
         if self.server_side:
             assert store.load(key) is None
 
     def test_delete_missing_key_is_not_an_error(self, store: SessionStore) -> None:
+        """Deleting absent or malformed keys is not an error."""
         store.delete(generate_key())
         for hostile in HOSTILE_KEYS:
             store.delete(hostile)
 
     def test_cycle_key_moves_data_and_kills_old_key(self, store: SessionStore) -> None:
+        """cycle_key moves the data to a new key and kills the old one."""
         key = self._create(store, {"user": 7})
         record = store.load(key)
         assert record is not None
@@ -379,6 +397,7 @@ class StoreConformance:
     # ------------------------------------------------------------------ through a Session
 
     def test_session_write_only_then_read(self, store: SessionStore) -> None:
+        """A Session that only writes keeps the keys it did not touch."""
         key = self._create(store, {"kept": 1})
         writer = Session(store, key)
         writer["added"] = 2
@@ -392,6 +411,7 @@ class StoreConformance:
             assert reader["added"] == 2
 
     def test_session_planted_key_is_never_adopted(self, store: SessionStore) -> None:
+        """A Session never adopts a key the store did not make."""
         planted = generate_key()
         session = Session(store, planted)
         session["user"] = 1
@@ -402,6 +422,7 @@ class StoreConformance:
             assert store.load(planted) is None
 
     def test_session_flush_deletes_record(self, store: SessionStore) -> None:
+        """Session.flush deletes the stored record on save."""
         key = self._create(store, {"user": 1})
         session = Session(store, key)
         assert session["user"] == 1
@@ -411,6 +432,7 @@ class StoreConformance:
             assert store.load(key) is None
 
     def test_concurrent_sessions_from_threads(self, store: SessionStore) -> None:
+        """Threads sharing the store lose no update, on their own or one shared session."""
         shared = self._create(store, {"start": 0})
         errors: list[BaseException] = []
         keys: dict[int, str | None] = {}
@@ -444,6 +466,8 @@ class StoreConformance:
     # ------------------------------------------------------------------ async twins
 
     def test_async_twins(self, store: SessionStore) -> None:
+        """The async twins keep the same promises as the sync methods."""
+
         async def scenario() -> None:
             record = make_record({"a": 1})
             key = await store.asave(None, record, Changes.everything(record))
@@ -470,6 +494,7 @@ class StoreConformance:
         asyncio.run(scenario())
 
     def test_async_sessions_concurrently(self, store: SessionStore) -> None:
+        """Concurrent async sessions changing different keys all keep their change."""
         if not self.server_side:
             pytest.skip("a client-side store's cookie is replaced whole")
         shared = self._create(store, {"start": 0})
