@@ -104,6 +104,6 @@ def test_works_behind_the_middleware(installed, tmp_path):
     with httpx.Client(transport=transport, base_url="http://testserver") as client:
         assert [client.get("/").text for _ in range(3)] == ["1", "2", "3"]
         key = client.cookies["sessionid"]
-    [stored] = [p for p in folder.glob("*.json")]
+    [stored] = list(folder.glob("*.json"))
     assert key not in stored.name
     assert key not in stored.read_text()

@@ -13,7 +13,11 @@ import pytest
 from session_core import available_stores
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = [ROOT, *sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir()), ROOT / "tests" / "example_store"]
+FOLDERS = [
+    ROOT,
+    *sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir()),
+    ROOT / "tests" / "example_store",
+]
 
 
 def project(folder):
@@ -28,7 +32,9 @@ def test_installed_from_a_wheel_not_editable(name):
     dist = metadata.distribution(name)
     assert dist.version == project(DISTRIBUTIONS[name])["version"]
     origin = json.loads(dist.read_text("direct_url.json") or "{}")
-    assert origin.get("url", "").endswith(".whl"), f"{name} was not installed from a wheel: {origin}"
+    assert origin.get("url", "").endswith(".whl"), (
+        f"{name} was not installed from a wheel: {origin}"
+    )
     assert not origin.get("dir_info", {}).get("editable"), f"{name} is an editable install"
 
 
@@ -52,6 +58,8 @@ def test_every_store_is_found_through_its_entry_point():
 def test_console_script_is_installed():
     command = shutil.which("session-core")
     assert command, "the session-core command is not on PATH"
-    result = subprocess.run([command, "stores", "--json"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [command, "stores", "--json"], capture_output=True, text=True, check=True
+    )
     names = {row["name"] for row in json.loads(result.stdout)}
     assert {"cookie", "files"} <= names

@@ -8,7 +8,7 @@ One row per session::
     expires_at  DOUBLE            Unix time after which the row is dead (indexed)
     version     BIGINT            row version for optimistic concurrency, 1 on creation
 
-Print the DDL for a database with ``python -m session_core_db.schema --url URL`` (or
+Print the DDL for a database with ``python -m session_core_db --url URL`` (or
 ``--dialect postgresql|sqlite|mariadb|mysql``); ``schema.sql`` next to this module holds it for
 PostgreSQL, SQLite and MariaDB with the default table name.
 """
@@ -87,9 +87,7 @@ def create_session_table(op: Any, table_name: str = DEFAULT_TABLE_NAME) -> None:
         def upgrade() -> None:
             create_session_table(op)
     """
-    op.create_table(
-        table_name, *_columns(), mysql_charset="utf8mb4", mariadb_charset="utf8mb4"
-    )
+    op.create_table(table_name, *_columns(), mysql_charset="utf8mb4", mariadb_charset="utf8mb4")
     op.create_index(index_name(table_name), table_name, ["expires_at"])
 
 
@@ -108,9 +106,19 @@ def create_sql(dialect: Dialect, table_name: str = DEFAULT_TABLE_NAME) -> str:
     return "\n".join(f"{str(s.compile(dialect=dialect)).strip()};\n" for s in statements)
 
 
-def schema_sql() -> str:
-    """The contents of the shipped ``schema.sql`` (PostgreSQL, SQLite and MariaDB)."""
-    return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+def schema_sql(database: str | None = None) -> str:
+    """The shipped ``schema.sql``: all of it, or only the statements for ``database``
+    (``"postgresql"``, ``"sqlite"`` or ``"mariadb"``), ready to run."""
+    text = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+    if database is None:
+        return text
+    sections = text.split("\n\n-- ")
+    for section in sections[1:]:
+        title, _, body = section.partition("\n")
+        if title.split()[0].lower() == database.lower():
+            lines = (line[3:] if line.startswith("-- ") else line for line in body.splitlines())
+            return "\n".join(lines).strip() + "\n"
+    raise ValueError(f"schema.sql has no section for {database!r}")
 
 
 def table_exists(connection: Connection, table_name: str) -> bool:
@@ -154,9 +162,9 @@ def _dialect_for(args: argparse.Namespace) -> Dialect:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the DDL for the sessions table: ``python -m session_core_db.schema --help``."""
+    """Print the DDL for the sessions table: ``python -m session_core_db --help``."""
     parser = argparse.ArgumentParser(
-        prog="python -m session_core_db.schema",
+        prog="python -m session_core_db",
         description="Print the SQL that creates the session-core-db sessions table.",
     )
     where = parser.add_mutually_exclusive_group()
@@ -171,7 +179,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.stdout.write(create_sql(_dialect_for(args), args.table))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

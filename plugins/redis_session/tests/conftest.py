@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 from redis_servers import RUN_PREFIX, Cluster, RedisProcess, SentinelSetup, new_prefix, running
+
 from session_core_redis import RedisStore
 
 SHARED_URL = os.environ.get("SESSION_CORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

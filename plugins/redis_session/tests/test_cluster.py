@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis.cluster
 from redis_servers import Cluster, new_prefix
-from session_core_redis import RedisStore, redis_key
 
 from session_core import Changes, Session
 from session_core.testing import make_record
+from session_core_redis import RedisStore, redis_key
 
 
 @pytest.fixture

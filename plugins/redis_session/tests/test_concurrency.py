@@ -9,10 +9,10 @@ from typing import Any
 
 import redis
 from redis_servers import create
-from session_core_redis import RedisStore, redis_key
 
 from session_core import Changes, Session
 from session_core.testing import make_record
+from session_core_redis import RedisStore, redis_key
 
 
 def run_threads(count: int, work: Any) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import redis
 from redis_servers import Cluster, SentinelSetup, dump_keys, new_prefix
-from session_core_redis import RedisStore
 
 from session_core import SessionStore
 from session_core.testing import StoreConformance
+from session_core_redis import RedisStore
 
 
 class TestStandalone(StoreConformance):

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import redis
-from session_core_redis import RedisStore, redis_key
 
 from session_core import Session
+from session_core_redis import RedisStore, redis_key
 
 MAX_AGE = 1000
 

@@ -13,11 +13,11 @@ import pytest
 import redis
 import redis.asyncio
 from redis_servers import new_prefix
-from session_core_redis import RedisOptions, RedisStore
 
 import session_core
 from session_core import ConfigurationError, SessionConfig
 from session_core.testing import make_record
+from session_core_redis import RedisOptions, RedisStore
 
 SECRET = "s" * 40
 

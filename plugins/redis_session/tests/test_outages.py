@@ -18,10 +18,10 @@ from redis_servers import (
     new_prefix,
     wait_until,
 )
-from session_core_redis import RedisStore
 
 from session_core import Changes, Session, StoreUnreachableError
 from session_core.testing import make_record
+from session_core_redis import RedisStore
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 import redis
 import redis.asyncio
 from redis_servers import create, new_prefix
-from session_core_redis import RedisStore
 
 from session_core import Changes, Session
 from session_core.testing import make_record
+from session_core_redis import RedisStore
 
 
 class Counting(redis.connection.Connection):

@@ -1,0 +1,252 @@
+"""The db store's settings: validation of ``store_options`` and the choice of drivers.
+
+Every problem is a :class:`session_core.ConfigurationError` raised when the store is built, at
+start-up, never at the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from session_core import ConfigurationError
+
+from .schema import DEFAULT_TABLE_NAME
+
+if TYPE_CHECKING:  # SQLAlchemy's asyncio extension imports only with greenlet installed
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["DEFAULT_SQLITE_FILE", "DEFAULT_URL", "Settings", "async_url_for", "sync_url_for"]
+
+DEFAULT_SQLITE_FILE = "session_core_sessions.sqlite3"
+"""The SQLite file used when no ``url`` is given, relative to the working directory."""
+
+DEFAULT_URL = f"sqlite:///{DEFAULT_SQLITE_FILE}"
+"""The database URL used when no ``url`` (and no ``engine``) is given."""
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,59}$")
+
+# The driver used for a URL that names none, per backend (SQLAlchemy's own defaults,
+# psycopg2 and mysqlclient, need C builds; these install from wheels everywhere).
+_SYNC_DRIVERS = {"postgresql": "psycopg", "sqlite": "pysqlite", "mysql": "pymysql"}
+
+# Async drivers, in order of preference, per backend: (URL driver name, module to import).
+_ASYNC_DRIVERS = {
+    "postgresql": (("asyncpg", "asyncpg"), ("psycopg_async", "psycopg")),
+    "sqlite": (("aiosqlite", "aiosqlite"),),
+    "mysql": (("aiomysql", "aiomysql"), ("asyncmy", "asyncmy")),
+}
+_ASYNC_DRIVER_NAMES = frozenset({"asyncpg", "psycopg_async", "aiosqlite", "aiomysql", "asyncmy"})
+
+_HINTS = {
+    "postgresql": "pip install 'session-core-db[postgresql]'",
+    "mysql": "pip install 'session-core-db[mariadb]'",
+}
+
+
+def _backend(url: URL) -> str:
+    name = url.get_backend_name()
+    return "mysql" if name == "mariadb" else name
+
+
+def _installed(module: str) -> bool:
+    return find_spec(module) is not None
+
+
+def sync_url_for(url: URL) -> URL:
+    """``url`` with a sync driver: the one it names, else the backend's default."""
+    driver = url.drivername.partition("+")[2]
+    if driver and driver not in _ASYNC_DRIVER_NAMES:
+        return url
+    default = _SYNC_DRIVERS.get(_backend(url))
+    return url.set(drivername=f"{url.get_backend_name()}+{default}") if default else url
+
+
+def async_url_for(url: URL) -> URL | None:
+    """``url`` with an installed async driver, or ``None`` when there is none (or no greenlet,
+    which SQLAlchemy's asyncio extension needs)."""
+    if not _installed("greenlet"):
+        return None
+    driver = url.drivername.partition("+")[2]
+    if driver in _ASYNC_DRIVER_NAMES:
+        return url
+    for name, module in _ASYNC_DRIVERS.get(_backend(url), ()):
+        if _installed(module):
+            return url.set(drivername=f"{url.get_backend_name()}+{name}")
+    return None
+
+
+def _check(key: str, value: Any, kinds: tuple[type, ...], wanted: str) -> None:
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        raise ConfigurationError("store_options", f"{key} must be {wanted}, not {value!r}")
+
+
+def _parse_url(key: str, value: str | URL) -> URL:
+    try:
+        return sa.make_url(value)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(
+            "store_options",
+            f"{key} is not a database URL ({exc}); write it like "
+            f"'postgresql+psycopg://user:password@host:5432/dbname'",
+        ) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The db store's validated settings; each field is a ``store_options`` key.
+
+    Attributes:
+        url: the database URL (a SQLAlchemy URL); SQLite file :data:`DEFAULT_SQLITE_FILE` when
+            neither it nor ``engine`` is given.
+        async_url: the URL for native async access; by default ``url`` with an installed async
+            driver (asyncpg or psycopg for PostgreSQL, aiosqlite, aiomysql or asyncmy).
+        native_async: ``None`` (default) uses an async driver when one is installed, ``True``
+            requires one, ``False`` runs the sync driver in worker threads for async calls.
+        table_name: the sessions table.
+        create_table: create the table and its index on first use when missing.
+        pool_size, max_overflow, pool_timeout, pool_recycle, pool_pre_ping: the connection pool's
+            settings, as in :func:`sqlalchemy.create_engine` (``None``: SQLAlchemy's default).
+        connect_args: extra keyword arguments for the driver's ``connect()``.
+        cleanup_batch_size: rows deleted per statement by ``clear_expired``.
+        cleanup_pause: seconds to wait between two cleanup batches.
+        engine: an existing :class:`sqlalchemy.engine.Engine` to use instead of ``url`` (in code
+            only); the store does not dispose of it.
+        async_engine: an existing :class:`~sqlalchemy.ext.asyncio.AsyncEngine` for the async
+            methods (in code only).
+    """
+
+    url: str | URL | None = None
+    async_url: str | URL | None = None
+    native_async: bool | None = None
+    table_name: str = DEFAULT_TABLE_NAME
+    create_table: bool = True
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    pool_timeout: float | None = None
+    pool_recycle: float | None = None
+    pool_pre_ping: bool = False
+    connect_args: Mapping[str, Any] = field(default_factory=dict)
+    cleanup_batch_size: int = 1000
+    cleanup_pause: float = 0.0
+    engine: Engine | None = None
+    async_engine: AsyncEngine | None = None
+
+    def __post_init__(self) -> None:
+        _check("url", self.url, (str, URL, type(None)), "a database URL")
+        _check("async_url", self.async_url, (str, URL, type(None)), "a database URL")
+        _check("native_async", self.native_async, (bool, type(None)), "true, false or absent")
+        _check("table_name", self.table_name, (str,), "a table name")
+        if not _TABLE_NAME.match(self.table_name):
+            raise ConfigurationError(
+                "store_options",
+                f"table_name {self.table_name!r} must be letters, digits and underscores "
+                f"(60 at most), not starting with a digit",
+            )
+        _check("create_table", self.create_table, (bool,), "true or false")
+        for key in ("pool_size", "max_overflow"):
+            _check(key, getattr(self, key), (int, type(None)), "a whole number")
+        for key in ("pool_timeout", "pool_recycle"):
+            _check(key, getattr(self, key), (int, float, type(None)), "a number of seconds")
+        _check("pool_pre_ping", self.pool_pre_ping, (bool,), "true or false")
+        _check("connect_args", self.connect_args, (Mapping,), "a mapping")
+        _check("cleanup_batch_size", self.cleanup_batch_size, (int,), "a whole number")
+        if self.cleanup_batch_size < 1:
+            raise ConfigurationError("store_options", "cleanup_batch_size must be 1 or more")
+        _check("cleanup_pause", self.cleanup_pause, (int, float), "a number of seconds")
+        if self.cleanup_pause < 0:
+            raise ConfigurationError("store_options", "cleanup_pause must be 0 or more")
+        _check("engine", self.engine, (Engine, type(None)), "a sqlalchemy Engine")
+        if self.async_engine is not None:
+            from sqlalchemy.ext.asyncio import AsyncEngine
+
+            _check("async_engine", self.async_engine, (AsyncEngine,), "an AsyncEngine")
+        if self.engine is not None:
+            self._check_engine_given()
+        if self.native_async and self.async_engine is None and self.async_target() is None:
+            backend = _backend(self.sync_target())
+            raise ConfigurationError(
+                "store_options",
+                f"native_async is true but no async driver for {backend} is installed; "
+                f"install one with: pip install 'session-core-db[async]'",
+            )
+
+    def _check_engine_given(self) -> None:
+        clashing = [
+            f.name
+            for f in fields(self)
+            if f.name in _ENGINE_SETTINGS and getattr(self, f.name) != f.default
+        ]
+        if self.connect_args:
+            clashing.append("connect_args")
+        if clashing:
+            raise ConfigurationError(
+                "store_options",
+                f"{', '.join(clashing)} cannot be used with engine: they configure the engine "
+                f"the store builds; set them on your engine instead",
+            )
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Settings:
+        """Validate a ``store_options`` mapping; an unknown key is an error."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                "store_options",
+                f"the db store has no option {unknown[0]!r}; its options are: {', '.join(known)}",
+            )
+        return cls(**options)
+
+    def sync_target(self) -> URL:
+        """The URL of the sync engine (the given engine's, if any)."""
+        if self.engine is not None:
+            return self.engine.url
+        url = _parse_url("url", self.url if self.url is not None else DEFAULT_URL)
+        if _backend(url) == "sqlite" and url.database in (None, "", ":memory:"):
+            raise ConfigurationError(
+                "store_options",
+                "an in-memory SQLite database is private to one connection, so sessions would "
+                "vanish; give a file, such as 'sqlite:///sessions.sqlite3'",
+            )
+        return sync_url_for(url)
+
+    def async_target(self) -> URL | None:
+        """The URL for native async access, or ``None`` for the thread fallback."""
+        if self.native_async is False:
+            return None
+        if self.async_url is not None:
+            return _parse_url("async_url", self.async_url)
+        return async_url_for(self.sync_target())
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``create_engine`` and ``create_async_engine``."""
+        arguments: dict[str, Any] = {
+            # Each statement commits by itself: a read costs one round trip, with no BEGIN
+            # before it and no ROLLBACK when its connection goes back to the pool.
+            "isolation_level": "AUTOCOMMIT",
+            "pool_reset_on_return": None,
+            "pool_pre_ping": self.pool_pre_ping,
+        }
+        for key in _ENGINE_SETTINGS - {"pool_pre_ping"}:
+            value = getattr(self, key)
+            if value is not None:
+                arguments[key] = value
+        if self.connect_args:
+            arguments["connect_args"] = dict(self.connect_args)
+        return arguments
+
+    def install_hint(self) -> str:
+        """The pip command that installs the driver for the configured database."""
+        return _HINTS.get(_backend(self.sync_target()), "pip install the database's driver")
+
+
+_ENGINE_SETTINGS = frozenset(
+    {"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping"}
+)

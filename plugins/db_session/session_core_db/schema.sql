@@ -1,0 +1,46 @@
+-- The session-core-db sessions table, for the default table name "session_core_sessions".
+-- Run the section for your database. For another table name or database, print the DDL with:
+--     python -m session_core_db --url 'postgresql+psycopg://...' --table my_sessions
+-- The store creates this itself on first use unless create_table is false.
+--
+-- key_hash    SHA-256 of the session key (hex): the key itself is never stored
+-- data        the session's contents, JSON text
+-- expiry      the session's own expiry setting, JSON text (NULL: the default lifetime)
+-- expires_at  Unix time after which the row is dead; indexed for loads and cleanup
+-- version     row version for optimistic concurrency, 1 when created
+
+-- PostgreSQL
+CREATE TABLE IF NOT EXISTS session_core_sessions (
+    key_hash VARCHAR(64) NOT NULL,
+    data TEXT NOT NULL,
+    expiry TEXT,
+    expires_at DOUBLE PRECISION NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (key_hash)
+);
+CREATE INDEX IF NOT EXISTS ix_session_core_sessions_expires_at
+    ON session_core_sessions (expires_at);
+
+-- SQLite
+-- CREATE TABLE IF NOT EXISTS session_core_sessions (
+--     key_hash VARCHAR(64) NOT NULL,
+--     data TEXT NOT NULL,
+--     expiry TEXT,
+--     expires_at DOUBLE NOT NULL,
+--     version BIGINT NOT NULL,
+--     PRIMARY KEY (key_hash)
+-- );
+-- CREATE INDEX IF NOT EXISTS ix_session_core_sessions_expires_at
+--     ON session_core_sessions (expires_at);
+
+-- MariaDB (and MySQL 8, which has no CREATE INDEX IF NOT EXISTS: drop those two words there)
+-- CREATE TABLE IF NOT EXISTS session_core_sessions (
+--     key_hash CHAR(64) CHARACTER SET ascii NOT NULL,
+--     data MEDIUMTEXT NOT NULL,
+--     expiry TEXT,
+--     expires_at DOUBLE NOT NULL,
+--     version BIGINT NOT NULL,
+--     PRIMARY KEY (key_hash)
+-- ) CHARSET=utf8mb4;
+-- CREATE INDEX IF NOT EXISTS ix_session_core_sessions_expires_at
+--     ON session_core_sessions (expires_at);

@@ -1,0 +1,131 @@
+"""Fixtures: one real database per kind, and a unique table per test session.
+
+PostgreSQL and MariaDB must be running (``bash .ci/services`` starts them); a test that needs
+one fails when it is missing. Override their URLs with ``SESSION_CORE_TEST_POSTGRESQL_URL`` and
+``SESSION_CORE_TEST_MARIADB_URL``. Tables get a random suffix so that several runs can share a
+server, and are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "SESSION_CORE_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+    "mariadb": os.environ.get(
+        "SESSION_CORE_TEST_MARIADB_URL", "mariadb+pymysql://root@127.0.0.1:3306/test"
+    ),
+}
+
+RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
+
+
+@dataclass
+class Database:
+    """A database the tests may use, and the tables they made in it."""
+
+    kind: str
+    url: str
+    engine: sa.Engine
+    tables: list[str] = field(default_factory=list)
+
+    def table(self, purpose: str = "s") -> str:
+        """A fresh table name, dropped at the end of the test session."""
+        name = f"t_{RUN_ID}_{purpose}_{len(self.tables)}"
+        self.tables.append(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+
+    def rows(self, name: str) -> list[tuple[object, ...]]:
+        with self.engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {name}"))]
+
+    def count(self, name: str) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one())
+
+
+def in_threads(work: Callable[[int], object], count: int) -> list[object]:
+    """Run ``work(0)`` ... ``work(count - 1)`` in threads at once; their results, in order.
+
+    An exception in any thread fails the calling test.
+    """
+    results: list[object] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            results[n] = work(n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+def _open(kind: str, url: str) -> Iterator[Database]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        pytest.fail(
+            f"{kind} is not reachable at {url} ({exc.orig}); start it with `bash .ci/services` "
+            f"or set SESSION_CORE_TEST_{kind.upper()}_URL",
+            pytrace=False,
+        )
+    database = Database(kind, url, engine)
+    try:
+        yield database
+    finally:
+        for name in database.tables:
+            database.drop(name)
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "sessions.sqlite3"
+    yield from _open("sqlite", f"sqlite:///{path}")
+
+
+@pytest.fixture(scope="session")
+def postgresql_db() -> Iterator[Database]:
+    yield from _open("postgresql", SERVER_URLS["postgresql"])
+
+
+@pytest.fixture(scope="session")
+def mariadb_db() -> Iterator[Database]:
+    yield from _open("mariadb", SERVER_URLS["mariadb"])
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def db(request: pytest.FixtureRequest) -> Database:
+    """Each database in turn."""
+    database: Database = request.getfixturevalue(f"{request.param}_db")
+    return database
