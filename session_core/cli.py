@@ -251,6 +251,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("session-core: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a store plugin's own error: one line, not a traceback
+        detail = " ".join(str(exc).split()) or "no details"
+        print(
+            f"session-core: error: the {args.command} command failed: "
+            f"{type(exc).__name__}: {detail}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return code
 
 

@@ -269,8 +269,7 @@ class DemoApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one connection."""
-        if scope["type"] != "http":
-            await self.middleware(scope, receive, send)
+        if scope["type"] != "http":  # no websockets here; lifespan is off
             return
         started = False
 
@@ -384,7 +383,7 @@ def _probe(store: SessionStore, name: str) -> None:
     if failure:
         exc = failure[0]
         if isinstance(exc, SessionCoreError | OSError):
-            raise DemoError(f"{exc}; {hint}") from exc
+            raise DemoError(f"{str(exc).rstrip('.')}; {hint}") from exc
         raise exc
 
 

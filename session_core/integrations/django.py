@@ -1,0 +1,297 @@
+"""Django integration: a session engine, so ``request.session`` uses any session-core store.
+
+In ``settings.py``::
+
+    SESSION_ENGINE = "session_core.integrations.django"
+    SESSION_CORE = {"store": "redis", "store_options": {"url": "redis://127.0.0.1:6379/0"}}
+
+Django's own ``SessionMiddleware`` stays in ``MIDDLEWARE``: it reads the cookie, calls this engine's
+:class:`SessionStore`, and writes the cookie. So that the two always agree, the cookie settings are
+Django's: session-core's ``cookie_name``, ``cookie_path``, ``cookie_domain``, ``cookie_secure``,
+``cookie_http_only``, ``cookie_same_site``, ``cookie_max_age`` and ``save_every_request`` are taken
+from ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_PATH``, ``SESSION_COOKIE_DOMAIN``,
+``SESSION_COOKIE_SECURE``, ``SESSION_COOKIE_HTTPONLY``, ``SESSION_COOKIE_SAMESITE``,
+``SESSION_COOKIE_AGE`` and ``SESSION_SAVE_EVERY_REQUEST``, and giving a different value for them in
+``SESSION_CORE`` (or ``SESSION_CORE_*`` variables) is an error.
+
+``SESSION_CORE`` holds the other settings (``store``, ``store_options``, ``secret_key``,
+``fallback_secret_keys``), over the TOML file named by ``SESSION_CORE_CONFIG`` and
+``SESSION_CORE_*`` environment variables. With no ``secret_key``, Django's ``SECRET_KEY`` is used
+if it has at least 32 bytes. The store is built once per process, when this module is first
+imported with settings configured (so a bad configuration stops the server at start-up), and
+again if those settings change (as ``override_settings`` does in tests).
+
+What this engine adds to Django's built-in ones: only the keys a request changed are written, so
+concurrent requests that change different keys both keep their change; the server record is
+never created for a visitor who writes nothing; keys are kept hashed at rest by server stores; a
+cookie-store session that outgrows the 4 KB browser limit is an error instead of a cookie the
+browser silently drops. Values must be JSON (Django's default serializer says the same).
+``manage.py clearsessions`` calls the store's cleanup.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.core.signals import setting_changed
+
+from .._http import SessionCookie
+from ..config import SessionConfig
+from ..errors import ConfigurationError
+from ..registry import create_store
+from ..store import Changes, SessionData, SessionRecord
+from ..store import SessionStore as CoreStore
+from . import framework_config
+
+__all__ = ["Backend", "SessionStore", "backend", "reset"]
+
+_OWN_SETTINGS = frozenset(
+    {
+        "SECRET_KEY",
+        "SESSION_CORE",
+        "SESSION_COOKIE_NAME",
+        "SESSION_COOKIE_PATH",
+        "SESSION_COOKIE_DOMAIN",
+        "SESSION_COOKIE_SECURE",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_SAMESITE",
+        "SESSION_COOKIE_AGE",
+        "SESSION_SAVE_EVERY_REQUEST",
+    }
+)
+
+
+class Backend:
+    """The configuration, store and cookie writer shared by every request of the process.
+
+    Attributes:
+        config: the session-core configuration, with Django's cookie settings in it.
+        store: the session-core store.
+        cookie: the cookie writer, used to check the size of cookie-store cookies.
+    """
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.store: CoreStore = create_store(config)
+        self.cookie = SessionCookie(config, self.store)
+
+
+def _config_from_settings() -> SessionConfig:
+    same_site = settings.SESSION_COOKIE_SAMESITE
+    owned: dict[str, tuple[str, Any]] = {
+        "cookie_name": ("SESSION_COOKIE_NAME", settings.SESSION_COOKIE_NAME),
+        "cookie_path": ("SESSION_COOKIE_PATH", settings.SESSION_COOKIE_PATH),
+        "cookie_domain": ("SESSION_COOKIE_DOMAIN", settings.SESSION_COOKIE_DOMAIN),
+        "cookie_secure": ("SESSION_COOKIE_SECURE", bool(settings.SESSION_COOKIE_SECURE)),
+        "cookie_http_only": ("SESSION_COOKIE_HTTPONLY", bool(settings.SESSION_COOKIE_HTTPONLY)),
+        "cookie_max_age": ("SESSION_COOKIE_AGE", settings.SESSION_COOKIE_AGE),
+        "save_every_request": (
+            "SESSION_SAVE_EVERY_REQUEST",
+            bool(settings.SESSION_SAVE_EVERY_REQUEST),
+        ),
+    }
+    if same_site:  # Django allows no SameSite attribute at all (False or None)
+        owned["cookie_same_site"] = ("SESSION_COOKIE_SAMESITE", same_site)
+    given = getattr(settings, "SESSION_CORE", None) or {}
+    if isinstance(given, SessionConfig) or not isinstance(given, Mapping):
+        raise ConfigurationError(
+            None,
+            "settings.SESSION_CORE must be a dict of session-core settings, such as "
+            "{'store': 'redis', 'store_options': {'url': 'redis://127.0.0.1:6379/0'}}",
+        )
+    return framework_config(
+        given,
+        framework="Django",
+        setting_name="settings.SESSION_CORE",
+        framework_secret=getattr(settings, "SECRET_KEY", None),
+        owned=owned,
+    )
+
+
+_backend: Backend | None = None
+_lock = threading.Lock()
+
+
+def backend() -> Backend:
+    """The process's :class:`Backend`, built from Django's settings on first use.
+
+    Raises:
+        ConfigurationError: the settings are invalid.
+        StoreNotFoundError: no installed store has the configured name.
+    """
+    global _backend
+    current = _backend
+    if current is None:
+        with _lock:
+            if _backend is None:
+                _backend = Backend(_config_from_settings())
+            current = _backend
+    return current
+
+
+def reset() -> None:
+    """Close the store and forget the backend, so the next request builds it from the current
+    settings. Called when a setting it depends on changes."""
+    global _backend
+    with _lock:
+        old, _backend = _backend, None
+    if old is not None:
+        old.store.close()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in _OWN_SETTINGS:
+        reset()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="session_core.integrations.django")
+
+
+def _dumps(value: object, key: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"request.session[{key!r}]: {exc}; a session holds str, int, float, bool, None, "
+            f"and lists and dicts (str keys) of them"
+        ) from None
+
+
+class SessionStore(SessionBase):  # type: ignore[misc]
+    """Django's session API (``request.session``) over the configured session-core store.
+
+    Django's expiry setting (``set_expiry``) is kept in the data, as in Django's own engines, and
+    also decides how long the store keeps the record.
+    """
+
+    _session_key: str | None  # Django's validating property, declared for the type checker
+
+    def __init__(self, session_key: str | None = None) -> None:
+        self._backend = backend()
+        self._snapshot: dict[str, str] = {}
+        self._version: object = None
+        super().__init__(session_key)
+
+    # ------------------------------------------------------------------ reading
+
+    def load(self) -> SessionData:
+        """The stored data for this key; an unknown or expired key is dropped, never adopted."""
+        key = self.session_key
+        record = self._backend.store.load(key) if key else None
+        if record is None:
+            self._session_key = None
+            self._snapshot = {}
+            self._version = None
+            return {}
+        self._version = record.version
+        self._snapshot = {k: _dumps(v, k) for k, v in record.data.items()}
+        return record.data
+
+    def exists(self, session_key: str) -> bool:
+        """Whether a live record is stored under ``session_key``."""
+        return bool(session_key) and self._backend.store.load(session_key) is not None
+
+    # ------------------------------------------------------------------ writing
+
+    def _record(self, data: SessionData) -> tuple[SessionRecord, dict[str, str]]:
+        dumped = {k: _dumps(v, k) for k, v in data.items()}
+        # Django's set_expiry(0) ends the cookie at browser close; the record then lives
+        # SESSION_COOKIE_AGE, as get_expiry_age() says.
+        age: int = self.get_expiry_age(expiry=data.get("_session_expiry"))
+        record = SessionRecord(
+            data={k: json.loads(v) for k, v in dumped.items()},
+            expires_at=time.time() + age,
+            version=self._version,
+        )
+        return record, dumped
+
+    def _adopt(self, key: str, record: SessionRecord, dumped: dict[str, str]) -> None:
+        self._check_cookie_size(key)
+        self._session_key = key
+        self._version = record.version
+        self._snapshot = dumped
+
+    def _check_cookie_size(self, key: str) -> None:
+        if self._backend.store.local:  # the key is the data: it must fit in a cookie
+            expire_at_close = self.get_expire_at_browser_close()
+            max_age = None if expire_at_close else self.get_expiry_age()
+            self._backend.cookie.set_cookie_header(key, max_age)
+
+    def save(self, must_create: bool = False) -> None:
+        """Write the session. With ``must_create``, or no key yet, a new record is made under a
+        fresh key; otherwise only the keys this request changed are merged into the stored ones.
+
+        Raises:
+            UpdateError: the session was deleted meanwhile (a sign-out in another request); it
+                is not brought back.
+            CookieTooLargeError: a cookie-store session outgrew the browser's cookie limit.
+        """
+        data = self._get_session(no_load=must_create)
+        record, dumped = self._record(data)
+        store = self._backend.store
+        key = None if must_create else self.session_key
+        if key is None:
+            new_key = store.save(None, record, Changes.everything(record))
+            if new_key is None:  # pragma: no cover - a create always returns a key
+                raise CreateError
+        else:
+            changes = Changes(
+                updated=frozenset(k for k, v in dumped.items() if self._snapshot.get(k) != v),
+                deleted=frozenset(self._snapshot.keys() - dumped.keys()),
+            )
+            new_key = store.save(key, record, changes)
+            if new_key is None:
+                raise UpdateError
+        self._adopt(new_key, record, dumped)
+
+    def create(self) -> None:
+        """Save the current data under a new key."""
+        self.save(must_create=True)
+        self.modified = True
+
+    def cycle_key(self) -> None:
+        """Move the data to a new key and delete the old record at once (call it at login;
+        ``django.contrib.auth.login`` does)."""
+        data = self._session
+        old = self.session_key
+        if old is None:  # nothing stored yet: the first save makes a fresh key anyway
+            self.modified = True
+            return
+        record, dumped = self._record(data)
+        self._adopt(self._backend.store.cycle_key(old, record), record, dumped)
+        self.modified = True
+
+    def delete(self, session_key: str | None = None) -> None:
+        """Delete the record under ``session_key`` (default: this session's)."""
+        key = session_key if session_key is not None else self.session_key
+        if key:
+            self._backend.store.delete(key)
+        if key is not None and key == self.session_key:
+            self._snapshot = {}
+            self._version = None
+
+    async def acycle_key(self) -> None:
+        """Async twin of :meth:`cycle_key`."""
+        await sync_to_async(self.cycle_key)()
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Remove expired records from the store (``manage.py clearsessions``); nothing to do
+        for stores whose records expire by themselves."""
+        backend().store.clear_expired()
+
+
+def _build_at_import() -> None:
+    # A bad configuration stops the server when Django's SessionMiddleware imports this engine.
+    if settings.configured:
+        backend()
+
+
+_build_at_import()
