@@ -223,4 +223,6 @@ def test_a_plugin_raising_its_own_exception_is_one_line(tmp_path, monkeypatch, c
     monkeypatch.setenv("SESSION_CORE_SECRET_KEY", "s" * 40)
     assert cli.main(["check"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "session-core: error: the check command failed: ConnectionResetError: peer went away"
+    assert (
+        err == "session-core: error: the check command failed: ConnectionResetError: peer went away"
+    )
