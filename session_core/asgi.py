@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from functools import partial
 from typing import Any, TypeAlias
 
@@ -30,9 +30,14 @@ Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _cookie_header(scope: Scope) -> str | None:
-    values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"cookie"]
-    return "; ".join(values) if values else None
+def _key_from_headers(headers: Iterable[tuple[bytes, bytes]], cookie_name: str) -> str | None:
+    found = None
+    for name, value in headers:
+        if name == b"cookie":
+            # HTTP/2 may split the cookies over several headers: join them (rare, so the common
+            # case of one header builds no list).
+            found = value if found is None else found + b"; " + value
+    return None if found is None else parse_cookie_value(found.decode("latin-1"), cookie_name)
 
 
 class SessionMiddleware:
@@ -73,22 +78,32 @@ class SessionMiddleware:
         session = Session(
             self.store,
             max_age=self._max_age,
-            key_source=partial(_key_from_scope, scope, self._cookie_name),
+            # The headers, not the scope: the scope holds the session, and that cycle would leave
+            # every request's scope for the garbage collector to free.
+            key_source=partial(_key_from_headers, scope.get("headers", ()), self._cookie_name),
         )
         scope["session"] = session
         if self._preload and session.incoming_key() is not None:
             await session.aload()
         always = self._always_finish
-        afinish = self.cookie.afinish
+        local = not self._preload
+        cookie = self.cookie
 
         async def send_with_session(message: Message) -> None:
             if (session.accessed or always) and (
                 message["type"] == "http.response.start" or message["type"] == "websocket.accept"
             ):
-                extra = await afinish(session, message.get("status", 200))
+                status = message.get("status", 200)
+                # A local store does no I/O: finishing it synchronously spares the three
+                # coroutines of the async path.
+                if local:
+                    extra = cookie.finish(session, status)
+                else:
+                    extra = await cookie.afinish(session, status)
                 if extra:
                     headers = list(message.get("headers", ()))
-                    headers.extend((_encoded_name(k), v.encode("latin-1")) for k, v in extra)
+                    for name, value in extra:
+                        headers.append((_encoded_name(name), value.encode("latin-1")))
                     message = {**message, "headers": headers}
             await send(message)
 
@@ -97,9 +112,8 @@ class SessionMiddleware:
             await session.asave()
 
 
-def _key_from_scope(scope: Scope, cookie_name: str) -> str | None:
-    return parse_cookie_value(_cookie_header(scope), cookie_name)
+_ENCODED_NAMES = {"Set-Cookie": b"set-cookie", "Vary": b"vary"}
 
 
 def _encoded_name(name: str) -> bytes:
-    return b"set-cookie" if name == "Set-Cookie" else name.lower().encode("latin-1")
+    return _ENCODED_NAMES.get(name) or name.lower().encode("latin-1")

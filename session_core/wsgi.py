@@ -62,10 +62,12 @@ class SessionMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Handle one request."""
+        # The key source holds the Cookie header, not the environ: the environ holds the session,
+        # and that cycle would leave every request's environ for the garbage collector to free.
         session = environ[ENVIRON_KEY] = Session(
             self.store,
             max_age=self._max_age,
-            key_source=partial(_key_from_environ, environ, self._cookie_name),
+            key_source=partial(parse_cookie_value, environ.get("HTTP_COOKIE"), self._cookie_name),
         )
         always = self._always_finish
         finish = self.cookie.finish
@@ -80,7 +82,3 @@ class SessionMiddleware:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, session_start_response)
-
-
-def _key_from_environ(environ: dict[str, Any], cookie_name: str) -> str | None:
-    return parse_cookie_value(environ.get("HTTP_COOKIE"), cookie_name)

@@ -66,11 +66,9 @@ UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
 _TAG_LENGTH = 2
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 _decode_json = json.JSONDecoder().decode  # skips json.loads' per-call checks
+# Made once: json.dumps with any option builds a new JSONEncoder on every call.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _LoopEntry = tuple[Any, AsyncGenerator[None, None], "asyncio.Task[Any] | None"]
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def redis_key(prefix: str, key: str) -> str:

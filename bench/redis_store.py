@@ -1,0 +1,196 @@
+"""Redis store: session-core's ``redis`` store against Flask-Session (redis) and starsessions
+(``RedisStore``), and against the floor: bare redis-py ``GET``, and ``GET`` + ``SET EX``.
+
+Cases: ``untouched`` (a session cookie, session untouched), ``read`` (read one key), ``write``
+(set one key without reading), ``update`` (read a key and set it). Every contender uses the Redis
+at ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``) under a key prefix of this run's
+own, removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from . import cookie
+from .harness import SECRET, AreaResult, Batch, Settings, Stat, Target, measure
+
+CASES = ("untouched", "read", "write", "update")
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+LIFETIME = 1209600
+
+
+def prefix() -> str:
+    """This run's key prefix (nothing else on the server starts with it)."""
+    return f"session-core-bench:{os.getpid()}:"
+
+
+def reachable() -> str:
+    """Why the Redis server cannot be used, or ``""`` when it can."""
+    import redis
+
+    try:
+        redis.Redis.from_url(URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        return f"no Redis at {URL} ({type(exc).__name__}: {exc})"
+    return ""
+
+
+def floors(loop: asyncio.AbstractEventLoop, space: str) -> dict[str, Batch]:
+    """The round trips a Redis session cannot avoid, with the same client library."""
+    import redis
+    import redis.asyncio
+
+    value = b'{"user":"alice","visits":1}'
+    key = space + "floor"
+    sync = redis.Redis.from_url(URL)
+    sync.set(key, value, ex=LIFETIME)
+    aclient = redis.asyncio.Redis.from_url(URL)
+
+    def get(n: int) -> None:
+        for _ in range(n):
+            sync.get(key)
+
+    def get_set(n: int) -> None:
+        for _ in range(n):
+            sync.get(key)
+            sync.set(key, value, ex=LIFETIME)
+
+    async def aget(n: int) -> None:
+        for _ in range(n):
+            await aclient.get(key)
+
+    async def aget_set(n: int) -> None:
+        for _ in range(n):
+            await aclient.get(key)
+            await aclient.set(key, value, ex=LIFETIME)
+
+    return {
+        "floor|sync GET|": get,
+        "floor|sync GET + SET EX|": get_set,
+        "floor|async GET|": lambda n: loop.run_until_complete(aget(n)),
+        "floor|async GET + SET EX|": lambda n: loop.run_until_complete(aget_set(n)),
+    }
+
+
+def build(loop: asyncio.AbstractEventLoop, space: str) -> cookie.Contenders:
+    """Every Redis contender, ready to measure."""
+    import redis
+    from starlette.middleware import Middleware
+    from starsessions import SessionAutoloadMiddleware
+    from starsessions import SessionMiddleware as StarSessions
+    from starsessions.stores.redis import RedisStore as StarRedisStore
+
+    from session_core.asgi import SessionMiddleware as AsgiSessions
+    from session_core.wsgi import SessionMiddleware as WsgiSessions
+
+    ours = {"store": "redis", "store_options": {"url": URL, "key_prefix": space + "core:"}}
+    c = cookie.Contenders(loop)
+    c.add_wsgi(
+        "plain WSGI", "bare", cookie.wsgi_app, CASES, **{cookie.ENVIRON_KEY: dict(cookie.SEED)}
+    )
+    c.add_wsgi(
+        "plain WSGI",
+        "session-core",
+        WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **ours),
+        CASES,
+    )
+    c.add_asgi("plain ASGI", "bare", cookie.asgi_app, CASES, session=dict(cookie.SEED))
+    c.add_asgi(
+        "plain ASGI",
+        "session-core",
+        AsgiSessions(cookie.asgi_app, secret_key=SECRET, **ours),
+        CASES,
+    )
+    c.add_asgi("Starlette app", "bare", cookie.starlette_app([]), CASES, session=dict(cookie.SEED))
+    star_store = StarRedisStore(url=URL, prefix=space + "starsessions:")
+    c.add_asgi(
+        "Starlette app",
+        "starsessions",
+        cookie.starlette_app(
+            [
+                Middleware(
+                    StarSessions,
+                    store=star_store,
+                    lifetime=LIFETIME,
+                    cookie_https_only=False,
+                    cookie_name="sessionid",
+                ),
+                Middleware(SessionAutoloadMiddleware),
+            ]
+        ),
+        CASES,
+    )
+    c.add_asgi(
+        "Starlette app",
+        "session-core",
+        cookie.starlette_app([Middleware(AsgiSessions, secret_key=SECRET, **ours)]),
+        CASES,
+    )
+    c.add_wsgi("Flask app", "bare", cookie.flask_app(cookie.flask_bare), CASES)
+
+    def flask_session(app: Any) -> None:
+        from flask_session import Session
+
+        app.config.update(
+            SESSION_TYPE="redis",
+            SESSION_REDIS=redis.Redis.from_url(URL),
+            SESSION_KEY_PREFIX=space + "flask-session:",
+            SESSION_SERIALIZATION_FORMAT="json",
+        )
+        Session(app)
+
+    c.add_wsgi("Flask app", "Flask-Session", cookie.flask_app(flask_session), CASES)
+    c.add_wsgi(
+        "Flask app", "session-core", cookie.flask_app(cookie.flask_session_core(**ours)), CASES
+    )
+    return c
+
+
+def cleanup(space: str) -> int:
+    """Remove every key this run wrote; returns how many."""
+    import redis
+
+    client = redis.Redis.from_url(URL)
+    keys = list(client.scan_iter(match=space.replace("*", r"\*") + "*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.unlink(*keys[start : start + 1000])
+    return len(keys)
+
+
+def run(settings: Settings) -> AreaResult:
+    """Measure every contender and the floors, interleaved."""
+    why = reachable()
+    if why:
+        return AreaResult("redis", skipped=why)
+    space = prefix()
+    loop = asyncio.new_event_loop()
+    try:
+        contenders = build(loop, space)
+        batches = {**contenders.batches, **floors(loop, space)}
+        stats = measure(batches, settings)
+    finally:
+        loop.close()
+        cleanup(space)
+    result = AreaResult("redis")
+    result.tables, result.data = cookie.report("Redis store", contenders, stats, CASES)
+    title = "Redis floor: redis-py alone, µs per operation"
+    result.tables.append(cookie.floor_table(title, stats, result.data))
+    result.targets += targets(stats)
+    return result
+
+
+def targets(stats: dict[str, Stat]) -> list[Target]:
+    """Ours against the floor (≤ 1.2x) and against the peers (≥ 3x faster)."""
+    floors = [
+        (group, case, f"{flavour} {floor}")
+        for group, flavour in (("plain WSGI", "sync"), ("plain ASGI", "async"))
+        for case, floor in (("read", "GET"), ("update", "GET + SET EX"))
+    ]
+    peers = [
+        (group, peer, case)
+        for group, peer in (("Starlette app", "starsessions"), ("Flask app", "Flask-Session"))
+        for case in ("read", "write", "update")
+    ]
+    return cookie.store_targets("redis", stats, floors, peers, 1.2, 3)
