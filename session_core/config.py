@@ -33,6 +33,7 @@ MIN_SECRET_BYTES = 32
 """The shortest secret key accepted, in bytes (UTF-8)."""
 
 _NOT_CONFIG_ENV = frozenset({"SESSION_CORE_DISABLE_PLUGINS", "SESSION_CORE_CONFIG"})
+_TEST_ENV_PREFIX = "SESSION_CORE_TEST_"  # reserved for test suites (server URLs and the like)
 _SAME_SITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 6265 cookie-name token
 _ATTRIBUTE_VALUE = re.compile(r"^[\x21-\x3a\x3c-\x7e]*$")  # printable, no ';' (RFC 6265)
@@ -172,11 +173,19 @@ class SessionConfig:
 
 
 def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The settings given by ``SESSION_CORE_<KEY>`` variables in ``environ``, parsed by type."""
+    """The settings given by ``SESSION_CORE_<KEY>`` variables in ``environ``, parsed by type.
+
+    ``SESSION_CORE_CONFIG``, ``SESSION_CORE_DISABLE_PLUGINS`` and ``SESSION_CORE_TEST_*`` (kept for
+    test suites) are not settings; any other unknown ``SESSION_CORE_*`` variable is an error.
+    """
     env = os.environ if environ is None else environ
     settings: dict[str, Any] = {}
     for var, raw in env.items():
-        if not var.startswith(ENV_PREFIX) or var in _NOT_CONFIG_ENV:
+        if (
+            not var.startswith(ENV_PREFIX)
+            or var in _NOT_CONFIG_ENV
+            or var.startswith(_TEST_ENV_PREFIX)
+        ):
             continue
         key = var[len(ENV_PREFIX) :].lower()
         if key not in _FIELDS:

@@ -399,6 +399,7 @@ def _listen(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
             f"choose another port with --port"
         ) from None
+    sock.listen(2048)  # accept (queue) connections from now on, before the server loop starts
     return sock
 
 

@@ -67,6 +67,11 @@ def test_from_env_parses_every_type():
     assert config.store_options["url"] == "sqlite:///x.db"
 
 
+def test_test_suite_variables_are_not_settings():
+    env = {"SESSION_CORE_SECRET_KEY": SECRET, "SESSION_CORE_TEST_REDIS_URL": "redis://x"}
+    assert SessionConfig.from_env(env).store == "cookie"
+
+
 def test_from_env_json_list_of_fallback_keys():
     env = {
         "SESSION_CORE_SECRET_KEY": SECRET,

@@ -149,15 +149,6 @@ def test_far_more_concurrent_writers_than_a_browser_lose_nothing_silently(
         client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "session-core-redis: with max_connections unset, redis-py 8 (installed here; older "
-        "releases used 2**31) caps a pool at 100 connections and raises MaxConnectionsError at "
-        "once when all are in use, so the 101st concurrent async request fails instead of "
-        "waiting; the store's README says max_connections defaults to 'no limit'"
-    ),
-)
 def test_redis_store_queues_concurrent_requests_beyond_its_pool(rel_redis_server):
     from session_core import SessionConfig, create_store
 

@@ -21,10 +21,21 @@ from redis.backoff import ExponentialBackoff
 
 from .options import DEFAULT_URL, RedisOptions
 
-__all__ = ["aclose_client", "build_async_client", "build_client", "close_client"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "aclose_client",
+    "build_async_client",
+    "build_client",
+    "close_client",
+]
+
+DEFAULT_MAX_CONNECTIONS = 100
+"""Connections one standalone pool opens when ``max_connections`` is not set. A request that
+finds them all busy waits (up to ``socket_timeout``) for one to be returned instead of failing."""
 
 _SYNC = types.SimpleNamespace(
     Redis=redis.Redis,
+    BlockingConnectionPool=redis.BlockingConnectionPool,
     Sentinel=redis.sentinel.Sentinel,
     RedisCluster=redis.cluster.RedisCluster,
     ClusterNode=redis.cluster.ClusterNode,
@@ -32,6 +43,7 @@ _SYNC = types.SimpleNamespace(
 )
 _ASYNC = types.SimpleNamespace(
     Redis=redis.asyncio.Redis,
+    BlockingConnectionPool=redis.asyncio.BlockingConnectionPool,
     Sentinel=redis.asyncio.sentinel.Sentinel,
     RedisCluster=redis.asyncio.cluster.RedisCluster,
     ClusterNode=redis.asyncio.cluster.ClusterNode,
@@ -77,7 +89,13 @@ def _build(options: RedisOptions, flavour: types.SimpleNamespace) -> tuple[Any, 
         client = sentinel.master_for(options.sentinel.master, redis_class=flavour.Redis, **kwargs)
         return client, list(sentinel.sentinels)
     kwargs.pop("ssl", None)  # the URL's scheme says it
-    return flavour.Redis.from_url(options.url or DEFAULT_URL, **kwargs), []
+    pool = flavour.BlockingConnectionPool.from_url(
+        options.url or DEFAULT_URL,
+        max_connections=kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS),
+        timeout=options.socket_timeout,
+        **kwargs,
+    )
+    return flavour.Redis(connection_pool=pool), []
 
 
 def build_client(options: RedisOptions) -> tuple[Any, list[Any]]:

@@ -145,7 +145,9 @@ class RedisOptions:
         ssl_ca_certs: a CA bundle to verify the servers' certificates with.
         socket_timeout: seconds a command may take before it fails; ``None`` waits forever.
         socket_connect_timeout: seconds a connection may take before it fails.
-        max_connections: the most connections one pool opens; ``None`` for no limit.
+        max_connections: the most connections one pool opens; ``None`` for the default: 100 on
+            a standalone server (where a request waits for a free connection), redis-py's own
+            limit on Sentinel and Cluster.
         retries: how often a command that failed on a broken connection is retried on a
             fresh one before the error is raised (covers a restarted server or a failover).
         health_check_interval: seconds a pooled connection may sit idle before it is checked
