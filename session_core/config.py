@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +199,8 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 def toml_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings in a TOML file (see :meth:`SessionConfig.from_toml`)."""
+    import tomllib  # here: most apps never read a TOML file
+
     try:
         with Path(path).open("rb") as fh:
             document = tomllib.load(fh)

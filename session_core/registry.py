@@ -15,8 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -30,6 +29,9 @@ from .errors import (
     StoreNotFoundError,
 )
 from .store import SUPPORTED_STORE_API, SessionStore
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "BUILTIN_STORES",
@@ -85,6 +87,14 @@ class StoreInfo:
     def ok(self) -> bool:
         """Whether the store can be used."""
         return self.status == "ok"
+
+
+def _scan_entry_points() -> tuple[EntryPoint, ...]:
+    """Every installed entry point in :data:`ENTRY_POINT_GROUP` (importlib.metadata is imported
+    only here: the default, built-in path never needs it)."""
+    from importlib.metadata import entry_points
+
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _dist_of(ep: EntryPoint) -> tuple[str, str]:
@@ -153,7 +163,7 @@ class StoreRegistry:
                 found = (
                     self._given_entry_points
                     if self._given_entry_points is not None
-                    else entry_points(group=ENTRY_POINT_GROUP)
+                    else _scan_entry_points()
                 )
                 by_name: dict[str, list[EntryPoint]] = {}
                 for ep in found:

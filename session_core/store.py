@@ -9,7 +9,6 @@ The conformance suite in :mod:`session_core.testing` checks every promise made h
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 from abc import ABC, abstractmethod
@@ -99,7 +98,7 @@ class SessionRecord:
     version: object = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Changes:
     """What a request changed in a session, so a store can merge instead of overwriting.
 
@@ -208,30 +207,44 @@ class SessionStore(ABC):
         """Release connections and pools. The store must not be used afterwards."""
 
     # The async twins. The defaults run the sync method in a worker thread so that the event loop
-    # is never blocked; stores with a native async client override them.
+    # is never blocked; stores with a native async client override them. asyncio is imported
+    # here, not at the top: it is a fifth of session_core's import time, and WSGI apps never
+    # need it.
 
     async def aload(self, key: str) -> SessionRecord | None:
         """Async twin of :meth:`load`."""
+        import asyncio
+
         return await asyncio.to_thread(self.load, key)
 
     async def asave(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Async twin of :meth:`save`."""
+        import asyncio
+
         return await asyncio.to_thread(self.save, key, record, changes)
 
     async def adelete(self, key: str) -> None:
         """Async twin of :meth:`delete`."""
+        import asyncio
+
         await asyncio.to_thread(self.delete, key)
 
     async def acycle_key(self, key: str, record: SessionRecord) -> str:
         """Async twin of :meth:`cycle_key`."""
+        import asyncio
+
         return await asyncio.to_thread(self.cycle_key, key, record)
 
     async def aclear_expired(self, progress: Progress | None = None) -> int | None:
         """Async twin of :meth:`clear_expired`."""
+        import asyncio
+
         return await asyncio.to_thread(self.clear_expired, progress)
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
+        import asyncio
+
         await asyncio.to_thread(self.close)
 
     def __repr__(self) -> str:

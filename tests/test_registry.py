@@ -78,10 +78,10 @@ def config(store, **options):
 
 
 def test_cookie_is_built_in_and_scans_nothing(monkeypatch):
-    def no_scan(**kwargs):
+    def no_scan():
         raise AssertionError("the default path must not scan entry points")
 
-    monkeypatch.setattr(registry_module, "entry_points", no_scan)
+    monkeypatch.setattr(registry_module, "_scan_entry_points", no_scan)
     assert isinstance(StoreRegistry().create(config("cookie")), CookieStore)
 
 
@@ -95,8 +95,8 @@ def test_plugin_found_by_entry_point_name(site):
 def test_entry_points_are_scanned_once(site, monkeypatch):
     site.install("session-core-acme", "1.0", ["acme"])
     calls = []
-    real = registry_module.entry_points
-    monkeypatch.setattr(registry_module, "entry_points", lambda **kw: calls.append(1) or real(**kw))
+    real = registry_module._scan_entry_points
+    monkeypatch.setattr(registry_module, "_scan_entry_points", lambda: calls.append(1) or real())
     registry = StoreRegistry()
     registry.create(config("acme"))
     registry.create(config("acme"))

@@ -38,6 +38,7 @@ settings are not read (their session-core names are ``cookie_*``, ``cookie_max_a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask.sessions import SessionInterface, SessionMixin
@@ -140,12 +141,12 @@ class SessionCoreInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
         """A lazy session for this request: nothing is read until the app uses it."""
-        header = request.headers.get("Cookie")
-        name = self.config.cookie_name
         return FlaskSession(
             self.store,
             max_age=self.config.cookie_max_age,
-            key_source=lambda: parse_cookie_value(header, name),
+            key_source=partial(
+                parse_cookie_value, request.environ.get("HTTP_COOKIE"), self.config.cookie_name
+            ),
         )
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:

@@ -62,8 +62,13 @@ MAX_ATTEMPTS = 40
 """How many times a conflicting update is re-read and retried before giving up."""
 
 
+# Built once: json.dumps/json.loads with options build a new encoder or decoder per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.JSONDecoder().decode
+
+
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _encode(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -208,9 +213,9 @@ class DbStore(SessionStore):
             return None
         data, expiry, expires_at, version = row
         return SessionRecord(
-            data=json.loads(data),
+            data=_loads(data),
             expires_at=float(expires_at),
-            expiry=None if expiry is None else json.loads(expiry),
+            expiry=None if expiry is None else _loads(expiry),
             version=int(version),
         )
 
@@ -253,7 +258,7 @@ class DbStore(SessionStore):
             row = yield ("row", "load", {"h": h, "now": time.time()})
             if row is None:
                 return None  # deleted or expired meanwhile: not brought back
-            data: dict[str, Any] = json.loads(row[0])
+            data: dict[str, Any] = _loads(row[0])
             for name in changes.updated:
                 if name in record.data:
                     data[name] = record.data[name]
@@ -376,7 +381,7 @@ class DbStore(SessionStore):
 
     def load(self, key: str) -> SessionRecord | None:
         """The live session saved under ``key``: one indexed ``SELECT``."""
-        if not is_plausible_key(key):
+        if not is_plausible_key(key):  # before checking a connection out of the pool
             return None
         return self._run("load", self._load_plan(key))
 
