@@ -88,27 +88,31 @@ class Session(MutableMapping[str, JSONValue]):
     """
 
     __slots__ = (
+        "__dict__",
         "_accessed",
         "_data",
         "_deleted",
-        "_doomed",
-        "_expiry",
-        "_expiry_changed",
         "_incoming",
         "_key",
         "_key_source",
-        "_lifetime_written",
         "_loaded",
         "_max_age",
         "_modified",
-        "_record_expires_at",
-        "_rekey",
-        "_snapshots",
         "_store",
         "_updated",
-        "_vanished",
-        "_version",
     )
+
+    # State most requests never change lives in class-level defaults; an instance stores its own
+    # value (in a __dict__ made only then) when a request changes it. Building a session, which
+    # every request does, then sets only the attributes above.
+    _snapshots: dict[str, str] | None = None
+    _expiry: JSONValue = None
+    _expiry_changed = False
+    _version: object = None
+    _doomed: tuple[str, ...] = ()
+    _rekey = False
+    _vanished = False
+    _lifetime_written = False
 
     def __init__(
         self,
@@ -129,15 +133,6 @@ class Session(MutableMapping[str, JSONValue]):
         self._data: SessionData = {}
         self._updated: set[str] = set()
         self._deleted: set[str] = set()
-        self._snapshots: dict[str, str] | None = None
-        self._expiry: JSONValue = None
-        self._expiry_changed = False
-        self._record_expires_at: float | None = None
-        self._version: object = None
-        self._doomed: list[str] = []
-        self._rekey = False
-        self._vanished = False
-        self._lifetime_written = False
 
     # ------------------------------------------------------------------ loading
 
@@ -177,7 +172,6 @@ class Session(MutableMapping[str, JSONValue]):
             return
         self._key = key
         self._version = record.version
-        self._record_expires_at = record.expires_at
         if not self._expiry_changed:
             self._expiry = record.expiry
         if self._data:  # keys written before the load (partial writes) win over stored ones
@@ -343,7 +337,7 @@ class Session(MutableMapping[str, JSONValue]):
         """
         self._read()
         if self._key is not None:
-            self._doomed.append(self._key)
+            self._doomed = (*self._doomed, self._key)
         self._key = None
         self._version = None
         self._rekey = False
@@ -363,7 +357,7 @@ class Session(MutableMapping[str, JSONValue]):
     def take_flushed_keys(self) -> list[str]:
         """The keys whose records :meth:`flush` doomed, handed over once for deletion; used when
         a response must not save (5xx) but a sign-out must still take effect."""
-        keys, self._doomed = self._doomed, []
+        keys, self._doomed = list(self._doomed), ()
         return keys
 
     @property
@@ -498,7 +492,7 @@ class Session(MutableMapping[str, JSONValue]):
         """The store calls a save needs, in order; shared by :meth:`save` and :meth:`asave`."""
         for doomed in self._doomed:
             yield ("delete", (doomed,))
-        self._doomed.clear()
+        self._doomed = ()
         if not self._loaded and self._needs_load_to_save():
             self.load()
         nested = self._nested_changes()
@@ -545,7 +539,6 @@ class Session(MutableMapping[str, JSONValue]):
                 self._lifetime_written = True
                 new_key = yield ("save", (None, record, Changes.everything(record)))
         self._version = record.version
-        self._record_expires_at = record.expires_at
         self._after_save(new_key)
         return new_key  # type: ignore[no-any-return]
 
