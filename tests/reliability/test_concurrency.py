@@ -14,8 +14,6 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from session_core import StoreUnreachableError
 
 from ._apps import ASGIClient, WSGIClient
