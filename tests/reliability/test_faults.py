@@ -177,17 +177,9 @@ def test_hung_redis_is_bounded_by_its_timeouts(rel_own_redis):
     _hang_check(setup, rel_own_redis, {"socket_timeout": 1.0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "session-core-db has no timeout for a server that stops answering: psycopg waits for "
-        "the reply forever (connect_timeout only bounds connecting), so a hung PostgreSQL "
-        "blocks load/save/delete indefinitely"
-    ),
-)
 def test_hung_postgresql_is_bounded_by_a_timeout(rel_own_postgres):
     setup = db_setup("db-postgresql", rel_own_postgres.url)
-    _hang_check(setup, rel_own_postgres, {"connect_args": {"connect_timeout": 2}})
+    _hang_check(setup, rel_own_postgres, {"connect_args": {"connect_timeout": 2}, "timeout": 2})
 
 
 def test_demo_answers_503_not_a_hang_when_postgresql_hangs(rel_own_postgres, tmp_path):

@@ -5,7 +5,7 @@ Select it with ``store = "db"`` and configure it with ``store_options`` (``url``
 """
 
 from .errors import MissingTableError
-from .options import DEFAULT_SQLITE_FILE, DEFAULT_URL, Settings
+from .options import DEFAULT_SQLITE_FILE, DEFAULT_TIMEOUT, DEFAULT_URL, Settings
 from .schema import (
     DEFAULT_TABLE_NAME,
     create_session_table,
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_SQLITE_FILE",
     "DEFAULT_TABLE_NAME",
+    "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
     "DbStore",
     "MissingTableError",

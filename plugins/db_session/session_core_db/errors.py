@@ -6,7 +6,7 @@ from sqlalchemy.engine import URL
 
 from session_core import ConfigurationError, StoreUnreachableError
 
-__all__ = ["MissingTableError", "unreachable"]
+__all__ = ["MissingTableError", "timed_out", "unreachable"]
 
 
 class MissingTableError(ConfigurationError):
@@ -46,3 +46,15 @@ def unreachable(url: URL, operation: str, exc: BaseException) -> StoreUnreachabl
         reason = reason.replace(str(url.password), "***")
     target = url.render_as_string(hide_password=True)
     return StoreUnreachableError("db", target, operation, f"{type(original).__name__}: {reason}")
+
+
+def timed_out(url: URL, operation: str, seconds: float) -> StoreUnreachableError:
+    """A :class:`~session_core.StoreUnreachableError` for a database that did not answer within
+    the ``timeout`` option's ``seconds``."""
+    target = url.render_as_string(hide_password=True)
+    return StoreUnreachableError(
+        "db",
+        target,
+        operation,
+        f"timed out after {seconds:g} seconds: the database did not answer (the timeout option)",
+    )

@@ -6,6 +6,7 @@ start-up, never at the first request.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -22,13 +23,23 @@ from .schema import DEFAULT_TABLE_NAME
 if TYPE_CHECKING:  # SQLAlchemy's asyncio extension imports only with greenlet installed
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["DEFAULT_SQLITE_FILE", "DEFAULT_URL", "Settings", "async_url_for", "sync_url_for"]
+__all__ = [
+    "DEFAULT_SQLITE_FILE",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_URL",
+    "Settings",
+    "async_url_for",
+    "sync_url_for",
+]
 
 DEFAULT_SQLITE_FILE = "session_core_sessions.sqlite3"
 """The SQLite file used when no ``url`` is given, relative to the working directory."""
 
 DEFAULT_URL = f"sqlite:///{DEFAULT_SQLITE_FILE}"
 """The database URL used when no ``url`` (and no ``engine``) is given."""
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a statement may take by default (the ``timeout`` option)."""
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,59}$")
 
@@ -116,6 +127,9 @@ class Settings:
         connect_args: extra keyword arguments for the driver's ``connect()``.
         cleanup_batch_size: rows deleted per statement by ``clear_expired``.
         cleanup_pause: seconds to wait between two cleanup batches.
+        timeout: seconds a statement (or opening a connection) may take before it fails with
+            :class:`~session_core.StoreUnreachableError`, so a server that stops answering
+            cannot block callers; ``None`` or ``0`` waits forever.
         engine: an existing :class:`sqlalchemy.engine.Engine` to use instead of ``url`` (in code
             only); the store does not dispose of it.
         async_engine: an existing :class:`~sqlalchemy.ext.asyncio.AsyncEngine` for the async
@@ -135,6 +149,7 @@ class Settings:
     connect_args: Mapping[str, Any] = field(default_factory=dict)
     cleanup_batch_size: int = 1000
     cleanup_pause: float = 0.0
+    timeout: float | None = DEFAULT_TIMEOUT
     engine: Engine | None = None
     async_engine: AsyncEngine | None = None
 
@@ -162,6 +177,11 @@ class Settings:
         _check("cleanup_pause", self.cleanup_pause, (int, float), "a number of seconds")
         if self.cleanup_pause < 0:
             raise ConfigurationError("store_options", "cleanup_pause must be 0 or more")
+        _check("timeout", self.timeout, (int, float, type(None)), "a number of seconds")
+        if self.timeout is not None and not (0 <= self.timeout < math.inf):
+            raise ConfigurationError(
+                "store_options", "timeout must be a number of seconds, 0 or more (0: no timeout)"
+            )
         _check("engine", self.engine, (Engine, type(None)), "a sqlalchemy Engine")
         if self.async_engine is not None:
             from sqlalchemy.ext.asyncio import AsyncEngine
@@ -225,8 +245,14 @@ class Settings:
             return _parse_url("async_url", self.async_url)
         return async_url_for(self.sync_target())
 
-    def engine_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for ``create_engine`` and ``create_async_engine``."""
+    @property
+    def seconds(self) -> float | None:
+        """The ``timeout`` in seconds, or ``None`` when there is none."""
+        return float(self.timeout) if self.timeout else None
+
+    def engine_arguments(self, url: URL | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``create_engine`` and ``create_async_engine``; with the
+        engine's ``url``, the driver's connect timeout defaults to ``timeout``."""
         arguments: dict[str, Any] = {
             # Each statement commits by itself: a read costs one round trip, with no BEGIN
             # before it and no ROLLBACK when its connection goes back to the pool.
@@ -238,14 +264,37 @@ class Settings:
             value = getattr(self, key)
             if value is not None:
                 arguments[key] = value
-        if self.connect_args:
-            arguments["connect_args"] = dict(self.connect_args)
+        connect_args = dict(self.connect_args)
+        driver = url.get_driver_name() if url is not None else None
+        if driver == "asyncpg" and "connect_timeout" in connect_args:
+            # asyncpg names it ``timeout``; the sync drivers' name would fail every connect.
+            connect_args.setdefault("timeout", connect_args.pop("connect_timeout"))
+        seconds = self.seconds
+        if seconds is not None and driver in _CONNECT_TIMEOUTS:
+            name = _CONNECT_TIMEOUTS[driver]
+            # asyncpg takes a float; libpq and the MySQL drivers whole seconds.
+            value = seconds if driver == "asyncpg" else max(1, math.ceil(seconds))
+            connect_args.setdefault(name, value)
+        if connect_args:
+            arguments["connect_args"] = connect_args
         return arguments
 
     def install_hint(self) -> str:
         """The pip command that installs the driver for the configured database."""
         return _HINTS.get(_backend(self.sync_target()), "pip install the database's driver")
 
+
+_CONNECT_TIMEOUTS = {
+    "psycopg": "connect_timeout",
+    "psycopg2": "connect_timeout",
+    "psycopg_async": "connect_timeout",
+    "asyncpg": "timeout",
+    "pymysql": "connect_timeout",
+    "mysqldb": "connect_timeout",
+    "aiomysql": "connect_timeout",
+    "asyncmy": "connect_timeout",
+}
+"""The ``connect()`` argument bounding how long connecting may take, per driver."""
 
 _ENGINE_SETTINGS = frozenset(
     {"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping"}

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
+import socket
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
@@ -39,7 +41,7 @@ from session_core import (
 )
 from session_core.store import Progress
 
-from .errors import MissingTableError, unreachable
+from .errors import MissingTableError, timed_out, unreachable
 from .options import Settings
 from .schema import ensure_table, session_table, table_exists
 from .statements import Statements
@@ -109,6 +111,123 @@ class _Steps(Generic[T]):
             raise StopIteration from None
 
 
+def _break_socket(dbapi_connection: Any) -> bool:
+    """Shut down the socket of a DB-API connection, so that a call blocked on it fails at once;
+    whether that was possible."""
+    try:
+        sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+            return True
+        fileno = getattr(dbapi_connection, "fileno", None)  # psycopg, psycopg2
+        if fileno is None:
+            return False
+        # A duplicate of the descriptor: shutting it down breaks the shared socket, and closing
+        # it leaves the driver's own descriptor alone.
+        with socket.socket(fileno=os.dup(fileno())) as duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)
+    except Exception:  # a closed socket, or the driver's own "connection is closed" error
+        return False
+    return True
+
+
+class _TimedOut(Exception):
+    """A statement ran past the ``timeout`` option and its connection was broken."""
+
+
+class _Watchdog:
+    """Bounds the statements of the sync driver: one daemon thread per store, started on first
+    use, shuts down the socket of any statement still running at its deadline.
+
+    A statement costs a lock and a dict operation to register and as much to unregister; the
+    thread sleeps until the earliest deadline (all deadlines are ``seconds`` after their start,
+    so the registry, in insertion order, is also in deadline order).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._reset()
+        _WATCHDOGS.add(self)
+
+    def _reset(self) -> None:
+        # Also the state of a forked child: the parent's thread and lock do not come along.
+        self._cond = threading.Condition(threading.Lock())
+        self._running: dict[int, tuple[float, Any]] = {}
+        self._fired: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    def start(self, dbapi_connection: Any) -> int:
+        """Register a statement about to run on ``dbapi_connection``; returns its token."""
+        token = id(dbapi_connection)
+        deadline = time.monotonic() + self.seconds
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="session_core_db timeout", daemon=True
+                )
+                self._thread.start()
+            if not self._running:
+                self._cond.notify()
+            self._running[token] = (deadline, dbapi_connection)
+        return token
+
+    def stop(self, token: int) -> bool:
+        """Unregister a statement; whether its deadline passed (its connection is broken)."""
+        with self._cond:
+            if self._running.pop(token, None) is not None:
+                return False
+            if token in self._fired:
+                self._fired.remove(token)
+                return True
+            return False
+
+    def close(self) -> None:
+        """Stop the thread (a later statement starts another)."""
+        with self._cond:
+            self._thread = None
+            self._cond.notify_all()
+
+    def _watch(self) -> None:
+        me = threading.current_thread()
+        cond = self._cond
+        with cond:
+            while self._thread is me:
+                if not self._running:
+                    if not cond.wait(_IDLE_SECONDS) and not self._running:
+                        self._thread = None  # idle: the next statement starts another
+                        return
+                    continue
+                now = time.monotonic()
+                for token, (deadline, dbapi_connection) in list(self._running.items()):
+                    if deadline > now:
+                        cond.wait(deadline - now)
+                        break
+                    del self._running[token]
+                    if _break_socket(dbapi_connection):
+                        self._fired.add(token)
+
+
+_IDLE_SECONDS = 60.0
+"""How long a watchdog thread waits with nothing to watch before it ends."""
+
+_WATCHDOGS: weakref.WeakSet[_Watchdog] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for watchdog in list(_WATCHDOGS):
+        watchdog._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+async def _within(awaitable: Awaitable[T], seconds: float | None) -> T:
+    if seconds is None:
+        return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
+
+
 async def _dispose_at_shutdown(engine: AsyncEngine) -> AsyncGenerator[None, None]:
     # Started once per event loop: the loop finalizes live async generators when it shuts down
     # (asyncio.run does, and so do ASGI servers), which closes the engine's connections on
@@ -151,6 +270,13 @@ class DbStore(SessionStore):
         """The sessions table."""
         self._sql = Statements(self.table, self._engine.dialect, settings.cleanup_batch_size)
         self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        seconds = settings.seconds
+        # SQLite has no network to hang on (and busy_timeout bounds its waits).
+        self._watchdog = (
+            _Watchdog(seconds)
+            if seconds is not None and self._url.get_backend_name() != "sqlite"
+            else None
+        )
         self._ready = False
         self._lock = threading.Lock()
         self._async_url = None if settings.async_engine else settings.async_target()
@@ -170,7 +296,7 @@ class DbStore(SessionStore):
 
     def _build(self, factory: Callable[..., T], url: URL) -> T:
         try:
-            engine = factory(url, **self.settings.engine_arguments())
+            engine = factory(url, **self.settings.engine_arguments(url))
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             raise ConfigurationError(
                 "store_options",
@@ -324,11 +450,25 @@ class DbStore(SessionStore):
         with self._lock:
             if self._ready:
                 return
+            watchdog = self._watchdog
             try:
                 with self._engine.connect() as connection:
-                    self._prepare(connection)
+                    token = (
+                        watchdog.start(connection.connection.dbapi_connection) if watchdog else 0
+                    )
+                    try:
+                        self._prepare(connection)
+                    finally:
+                        if watchdog is not None and watchdog.stop(token):
+                            connection.invalidate()
+                            raise _TimedOut
+            except _TimedOut as exc:
+                raise timed_out(self._url, operation, self._watchdog_seconds()) from exc
             except (sa.exc.SQLAlchemyError, OSError) as exc:
                 raise unreachable(self._url, operation, exc) from exc
+
+    def _watchdog_seconds(self) -> float:
+        return self._watchdog.seconds if self._watchdog is not None else 0.0
 
     # ------------------------------------------------------------------ sync driver
 
@@ -337,7 +477,8 @@ class DbStore(SessionStore):
             self._ensure_ready(operation)
         try:
             connection = self._engine.raw_connection()
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
+        except (sa.exc.SQLAlchemyError, OSError, self._dbapi_error) as exc:
+            # raw_connection() passes the driver's own connect errors through, unwrapped
             raise unreachable(self._url, operation, exc) from exc
         cursor = None
         try:
@@ -351,10 +492,15 @@ class DbStore(SessionStore):
             else:
                 cursor = connection.cursor()
                 connection.info[_CURSOR] = (dbapi_connection, cursor)
-            result = self._drive(cursor, plan)
+            result = self._drive(cursor, plan, dbapi_connection)
             if not self._owns_engine:  # a given engine may not be in autocommit mode
-                connection.commit()
+                self._commit(connection, dbapi_connection)
             return result
+        except _TimedOut as exc:
+            # The watchdog broke the socket: the connection must not go back to the pool.
+            connection.info.pop(_CURSOR, None)
+            connection.invalidate(exc)
+            raise timed_out(self._url, operation, self._watchdog_seconds()) from exc
         except self._dbapi_error as exc:
             connection.info.pop(_CURSOR, None)
             if self._engine.dialect.is_disconnect(
@@ -367,17 +513,32 @@ class DbStore(SessionStore):
         finally:
             connection.close()
 
-    def _drive(self, cursor: Any, plan: Plan[T]) -> T:
+    def _drive(self, cursor: Any, plan: Plan[T], dbapi_connection: Any) -> T:
         compiled = self._sql.compiled
+        watchdog = self._watchdog
         steps = _Steps(plan)
         for kind, name, params in steps:
             if kind == "sleep":
                 time.sleep(params)
-            else:
-                statement = compiled[name]
+                continue
+            statement = compiled[name]
+            token = watchdog.start(dbapi_connection) if watchdog is not None else 0
+            try:
                 cursor.execute(statement.sql, statement.parameters(params))
                 steps.result = cursor.fetchone() if kind == "row" else cursor.rowcount
+            finally:
+                if watchdog is not None and watchdog.stop(token):
+                    raise _TimedOut  # replaces the driver's error about the broken socket
         return steps.value
+
+    def _commit(self, connection: Any, dbapi_connection: Any) -> None:
+        watchdog = self._watchdog
+        token = watchdog.start(dbapi_connection) if watchdog is not None else 0
+        try:
+            connection.commit()
+        finally:
+            if watchdog is not None and watchdog.stop(token):
+                raise _TimedOut
 
     def load(self, key: str) -> SessionRecord | None:
         """The live session saved under ``key``: one indexed ``SELECT``."""
@@ -413,6 +574,8 @@ class DbStore(SessionStore):
             engine.sync_engine.dispose(close=False)
         if self._owns_engine:
             self._engine.dispose()
+        if self._watchdog is not None:
+            self._watchdog.close()
 
     def _pop_loop_engines(self) -> list[tuple[AsyncEngine, AsyncGenerator[None, None]]]:
         with self._lock:
@@ -441,19 +604,33 @@ class DbStore(SessionStore):
 
     async def _arun(self, operation: str, plan: Plan[T], engine: AsyncEngine) -> T:
         url = engine.url
+        seconds = self.settings.seconds  # each of connecting and every statement
         try:
-            async with engine.connect() as connection:
+            connection = engine.connect()
+            await _within(connection.start(), seconds)
+            try:
                 if not self._ready:
-                    await connection.run_sync(self._prepare)
+                    await _within(connection.run_sync(self._prepare), seconds)
                 by_name = self._sql.by_name
                 steps = _Steps(plan)
                 for kind, name, params in steps:
                     if kind == "sleep":
                         await asyncio.sleep(params)
                     else:
-                        executed = await connection.execute(by_name[name], params)
+                        executed = await _within(connection.execute(by_name[name], params), seconds)
                         steps.result = executed.first() if kind == "row" else executed.rowcount
                 return steps.value
+            except TimeoutError:
+                # The statement was cancelled midway: the connection must not be reused.
+                with contextlib.suppress(sa.exc.SQLAlchemyError, OSError):
+                    await connection.invalidate()
+                raise
+            finally:
+                await connection.close()
+        except TimeoutError as exc:
+            if seconds is None:  # the driver's own timeout
+                raise unreachable(url, operation, exc) from exc
+            raise timed_out(url, operation, seconds) from exc
         except (sa.exc.SQLAlchemyError, OSError) as exc:  # asyncpg raises OSError on connect
             raise unreachable(url, operation, exc) from exc
 
