@@ -6,7 +6,9 @@ headers to send.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar, overload
 
 from .config import SessionConfig
 from .cookie import MAX_COOKIE_BYTES
@@ -20,6 +22,8 @@ _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SET_COOKIE_PREFIX = len("Set-Cookie: ")
+
+_S = TypeVar("_S", bound=Session)
 
 # What a response does with its session (see SessionCookie._decide).
 _NOTHING, _VARY, _SAVE, _DROP_FLUSHED, _DELETE_COOKIE = range(5)
@@ -81,6 +85,7 @@ class SessionCookie:
     __slots__ = (
         "_attributes",
         "_delete_header",
+        "_max_age",
         "_name",
         "_prefix",
         "_save_every_request",
@@ -93,6 +98,7 @@ class SessionCookie:
         self.config = config
         self._store = store
         self._name = config.cookie_name
+        self._max_age = config.cookie_max_age
         self._prefix = config.cookie_name + "="
         self._save_every_request = config.save_every_request
         attributes = [f"Path={config.cookie_path}"]
@@ -112,14 +118,42 @@ class SessionCookie:
 
     # ------------------------------------------------------------------ requests
 
-    def new_session(self, cookie_header: str | None) -> Session:
-        """A session for a request with this ``Cookie`` header (parsed only when needed)."""
-        name = self._name
-        return Session(
-            self._store,
-            max_age=self.config.cookie_max_age,
-            key_source=lambda: parse_cookie_value(cookie_header, name),
-        )
+    @overload
+    def new_session(
+        self,
+        cookie_header: str | None = None,
+        *,
+        key_source: Callable[[], str | None] | None = None,
+    ) -> Session: ...
+
+    @overload
+    def new_session(
+        self,
+        cookie_header: str | None = None,
+        *,
+        key_source: Callable[[], str | None] | None = None,
+        session_class: type[_S],
+    ) -> _S: ...
+
+    def new_session(
+        self,
+        cookie_header: str | None = None,
+        *,
+        key_source: Callable[[], str | None] | None = None,
+        session_class: type[Session] = Session,
+    ) -> Session:
+        """A session for a request with this ``Cookie`` header, parsed only when the session is
+        first used; or, given ``key_source``, one whose key that callable finds (the ASGI
+        middleware's, which looks through the request's headers only then). ``session_class``
+        builds a subclass (Flask's session).
+
+        The key source holds the header (or the header list), never the request's environ or
+        scope: those hold the session, and the cycle would leave every request for the garbage
+        collector to free.
+        """
+        if key_source is None:
+            key_source = partial(parse_cookie_value, cookie_header, self._name)
+        return session_class(self._store, max_age=self._max_age, key_source=key_source)
 
     # ------------------------------------------------------------------ responses
 

@@ -19,7 +19,6 @@ from typing import Any, TypeAlias
 from ._http import SessionCookie, parse_cookie_value, resolve_config
 from .config import SessionConfig
 from .registry import create_store
-from .session import Session
 
 __all__ = ["SessionMiddleware"]
 
@@ -66,7 +65,6 @@ class SessionMiddleware:
         self.cookie = SessionCookie(self.config, self.store)
         self._preload = not self.store.local
         self._always_finish = self.config.save_every_request
-        self._max_age = self.config.cookie_max_age
         self._cookie_name = self.config.cookie_name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,12 +73,8 @@ class SessionMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        session = Session(
-            self.store,
-            max_age=self._max_age,
-            # The headers, not the scope: the scope holds the session, and that cycle would leave
-            # every request's scope for the garbage collector to free.
-            key_source=partial(_key_from_headers, scope.get("headers", ()), self._cookie_name),
+        session = self.cookie.new_session(
+            key_source=partial(_key_from_headers, scope.get("headers", ()), self._cookie_name)
         )
         scope["session"] = session
         if self._preload and session.incoming_key() is not None:

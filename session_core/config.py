@@ -90,10 +90,7 @@ class SessionConfig:
         missing = "secret_key" not in settings or settings["secret_key"] is None
         if missing:
             raise ConfigurationError("secret_key", f"a secret key is required; {_HOW_TO_GET_A_KEY}")
-        values = dict(settings)
-        if "fallback_secret_keys" in values:
-            values["fallback_secret_keys"] = _as_key_tuple(values["fallback_secret_keys"])
-        return cls(**values)
+        return cls(**settings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SessionConfig:
@@ -125,20 +122,11 @@ class SessionConfig:
         """Build from every source: the TOML file at ``path`` (or ``SESSION_CORE_CONFIG``),
         overridden by ``SESSION_CORE_*`` environment variables, overridden by ``overrides``.
         """
-        env = os.environ if environ is None else environ
-        settings: dict[str, Any] = {}
-        file = path if path is not None else env.get("SESSION_CORE_CONFIG") or None
-        if file is not None:
-            settings.update(toml_settings(file))
-        settings.update(env_settings(env))
-        settings.update(overrides)
-        return cls.from_mapping(settings)
+        return cls.from_mapping({**layered_settings(path, environ), **overrides})
 
     def replace(self, **changes: Any) -> SessionConfig:
         """A copy with ``changes`` applied and validated."""
         _reject_unknown(changes.keys(), source="")
-        if "fallback_secret_keys" in changes:
-            changes["fallback_secret_keys"] = _as_key_tuple(changes["fallback_secret_keys"])
         return dataclasses.replace(self, **changes)
 
     # ----------------------------------------------------------------- derived values
@@ -197,6 +185,21 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return settings
 
 
+def layered_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The settings of the TOML file at ``path`` (or ``SESSION_CORE_CONFIG``), overridden by the
+    ``SESSION_CORE_*`` variables of ``environ`` (default ``os.environ``): what every entry point
+    (middleware, command, integrations) starts from before its own overrides."""
+    env = os.environ if environ is None else environ
+    settings: dict[str, Any] = {}
+    file = path if path is not None else env.get("SESSION_CORE_CONFIG") or None
+    if file is not None:
+        settings.update(toml_settings(file))
+    settings.update(env_settings(env))
+    return settings
+
+
 def toml_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings in a TOML file (see :meth:`SessionConfig.from_toml`)."""
     import tomllib  # here: most apps never read a TOML file
@@ -241,12 +244,6 @@ def _similar(a: str, b: str) -> bool:
     import difflib
 
     return difflib.SequenceMatcher(None, a, b.lower()).ratio() > 0.75
-
-
-def _as_key_tuple(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return value
 
 
 def _parse_env(key: str, var: str, raw: str) -> Any:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 
 from ._http import parse_cookie_value
 from .asgi import Receive, Scope, Send, SessionMiddleware
-from .config import SessionConfig, env_settings, toml_settings
+from .config import SessionConfig, layered_settings
 from .cookie import MAX_COOKIE_BYTES
 from .errors import SessionCoreError
 from .session import Session
@@ -65,12 +65,7 @@ def demo_config(
     than the configured one drops the configured store's options, which belong to that store.
     With no secret key anywhere, a random one is made for this run.
     """
-    env = os.environ if environ is None else environ
-    settings: dict[str, Any] = {}
-    file = config_path if config_path is not None else env.get("SESSION_CORE_CONFIG") or None
-    if file is not None:
-        settings.update(toml_settings(file))
-    settings.update(env_settings(env))
+    settings = layered_settings(config_path, environ)
     if store is not None:
         if store != settings.get("store", "cookie"):
             settings.pop("store_options", None)

@@ -15,14 +15,12 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import partial
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from ._http import SessionCookie, parse_cookie_value, resolve_config
+from ._http import SessionCookie, resolve_config
 from .config import SessionConfig
 from .registry import create_store
-from .session import Session
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware"]
 
@@ -57,18 +55,10 @@ class SessionMiddleware:
         self.store = create_store(self.config)
         self.cookie = SessionCookie(self.config, self.store)
         self._always_finish = self.config.save_every_request
-        self._max_age = self.config.cookie_max_age
-        self._cookie_name = self.config.cookie_name
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Handle one request."""
-        # The key source holds the Cookie header, not the environ: the environ holds the session,
-        # and that cycle would leave every request's environ for the garbage collector to free.
-        session = environ[ENVIRON_KEY] = Session(
-            self.store,
-            max_age=self._max_age,
-            key_source=partial(parse_cookie_value, environ.get("HTTP_COOKIE"), self._cookie_name),
-        )
+        session = environ[ENVIRON_KEY] = self.cookie.new_session(environ.get("HTTP_COOKIE"))
         always = self._always_finish
         finish = self.cookie.finish
 

@@ -8,11 +8,10 @@ framework itself, so ``import session_core`` never imports a web framework.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import MIN_SECRET_BYTES, SessionConfig, env_settings, toml_settings
+from ..config import MIN_SECRET_BYTES, SessionConfig, layered_settings
 from ..errors import ConfigurationError
 
 __all__ = ["framework_config"]
@@ -42,13 +41,7 @@ def framework_config(
         ConfigurationError: a setting is invalid or disagrees with the framework's, or there is
             no usable secret key.
     """
-    env = os.environ if environ is None else environ
-    merged: dict[str, Any] = {}
-    file = env.get("SESSION_CORE_CONFIG")
-    if file:
-        merged.update(toml_settings(file))
-    merged.update(env_settings(env))
-    merged.update(settings)
+    merged = {**layered_settings(None, environ), **settings}
     for key, (their_name, value) in (owned or {}).items():
         if key in merged and merged[key] != value:
             raise ConfigurationError(

@@ -38,12 +38,11 @@ settings are not read (their session-core names are ``cookie_*``, ``cookie_max_a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask.sessions import SessionInterface, SessionMixin
 
-from .._http import SessionCookie, parse_cookie_value, resolve_config
+from .._http import SessionCookie, resolve_config
 from ..config import SessionConfig
 from ..registry import create_store
 from ..session import Session
@@ -141,12 +140,8 @@ class SessionCoreInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
         """A lazy session for this request: nothing is read until the app uses it."""
-        return FlaskSession(
-            self.store,
-            max_age=self.config.cookie_max_age,
-            key_source=partial(
-                parse_cookie_value, request.environ.get("HTTP_COOKIE"), self.config.cookie_name
-            ),
+        return self.cookie.new_session(
+            request.environ.get("HTTP_COOKIE"), session_class=FlaskSession
         )
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:

@@ -309,10 +309,8 @@ class RedisStore(SessionStore):
             return new_key, [redis_key(self.prefix, new_key)], args
         if not is_plausible_key(key):
             return None, [], []
-        # Changes.expiry is False when a request wrote without reading and chose no expiry
-        # (session-core builds without it imply the same from Changes.complete).
-        write_lifetime = getattr(changes, "expiry", changes.complete)
-        mode = MODE_MERGE if write_lifetime else MODE_KEEP_LIFETIME
+        # Changes.expiry is False when a request wrote without reading and chose no expiry.
+        mode = MODE_MERGE if changes.expiry else MODE_KEEP_LIFETIME
         args = _save_args(mode, record, now, changes.updated, changes.deleted)
         return key, [redis_key(self.prefix, key)], args
 
