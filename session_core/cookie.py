@@ -22,7 +22,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
-import json
 import math
 import os
 import time
@@ -35,7 +34,7 @@ from itsdangerous import Signer
 from .config import SessionConfig
 from .errors import ConfigurationError, EncryptionUnavailableError
 from .hookspecs import hookimpl
-from .store import Changes, SessionRecord, SessionStore
+from .store import Changes, SessionRecord, SessionStore, decode_json, encode_json
 
 __all__ = ["MAX_COOKIE_BYTES", "CookieStore"]
 
@@ -62,42 +61,11 @@ _OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
-_json_raw_decode = json.JSONDecoder().raw_decode
 _last_stamp: tuple[int, bytes] = (-1, b"")
 
 _Seal = Callable[[bytes], bytes]
 _Open = Callable[[bytes], bytes]
 _Mac = Callable[[bytes], bytes]
-
-
-def _not_json(value: object) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _json_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, with the C encoder made
-    once: ``json.dumps`` and ``JSONEncoder.encode`` make a new one on every call. The session
-    checks values when they are set, so the encoder skips its circular-reference check (which
-    needs a fresh dict per call); a cycle made afterwards still fails, with RecursionError."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator (PyPy)
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    encode = make(
-        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-    return lambda value: "".join(encode(value, 0))
-
-
-_json_encode = _json_encoder()
-
-
-def _json_decode(text: str) -> Any:
-    # raw_decode: ``json.loads`` also matches whitespace around the value, and a payload we
-    # signed has none.
-    value, end = _json_raw_decode(text)
-    if end != len(text):
-        raise ValueError("extra data after the JSON payload")
-    return value
 
 
 def _timestamp(seconds: int) -> bytes:
@@ -220,7 +188,7 @@ class CookieStore(SessionStore):
 
     def _encode(self, record: SessionRecord, now: float) -> bytes:
         ttl = max(0, math.ceil(record.expires_at - now))
-        plain = _json_encode([record.data, record.expiry, ttl]).encode()
+        plain = encode_json([record.data, record.expiry, ttl]).encode()
         if self._aeads:
             if len(plain) >= _COMPRESS_FROM:
                 compressed = zlib.compress(plain, _COMPRESS_LEVEL)
@@ -244,7 +212,7 @@ class CookieStore(SessionStore):
             plain = _inflate(_b64decode(body[1:]))
         else:
             plain = _b64decode(body)
-        return _json_decode(plain.decode())
+        return decode_json(plain.decode())
 
     def _verify(self, signed: bytes, signature: bytes) -> int:
         """The index of the key that signed ``signed``, newest first; -1 for none."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import socket
@@ -33,13 +32,14 @@ from session_core import (
     Changes,
     ConfigurationError,
     SessionConfig,
+    SessionData,
     SessionRecord,
     SessionStore,
     StoreUnreachableError,
     hash_key,
     is_plausible_key,
 )
-from session_core.store import Progress
+from session_core.store import Progress, decode_json, encode_json
 
 from .errors import MissingTableError, timed_out, unreachable
 from .options import Settings
@@ -62,15 +62,6 @@ _CURSOR = "session_core_db.cursor"
 
 MAX_ATTEMPTS = 40
 """How many times a conflicting update is re-read and retried before giving up."""
-
-
-# Built once: json.dumps/json.loads with options build a new encoder or decoder per call.
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.JSONDecoder().decode
-
-
-def _dumps(value: object) -> str:
-    return _encode(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -339,17 +330,17 @@ class DbStore(SessionStore):
             return None
         data, expiry, expires_at, version = row
         return SessionRecord(
-            data=_loads(data),
+            data=decode_json(data),
             expires_at=float(expires_at),
-            expiry=None if expiry is None else _loads(expiry),
+            expiry=None if expiry is None else decode_json(expiry),
             version=int(version),
         )
 
     @staticmethod
-    def _values(record: SessionRecord, data: object, version: int) -> dict[str, Any]:
+    def _values(record: SessionRecord, data: SessionData, version: int) -> dict[str, Any]:
         return {
-            "p_data": _dumps(data),
-            "p_expiry": None if record.expiry is None else _dumps(record.expiry),
+            "p_data": encode_json(data),
+            "p_expiry": None if record.expiry is None else encode_json(record.expiry),
             "p_expires_at": float(record.expires_at),
             "p_version": version,
         }
@@ -384,7 +375,7 @@ class DbStore(SessionStore):
             row = yield ("row", "load", {"h": h, "now": time.time()})
             if row is None:
                 return None  # deleted or expired meanwhile: not brought back
-            data: dict[str, Any] = _loads(row[0])
+            data: dict[str, Any] = decode_json(row[0])
             for name in changes.updated:
                 if name in record.data:
                     data[name] = record.data[name]

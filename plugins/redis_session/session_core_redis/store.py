@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import threading
 import time
@@ -35,7 +34,7 @@ from session_core import (
     hash_key,
     is_plausible_key,
 )
-from session_core.store import Progress
+from session_core.store import Progress, decode_json, encode_json
 
 from .clients import aclose_client, build_async_client, build_client, close_client
 from .options import RedisOptions, redact_url
@@ -65,9 +64,6 @@ UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 _TAG_LENGTH = 2
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
-_decode_json = json.JSONDecoder().decode  # skips json.loads' per-call checks
-# Made once: json.dumps with any option builds a new JSONEncoder on every call.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _LoopEntry = tuple[Any, AsyncGenerator[None, None], "asyncio.Task[Any] | None"]
 
 
@@ -100,7 +96,7 @@ def _save_args(
         mode,
         expires_ms - int(now * 1000),
         expires_ms,
-        _dumps(record.expiry),
+        encode_json(record.expiry),
         len(removed),
         *removed,
     ]
@@ -108,7 +104,7 @@ def _save_args(
     for name in fields:
         if name in data:
             args.append(_encode_field(name))
-            args.append(_dumps(data[name]))
+            args.append(encode_json(data[name]))
     return args
 
 
@@ -123,11 +119,11 @@ def _decode(fields: dict[bytes, bytes], now: float) -> SessionRecord | None:
     expiry = fields.pop(EXPIRY_FIELD, None)
     return SessionRecord(
         data={
-            name.decode("utf-8", "surrogatepass"): _decode_json(raw.decode())
+            name.decode("utf-8", "surrogatepass"): decode_json(raw.decode())
             for name, raw in fields.items()
         },
         expires_at=expires_at,
-        expiry=None if expiry is None else _decode_json(expiry.decode()),
+        expiry=None if expiry is None else decode_json(expiry.decode()),
     )
 
 
