@@ -23,8 +23,8 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -40,7 +40,9 @@ from .store import (
     is_plausible_key,
 )
 
-__all__ = ["HOSTILE_KEYS", "MemoryStore", "StoreConformance", "make_record"]
+__all__ = ["HOSTILE_KEYS", "MemoryStore", "StoreConformance", "make_record", "run_in_threads"]
+
+T = TypeVar("T")
 
 HOSTILE_KEYS: tuple[str, ...] = (
     "",
@@ -59,6 +61,33 @@ HOSTILE_KEYS: tuple[str, ...] = (
     "a.b.c",
 )
 """Keys no store may choke on or match: every one must load as ``None``."""
+
+
+def run_in_threads(
+    work: Callable[[int], T], count: int, *, together: bool = False
+) -> list[T | None]:
+    """Run ``work(0)`` to ``work(count - 1)`` in ``count`` threads and return their results in
+    order; fails (listing every error) if any raised. With ``together``, all wait at a barrier
+    and start at once, for the most contention."""
+    results: list[T | None] = [None] * count
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count) if together else None
+
+    def run(n: int) -> None:
+        try:
+            if barrier is not None:
+                barrier.wait()
+            results[n] = work(n)
+        except BaseException as exc:  # reported below, in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
 
 
 def make_record(data: SessionData, ttl: float = 3600.0, expiry: Any = None) -> SessionRecord:
@@ -434,29 +463,20 @@ class StoreConformance:
     def test_concurrent_sessions_from_threads(self, store: SessionStore) -> None:
         """Threads sharing the store lose no update, on their own or one shared session."""
         shared = self._create(store, {"start": 0})
-        errors: list[BaseException] = []
         keys: dict[int, str | None] = {}
 
         def work(worker: int) -> None:
-            try:
-                own = Session(store)
-                for step in range(15):
-                    own[f"step{step}"] = worker
-                    keys[worker] = own.save()
-                    assert Session(store, keys[worker])[f"step{step}"] == worker
-                if self.server_side:
-                    session = Session(store, shared)
-                    session[f"w{worker}"] = worker
-                    assert session.save() == shared
-            except BaseException as exc:
-                errors.append(exc)
+            own = Session(store)
+            for step in range(15):
+                own[f"step{step}"] = worker
+                keys[worker] = own.save()
+                assert Session(store, keys[worker])[f"step{step}"] == worker
+            if self.server_side:
+                session = Session(store, shared)
+                session[f"w{worker}"] = worker
+                assert session.save() == shared
 
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not errors, errors
+        run_in_threads(work, 8)
         assert len(set(keys.values())) == 8
         if self.server_side:
             final = store.load(shared)

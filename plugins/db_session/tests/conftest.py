@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,29 +55,6 @@ class Database:
     def count(self, name: str) -> int:
         with self.engine.connect() as connection:
             return int(connection.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one())
-
-
-def in_threads(work: Callable[[int], object], count: int) -> list[object]:
-    """Run ``work(0)`` ... ``work(count - 1)`` in threads at once; their results, in order.
-
-    An exception in any thread fails the calling test.
-    """
-    results: list[object] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            results[n] = work(n)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    return results
 
 
 def _open(kind: str, url: str) -> Iterator[Database]:

@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from conftest import Database, in_threads
+from conftest import Database
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import session_core
 from session_core import Changes, Session, SessionConfig, StoreUnreachableError
-from session_core.testing import make_record
+from session_core.testing import make_record, run_in_threads
 from session_core_db import (
     DbStore,
     MissingTableError,
@@ -76,7 +76,7 @@ def test_threads_changing_different_keys_all_keep_their_change(store: DbStore) -
             session.pop(f"gone{n}", None)
             assert session.save() == key
 
-    in_threads(work, 8)
+    run_in_threads(work, 8)
     final = store.load(key)
     assert final is not None
     assert final.data == {"start": 0, **{f"w{n}": 9 for n in range(8)}}
@@ -270,7 +270,7 @@ def test_create_table_races_between_processes_and_threads(db: Database) -> None:
         pending = [
             pool.apply_async(_create_in_process, (db.url, table, start_at)) for _ in range(3)
         ]
-        keys = in_threads(lambda _: _create_in_process(db.url, table, start_at), 4)
+        keys = run_in_threads(lambda _: _create_in_process(db.url, table, start_at), 4)
         keys.extend(result.get(timeout=60) for result in pending)
     assert len(set(keys)) == 7
     assert db.count(table) == 7

@@ -4,34 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from typing import Any
 
 import redis
 from redis_servers import create
 
 from session_core import Changes, Session
-from session_core.testing import make_record
+from session_core.testing import make_record, run_in_threads
 from session_core_redis import RedisStore, redis_key
-
-
-def run_threads(count: int, work: Any) -> None:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def guarded(n: int) -> None:
-        try:
-            barrier.wait()
-            work(n)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
 
 
 def test_threads_reading_and_writing_disjoint_keys_all_keep_their_change(
@@ -45,7 +24,7 @@ def test_threads_reading_and_writing_disjoint_keys_all_keep_their_change(
         session[f"t{n}"] = n
         assert session.save() == key
 
-    run_threads(12, request)
+    run_in_threads(request, 12, together=True)
     record = store.load(key)
     assert record is not None
     assert record.data == {"shared": 0, **{f"t{n}": n for n in range(12)}}
@@ -60,7 +39,7 @@ def test_threads_deleting_and_setting_disjoint_keys(store: RedisStore) -> None:
         session[f"new{n}"] = n
         assert session.save() == key
 
-    run_threads(6, request)
+    run_in_threads(request, 6, together=True)
     record = store.load(key)
     assert record is not None
     assert record.data == {f"new{n}": n for n in range(6)}
