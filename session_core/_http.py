@@ -29,6 +29,8 @@ _S = TypeVar("_S", bound=Session)
 _NOTHING, _VARY, _SAVE, _DROP_FLUSHED, _DELETE_COOKIE = range(5)
 
 
+_VARY_HEADER = ("Vary", "Cookie")
+
 _last_date: tuple[int, str] = (-1, "")
 
 
@@ -152,6 +154,8 @@ class SessionCookie:
         collector to free.
         """
         if key_source is None:
+            if cookie_header is None:  # a first visit
+                return session_class(self._store, max_age=self._max_age)
             key_source = partial(parse_cookie_value, cookie_header, self._name)
         return session_class(self._store, max_age=self._max_age, key_source=key_source)
 
@@ -184,29 +188,35 @@ class SessionCookie:
         HttpOnly and SameSite as the cookie it removes)."""
         return self._delete_header
 
+    # _decide and _headers run on every request that touched its session, so they read the
+    # session's state directly (this module is its middleware's other half) rather than through
+    # the public properties, which cost a call each.
+
     def _decide(self, session: Session, status: int) -> int:
-        if not session.accessed and (
+        if not session._accessed and (
             not self._save_every_request or session.incoming_key() is None
         ):
             return _NOTHING
         if status >= 500:
-            return _DROP_FLUSHED if session.flushed else _VARY
-        if session.modified or session.flushed or self._save_every_request:
+            return _DROP_FLUSHED if session._doomed else _VARY
+        if session.modified or session._doomed or self._save_every_request:
             return _SAVE
-        if session.key is None and session.incoming_key() is not None:
+        if session._key is None and session.incoming_key() is not None:
             # The cookie named no live session (tampered, expired, foreign): remove it.
             return _DELETE_COOKIE
         return _VARY
 
     def _headers(self, session: Session, key: str | None) -> list[tuple[str, str]]:
-        headers = [("Vary", "Cookie")]
         if key is not None:
-            if key == session.incoming_key() and not session.lifetime_written:
-                return headers  # a write-only save kept the key and the expiry: cookie holds
-            headers.append(("Set-Cookie", self.set_cookie_header(key, session.cookie_max_age)))
-        elif session.incoming_key() is not None:
-            headers.append(("Set-Cookie", self._delete_header))
-        return headers
+            if not session._lifetime_written and key == session.incoming_key():
+                return [_VARY_HEADER]  # a write-only save kept the key and the expiry
+            return [
+                _VARY_HEADER,
+                ("Set-Cookie", self.set_cookie_header(key, session.cookie_max_age)),
+            ]
+        if session.incoming_key() is not None:
+            return [_VARY_HEADER, ("Set-Cookie", self._delete_header)]
+        return [_VARY_HEADER]
 
     def finish(self, session: Session, status: int) -> list[tuple[str, str]]:
         """Save what the request changed and return the headers to add to the response.
@@ -237,7 +247,7 @@ class SessionCookie:
         if action == _NOTHING:
             return []
         if action == _VARY:
-            return [("Vary", "Cookie")]
+            return [_VARY_HEADER]
         return self._headers(session, None)
 
 

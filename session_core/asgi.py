@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 from ._http import SessionCookie, parse_cookie_value, resolve_config
 from .config import SessionConfig
 from .registry import create_store
+from .session import Session
 
 __all__ = ["SessionMiddleware"]
 
@@ -77,37 +78,50 @@ class SessionMiddleware:
             key_source=partial(_key_from_headers, scope.get("headers", ()), self._cookie_name)
         )
         scope["session"] = session
-        if self._preload and session.incoming_key() is not None:
+        preload = self._preload
+        if preload and session.incoming_key() is not None:
             await session.aload()
         always = self._always_finish
-        local = not self._preload
         cookie = self.cookie
 
-        async def send_with_session(message: Message) -> None:
-            if (session.accessed or always) and (
-                message["type"] == "http.response.start" or message["type"] == "websocket.accept"
+        # Not a coroutine function: a message that needs nothing from the session is handed
+        # straight to the server's send, whose awaitable is returned for the app to await, so
+        # passing through costs no coroutine of its own.
+        def send_with_session(message: Message) -> Awaitable[None]:
+            kind = message["type"]
+            if (kind == "http.response.start" or kind == "websocket.accept") and (
+                session._accessed or always  # the property would cost a call
             ):
-                status = message.get("status", 200)
-                # A local store does no I/O: finishing it synchronously spares the three
-                # coroutines of the async path.
-                if local:
-                    extra = cookie.finish(session, status)
-                else:
-                    extra = await cookie.afinish(session, status)
-                if extra:
-                    headers = list(message.get("headers", ()))
-                    for name, value in extra:
-                        headers.append((_encoded_name(name), value.encode("latin-1")))
-                    message = {**message, "headers": headers}
-            await send(message)
+                if preload:
+                    return _finish_then_send(cookie, session, message, send)
+                # A local store does no I/O: the session is finished here, synchronously.
+                return send(
+                    _with_headers(message, cookie.finish(session, message.get("status", 200)))
+                )
+            return send(message)
 
         await self.app(scope, receive, send_with_session)
-        if kind == "websocket" and self._preload and session.modified:
+        if kind == "websocket" and preload and session.modified:
             await session.asave()
 
 
+# The names of the headers SessionCookie.finish adds, as ASGI sends them.
 _ENCODED_NAMES = {"Set-Cookie": b"set-cookie", "Vary": b"vary"}
 
 
-def _encoded_name(name: str) -> bytes:
-    return _ENCODED_NAMES.get(name) or name.lower().encode("latin-1")
+async def _finish_then_send(
+    cookie: SessionCookie, session: Session, message: Message, send: Send
+) -> None:
+    extra = await cookie.afinish(session, message.get("status", 200))
+    await send(_with_headers(message, extra))
+
+
+def _with_headers(message: Message, extra: list[tuple[str, str]]) -> Message:
+    """``message`` with the ``extra`` headers added: a new message and header list, since the
+    app's own may be reused for other responses and must not collect this visitor's cookie."""
+    if not extra:
+        return message
+    headers = list(message.get("headers", ()))
+    for name, value in extra:
+        headers.append((_ENCODED_NAMES[name], value.encode("latin-1")))
+    return {**message, "headers": headers}

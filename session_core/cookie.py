@@ -165,6 +165,7 @@ class CookieStore(SessionStore):
         self.encrypt = encrypt
         salt = _ENCRYPTED_SALT if encrypt else _SALT
         self._macs = [_hmac_sha256(_signing_key(k, salt)) for k in keys]
+        self._sign = self._macs[0]
         self._aeads = [_aead(k) for k in keys] if encrypt else []
 
     @classmethod
@@ -216,7 +217,9 @@ class CookieStore(SessionStore):
 
     def _verify(self, signed: bytes, signature: bytes) -> int:
         """The index of the key that signed ``signed``, newest first; -1 for none."""
-        for index, mac in enumerate(self._macs):
+        if hmac.compare_digest(_b64encode(self._sign(signed)), signature):
+            return 0
+        for index, mac in enumerate(self._macs[1:], 1):
             expected = _b64encode(mac(signed))
             if hmac.compare_digest(expected, signature):
                 return index
@@ -229,22 +232,25 @@ class CookieStore(SessionStore):
         expired, or malformed."""
         if len(key) > MAX_COOKIE_BYTES or not key.isascii():
             return None
-        signed, _, signature = key.encode().rpartition(b".")
-        if len(signature) != _SIGNATURE_LENGTH:
+        raw = key.encode()
+        cut = raw.rfind(b".")
+        if len(raw) - cut - 1 != _SIGNATURE_LENGTH:
             return None
-        index = self._verify(signed, signature)
+        signed = raw[:cut]
+        index = self._verify(signed, raw[cut + 1 :])
         if index < 0:
             return None
-        body, _, stamp = signed.rpartition(b".")
+        cut = signed.rfind(b".")
         try:
-            signed_at = int.from_bytes(_b64decode(stamp), "big")
-            payload = self._decode(body, index)
+            signed_at = int.from_bytes(_b64decode(signed[cut + 1 :]), "big")
+            body = signed[:cut]
+            if self._aeads or body[:1] == b".":
+                payload = self._decode(body, index)
+            else:
+                payload = decode_json(_b64decode(body).decode())
         except Exception:
             return None
-        return self._record(payload, signed_at)
-
-    @staticmethod
-    def _record(payload: Any, signed_at: int) -> SessionRecord | None:
+        # The payload is [data, expiry, ttl] (see _encode); anything else is refused.
         if (
             type(payload) is not list
             or len(payload) != 3
@@ -258,14 +264,13 @@ class CookieStore(SessionStore):
         expires_at = signed_at + payload[2]
         if expires_at <= now:
             return None
-        return SessionRecord(data=payload[0], expires_at=expires_at, expiry=payload[1])
+        return SessionRecord(payload[0], expires_at, payload[1])
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Return the signed cookie value holding the whole ``record``."""
         now = time.time()
         signed = self._encode(record, now) + b"." + _timestamp(int(now))
-        signature = _b64encode(self._macs[0](signed))
-        return (signed + b"." + signature).decode()
+        return (signed + b"." + _b64encode(self._sign(signed))).decode()
 
     def delete(self, key: str) -> None:
         """Nothing to delete: the data lives in the cookie, which the middleware removes."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Generator, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -19,6 +19,7 @@ DEFAULT_MAX_AGE = 1209600
 
 _SCALARS = frozenset({str, int, bool, type(None)})
 _MISSING: Any = object()
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 def _normalize_key(key: object) -> str:
@@ -63,8 +64,8 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-# A store call the save plan needs done: (method name, arguments). The sync driver calls
-# ``store.<name>``, the async one awaits ``store.a<name>``, so both share one plan.
+# A store call a save needs done: (method name, arguments). The sync save calls
+# ``store.<name>``, the async one awaits ``store.a<name>``, so both share one set of decisions.
 _Call = tuple[str, tuple[Any, ...]]
 
 
@@ -131,8 +132,9 @@ class Session(MutableMapping[str, JSONValue]):
         self._accessed = False
         self._modified = False
         self._data: SessionData = {}
-        self._updated: set[str] = set()
-        self._deleted: set[str] = set()
+        # Most requests change nothing: the change sets are made on the first change.
+        self._updated: set[str] | frozenset[str] = _NO_KEYS
+        self._deleted: set[str] | frozenset[str] = _NO_KEYS
 
     # ------------------------------------------------------------------ loading
 
@@ -155,7 +157,7 @@ class Session(MutableMapping[str, JSONValue]):
         store call :meth:`aload` instead, so the event loop is not blocked.
         """
         if not self._loaded:
-            key = self.incoming_key()
+            key = self._incoming if self._key_source is None else self.incoming_key()
             self._apply_loaded(key, self._store.load(key) if key else None)
 
     async def aload(self) -> None:
@@ -188,7 +190,10 @@ class Session(MutableMapping[str, JSONValue]):
 
     def __getitem__(self, key: str) -> JSONValue:
         key = key if type(key) is str else _normalize_key(key)
-        value = self._read()[key]
+        self._accessed = True
+        if not self._loaded:
+            self.load()
+        value = self._data[key]
         if type(value) is list or type(value) is dict:
             self._watch(key, value)
         return value
@@ -201,15 +206,17 @@ class Session(MutableMapping[str, JSONValue]):
         if not self._loaded and not self._store.partial_writes:
             self.load()
         self._data[key] = value
-        self._updated.add(key)
-        self._deleted.discard(key)
+        self._updated_keys().add(key)
+        if self._deleted:
+            self._deleted_keys().discard(key)
         self._modified = True
 
     def __delitem__(self, key: str) -> None:
         key = key if type(key) is str else _normalize_key(key)
         del self._read()[key]  # a missing key raises KeyError and changes nothing
-        self._updated.discard(key)
-        self._deleted.add(key)
+        if self._updated:
+            self._updated_keys().discard(key)
+        self._deleted_keys().add(key)
         self._modified = True
 
     def __iter__(self) -> Iterator[str]:
@@ -228,17 +235,23 @@ class Session(MutableMapping[str, JSONValue]):
 
     def get(self, key: str, default: Any = None) -> Any:
         """``session[key]`` if present, else ``default``."""
-        try:
-            return self[key]
-        except KeyError:
+        key = key if type(key) is str else _normalize_key(key)
+        self._accessed = True
+        if not self._loaded:
+            self.load()
+        value = self._data.get(key, _MISSING)
+        if value is _MISSING:
             return default
+        if type(value) is list or type(value) is dict:
+            self._watch(key, value)
+        return value
 
     def clear(self) -> None:
         """Remove every key. An emptied session's record and cookie are deleted on save."""
         data = self._read()
         if data:
-            self._deleted.update(data)
-            self._updated.clear()
+            self._deleted_keys().update(data)
+            self._updated = _NO_KEYS
             data.clear()
             self._modified = True
 
@@ -257,6 +270,18 @@ class Session(MutableMapping[str, JSONValue]):
     __hash__ = None  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ change tracking
+
+    def _updated_keys(self) -> set[str]:
+        updated = self._updated
+        if isinstance(updated, frozenset):
+            updated = self._updated = set()
+        return updated
+
+    def _deleted_keys(self) -> set[str]:
+        deleted = self._deleted
+        if isinstance(deleted, frozenset):
+            deleted = self._deleted = set()
+        return deleted
 
     def _watch(self, key: str, value: JSONValue) -> None:
         # Remember how a container looked when first read so an in-place change is noticed.
@@ -304,7 +329,7 @@ class Session(MutableMapping[str, JSONValue]):
         for name in keys:
             if name in data:
                 _check_json(data[name], name)
-                self._updated.add(name)
+                self._updated_keys().add(name)
         self._modified = True
 
     @property
@@ -327,7 +352,7 @@ class Session(MutableMapping[str, JSONValue]):
         if self._key is not None:
             self._rekey = True
         self._modified = True
-        self._updated.update(self._data)
+        self._updated_keys().update(self._data)
 
     def flush(self) -> None:
         """Remove all data, the stored record and the cookie: call it at logout.
@@ -342,8 +367,7 @@ class Session(MutableMapping[str, JSONValue]):
         self._version = None
         self._rekey = False
         self._data = {}
-        self._updated.clear()
-        self._deleted.clear()
+        self._updated = self._deleted = _NO_KEYS
         self._snapshots = None
         self._expiry = None
         self._expiry_changed = False
@@ -451,7 +475,10 @@ class Session(MutableMapping[str, JSONValue]):
     @property
     def cookie_max_age(self) -> int | None:
         """The cookie's Max-Age: ``None`` for a browser-session cookie."""
-        return None if self._known_expiry() == 0 else self.expiry_age
+        policy = self._known_expiry()
+        if policy is None:
+            return self._max_age
+        return None if policy == 0 else self.expiry_age
 
     # ------------------------------------------------------------------ saving
 
@@ -462,47 +489,47 @@ class Session(MutableMapping[str, JSONValue]):
         deleted) or it was deleted by another request meanwhile (it is not brought back). The
         middleware calls this at the end of each request; call it yourself outside one.
         """
-        plan = self._save_plan()
-        try:
-            name, args = next(plan)
-            while True:
-                name, args = plan.send(getattr(self._store, name)(*args))
-        except StopIteration as done:
-            result: str | None = done.value
-            return result
+        store = self._store
+        if self._doomed:
+            for doomed in self._doomed:
+                store.delete(doomed)
+            self._doomed = ()
+        if not self._loaded and self._needs_load_to_save():
+            self.load()
+        call = self._write_call()
+        while call is not None:
+            call = self._written(call, getattr(store, call[0])(*call[1]))
+        return self._key
 
     async def asave(self) -> str | None:
         """Async twin of :meth:`save`, through the store's async methods."""
+        store = self._store
+        if self._doomed:
+            for doomed in self._doomed:
+                await store.adelete(doomed)
+            self._doomed = ()
         if not self._loaded and self._needs_load_to_save():
             await self.aload()
-        store = self._store
-        plan = self._save_plan()
-        try:
-            name, args = next(plan)
-            while True:
-                name, args = plan.send(await getattr(store, "a" + name)(*args))
-        except StopIteration as done:
-            result: str | None = done.value
-            return result
+        call = self._write_call()
+        while call is not None:
+            call = self._written(call, await getattr(store, "a" + call[0])(*call[1]))
+        return self._key
+
+    # A save is one store call, or two when a write-only save finds its key unknown; sync and
+    # async saves share the decisions below and differ only in how they make the calls.
 
     def _needs_load_to_save(self) -> bool:
         return not self._store.partial_writes or not self._data
 
-    def _save_plan(self) -> Generator[_Call, Any, str | None]:
-        """The store calls a save needs, in order; shared by :meth:`save` and :meth:`asave`."""
-        for doomed in self._doomed:
-            yield ("delete", (doomed,))
-        self._doomed = ()
-        if not self._loaded and self._needs_load_to_save():
-            self.load()
-        nested = self._nested_changes()
+    def _write_call(self) -> _Call | None:
+        """The store call that writes the session (after a flush's deletes and any load)."""
+        nested = self._nested_changes() if self._snapshots else None
         data = self._data
         if self._loaded and not data:
             if self._key is not None:
-                yield ("delete", (self._key,))
+                return ("delete", (self._key,))
             self._after_save(None)
             return None
-
         record = SessionRecord(
             data=data,
             expires_at=self._expires_at_timestamp(time.time(), self._expiry),
@@ -514,39 +541,46 @@ class Session(MutableMapping[str, JSONValue]):
             key = self.incoming_key()  # write-only request: let the store merge into it
         self._lifetime_written = True
         if key is None:
-            new_key = yield ("save", (None, record, Changes.everything(record)))
-        elif self._rekey:
-            new_key = yield ("cycle_key", (key, record))
-        else:
-            changes = Changes(
-                frozenset(self._updated | nested),
-                frozenset(self._deleted),
-                complete=self._loaded,
-                expiry=self._loaded or self._expiry_changed,
-            )
-            self._lifetime_written = changes.expiry
-            new_key = yield ("save", (key, record, changes))
-            if new_key is None:
-                if self._loaded:
-                    # Deleted by another request (a sign-out): do not bring it back.
-                    self._data = {}
-                    self._vanished = True
-                    self._after_save(None)
-                    return None
-                # Only written, never read, and the key was unknown: start a new session with
-                # what was written; the unknown key is not adopted.
-                self._loaded = True
-                self._lifetime_written = True
-                new_key = yield ("save", (None, record, Changes.everything(record)))
-        self._version = record.version
-        self._after_save(new_key)
-        return new_key  # type: ignore[no-any-return]
+            return ("save", (None, record, Changes.everything(record)))
+        if self._rekey:
+            return ("cycle_key", (key, record))
+        updated = self._updated
+        changes = Changes(
+            frozenset(updated | nested if nested else updated),
+            frozenset(self._deleted),
+            complete=self._loaded,
+            expiry=self._loaded or self._expiry_changed,
+        )
+        self._lifetime_written = changes.expiry
+        return ("save", (key, record, changes))
+
+    def _written(self, call: _Call, result: Any) -> _Call | None:
+        """Take the ``result`` of the store ``call``; the next call to make, if any."""
+        name, args = call
+        if name == "delete":  # the session was emptied
+            self._after_save(None)
+            return None
+        if name == "save" and args[0] is not None and result is None:
+            if self._loaded:
+                # Deleted by another request (a sign-out): do not bring it back.
+                self._data = {}
+                self._vanished = True
+                self._after_save(None)
+                return None
+            # Only written, never read, and the key was unknown: start a new session with what
+            # was written; the unknown key is not adopted.
+            self._loaded = True
+            self._lifetime_written = True
+            record = args[1]
+            return ("save", (None, record, Changes.everything(record)))
+        self._version = args[1].version
+        self._after_save(result)
+        return None
 
     def _after_save(self, key: str | None) -> None:
         self._key = key
         self._modified = False
         self._expiry_changed = False
         self._rekey = False
-        self._updated.clear()
-        self._deleted.clear()
+        self._updated = self._deleted = _NO_KEYS
         self._snapshots = None

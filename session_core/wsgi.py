@@ -65,7 +65,7 @@ class SessionMiddleware:
         def session_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo | None = None
         ) -> Callable[[bytes], object]:
-            if session.accessed or always:
+            if session._accessed or always:  # the property would cost a call
                 extra = finish(session, int(status[:3]))
                 if extra:
                     headers = [*headers, *extra]
