@@ -2,6 +2,11 @@
 
 Each client owns one connection pool, made once per store (and per event loop for the async
 client) and shared by every request. Nothing here connects: redis-py connects on first use.
+
+On a standalone server the pool is a plain ``ConnectionPool`` used by the store's
+:class:`~.wire.Lane` (:class:`~.wire.AsyncLane`) alone, which keeps the connections it has used,
+runs at most :func:`pool_limit` commands at once and makes a request that finds every connection
+busy wait for one (up to ``socket_timeout``), as a ``BlockingConnectionPool`` would.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ __all__ = [
     "build_async_client",
     "build_client",
     "close_client",
+    "pool_limit",
 ]
 
 DEFAULT_MAX_CONNECTIONS = 100
@@ -35,7 +41,7 @@ finds them all busy waits (up to ``socket_timeout``) for one to be returned inst
 
 _SYNC = types.SimpleNamespace(
     Redis=redis.Redis,
-    BlockingConnectionPool=redis.BlockingConnectionPool,
+    ConnectionPool=redis.ConnectionPool,  # the lane waits for a free connection
     Sentinel=redis.sentinel.Sentinel,
     RedisCluster=redis.cluster.RedisCluster,
     ClusterNode=redis.cluster.ClusterNode,
@@ -43,7 +49,7 @@ _SYNC = types.SimpleNamespace(
 )
 _ASYNC = types.SimpleNamespace(
     Redis=redis.asyncio.Redis,
-    BlockingConnectionPool=redis.asyncio.BlockingConnectionPool,
+    ConnectionPool=redis.asyncio.ConnectionPool,  # the lane waits for a free connection
     Sentinel=redis.asyncio.sentinel.Sentinel,
     RedisCluster=redis.asyncio.cluster.RedisCluster,
     ClusterNode=redis.asyncio.cluster.ClusterNode,
@@ -89,12 +95,8 @@ def _build(options: RedisOptions, flavour: types.SimpleNamespace) -> tuple[Any, 
         client = sentinel.master_for(options.sentinel.master, redis_class=flavour.Redis, **kwargs)
         return client, list(sentinel.sentinels)
     kwargs.pop("ssl", None)  # the URL's scheme says it
-    pool = flavour.BlockingConnectionPool.from_url(
-        options.url or DEFAULT_URL,
-        max_connections=kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS),
-        timeout=options.socket_timeout,
-        **kwargs,
-    )
+    kwargs["max_connections"] = pool_limit(options)
+    pool = flavour.ConnectionPool.from_url(options.url or DEFAULT_URL, **kwargs)
     return flavour.Redis(connection_pool=pool), []
 
 
@@ -106,6 +108,16 @@ def build_client(options: RedisOptions) -> tuple[Any, list[Any]]:
 def build_async_client(options: RedisOptions) -> tuple[Any, list[Any]]:
     """Like :func:`build_client`, with :mod:`redis.asyncio` (bound to the running event loop)."""
     return _build(options, _ASYNC)
+
+
+def pool_limit(options: RedisOptions) -> int | None:
+    """The size of a standalone client's pool: how many commands the store's lane runs on it at
+    once, the others waiting (up to ``socket_timeout``) for a free connection. ``None`` on
+    Sentinel and Cluster, whose clients keep redis-py's own pools (which fail instead of
+    waiting)."""
+    if options.sentinel is not None or options.cluster is not None:
+        return None
+    return options.max_connections or DEFAULT_MAX_CONNECTIONS
 
 
 def close_client(client: Any, helpers: list[Any]) -> None:

@@ -38,34 +38,50 @@ request that wrote without reading and chose no expiry does not know them."""
 # KEYS[1]  the session's hash; KEYS[2] (optional, create only) an old hash to remove atomically
 # ARGV[1]  mode: c (create), u (merge into an existing record), k (merge, keep the lifetime)
 # ARGV[2]  time to live in milliseconds, from the caller's clock
-# ARGV[3]  when the record expires, Unix milliseconds, from the caller's clock
-# ARGV[4]  the expiry setting as JSON
-# ARGV[5]  n, the number of fields to delete, then those n fields, then field/value pairs to set
+# ARGV[3]  n, the number of fields to delete, then those n fields, then field/value pairs to set:
+#          with modes c and u the pairs end with the two metadata fields (expiry setting, expiry
+#          time), so that one HSET writes the data and the metadata
 #
 # Returns 1 when the record was written, 0 when it did not exist (merge) or is already expired.
+#
+# Every redis.call costs the server about as much as a plain command, so the script makes as few
+# as it can: a merge's existence check is the PEXPIRE that sets its TTL (PEXPIRE of a missing key
+# returns 0 and writes nothing, and HSET leaves an existing key's TTL alone), and data and
+# metadata go in one HSET. A typical update is two calls (PEXPIRE, HSET), a creation two (HSET,
+# PEXPIRE), a write-only save two (EXISTS, HSET).
 SAVE_SCRIPT = """
 local key = KEYS[1]
 local mode = ARGV[1]
-if mode ~= 'c' and redis.call('EXISTS', key) == 0 then
-  return 0
-end
-if KEYS[2] then
-  redis.call('UNLINK', KEYS[2])
-end
 local ttl = tonumber(ARGV[2])
-if mode ~= 'k' and ttl <= 0 then
-  redis.call('UNLINK', key)
-  return 0
+if mode == 'k' then
+  if redis.call('EXISTS', key) == 0 then
+    return 0
+  end
+elseif mode == 'u' then
+  if ttl <= 0 then
+    redis.call('UNLINK', key)
+    return 0
+  end
+  if redis.call('PEXPIRE', key, ttl) == 0 then
+    return 0
+  end
+else
+  if KEYS[2] then
+    redis.call('UNLINK', KEYS[2])
+  end
+  if ttl <= 0 then
+    redis.call('UNLINK', key)
+    return 0
+  end
 end
-local first = 6 + tonumber(ARGV[5])
-for i = 6, first - 1, 1000 do
+local first = 4 + tonumber(ARGV[3])
+for i = 4, first - 1, 1000 do
   redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, first - 1)))
 end
 for i = first, #ARGV, 1000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-if mode ~= 'k' then
-  redis.call('HSET', key, '\\255expiry', ARGV[4], '\\255expires', ARGV[3])
+if mode == 'c' then
   redis.call('PEXPIRE', key, ttl)
 end
 return 1

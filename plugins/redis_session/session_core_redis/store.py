@@ -7,7 +7,9 @@ expiry time. The record's lifetime is the key's own Redis TTL, so nothing needs 
 
 Hot path: a load is one ``HGETALL``; every save is one ``EVALSHA`` of :data:`~.scripts.SAVE_SCRIPT`,
 which checks that the session still exists, applies only the changed fields, and sets the TTL,
-atomically. A request that only writes needs no read at all.
+atomically. A request that only writes needs no read at all. Commands are packed here, as bytes,
+and sent through a :class:`~.wire.Lane`, which on a standalone or Sentinel client skips
+redis-py's per-command machinery (see :mod:`.wire`); replies are taken raw.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from session_core import (
 )
 from session_core.store import Progress, decode_json, encode_json
 
-from .clients import aclose_client, build_async_client, build_client, close_client
+from .clients import aclose_client, build_async_client, build_client, close_client, pool_limit
 from .options import RedisOptions, redact_url
 from .scripts import (
     EXPIRES_FIELD,
@@ -47,6 +49,7 @@ from .scripts import (
     SAVE_SCRIPT,
     SAVE_SHA,
 )
+from .wire import AsyncLane, Lane
 
 __all__ = ["UNREACHABLE_ERRORS", "RedisStore", "redis_key"]
 
@@ -64,7 +67,11 @@ UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 _TAG_LENGTH = 2
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
-_LoopEntry = tuple[Any, AsyncGenerator[None, None], "asyncio.Task[Any] | None"]
+_LoopEntry = tuple[AsyncLane, AsyncGenerator[None, None], "asyncio.Task[Any] | None"]
+_SAVE_SHA = SAVE_SHA.encode()
+_SAVE_SCRIPT = SAVE_SCRIPT.encode()
+_ONE_KEY = b"1"
+_TWO_KEYS = b"2"
 
 
 def redis_key(prefix: str, key: str) -> str:
@@ -88,28 +95,32 @@ def _save_args(
     now: float,
     fields: Iterable[str],
     deleted: Iterable[str] = (),
-) -> list[bytes | str | int]:
+) -> list[bytes]:
     """The script's arguments (after its keys): see :data:`~.scripts.SAVE_SCRIPT`."""
     removed = [_encode_field(name) for name in deleted]
     expires_ms = math.ceil(record.expires_at * 1000)
-    args: list[bytes | str | int] = [
-        mode,
-        expires_ms - int(now * 1000),
-        expires_ms,
-        encode_json(record.expiry),
-        len(removed),
-        *removed,
-    ]
+    args = [mode, b"%d" % (expires_ms - int(now * 1000)), b"%d" % len(removed), *removed]
     data = record.data
     for name in fields:
         if name in data:
             args.append(_encode_field(name))
-            args.append(encode_json(data[name]))
+            args.append(encode_json(data[name]).encode())
+    if mode != MODE_KEEP_LIFETIME:  # the metadata, written by the same HSET as the data
+        args += (EXPIRY_FIELD, encode_json(record.expiry).encode())
+        args += (EXPIRES_FIELD, b"%d" % expires_ms)
     return args
 
 
-def _decode(fields: dict[bytes, bytes], now: float) -> SessionRecord | None:
-    """The record an ``HGETALL`` reply holds, or ``None`` (missing, expired, or not ours)."""
+def _decode(reply: list[bytes] | dict[bytes, bytes], now: float) -> SessionRecord | None:
+    """The record a raw ``HGETALL`` reply holds, or ``None`` (missing, expired, or not ours).
+
+    The reply is a flat list of names and values (RESP2), or a dict with RESP3.
+    """
+    if isinstance(reply, dict):
+        fields = reply
+    else:
+        pairs = iter(reply)
+        fields = dict(zip(pairs, pairs, strict=True))
     expires = fields.pop(EXPIRES_FIELD, None)
     if expires is None:
         return None
@@ -219,36 +230,41 @@ class RedisStore(SessionStore):
         """Where the store connects, with no password: named in every error."""
         self._owns = handed is None
         self._client = client
+        self._lane = Lane(client) if client is not None else None
         self._helpers: list[Any] = []
         self._async_client = async_client
+        self._async_lane = AsyncLane(async_client) if async_client is not None else None
         self._cluster = isinstance(handed, _CLUSTER_TYPES) or options.cluster is not None
         self._lock = threading.Lock()
         self._loop_clients: dict[asyncio.AbstractEventLoop, _LoopEntry] = {}
-        self._last_loop: tuple[asyncio.AbstractEventLoop | None, Any] = (None, None)
+        self._last_loop: tuple[asyncio.AbstractEventLoop | None, AsyncLane | None] = (None, None)
+        self._key_head = self.prefix.encode() + b"{"  # how every Redis key starts
 
     # ------------------------------------------------------------------ plumbing
 
-    def _sync_client(self) -> Any:
-        client = self._client
-        if client is None:
+    def _sync_lane(self) -> Lane:
+        lane = self._lane
+        if lane is None:
             if not self._owns:
                 raise RuntimeError(
                     "this RedisStore was given only an async_client; use the async methods, "
                     "or hand over a sync client too"
                 )
             with self._lock:
-                if self._client is None:
+                if self._lane is None:
                     self._client, self._helpers = build_client(self.options)
-                client = self._client
-        return client
+                    limit = pool_limit(self.options)
+                    self._lane = Lane(self._client, limit, self.options.socket_timeout)
+                lane = self._lane
+        return lane
 
-    async def _loop_client(self, operation: str) -> Any:
-        if self._async_client is not None:
-            return self._async_client
+    async def _loop_lane(self, operation: str) -> AsyncLane:
+        if self._async_lane is not None:
+            return self._async_lane
         loop = asyncio.get_running_loop()
-        last_loop, client = self._last_loop
-        if last_loop is loop:
-            return client
+        last_loop, lane = self._last_loop
+        if last_loop is loop and lane is not None:
+            return lane
         with self._lock:
             for stale in [other for other in self._loop_clients if other.is_closed()]:
                 del self._loop_clients[stale]
@@ -260,10 +276,11 @@ class RedisStore(SessionStore):
             # A fresh async cluster client must learn the topology before concurrent use
             # (redis-py fails commands sent while several tasks initialise it at once).
             ready = loop.create_task(client.initialize()) if self._cluster else None
-            entry = (client, holder, ready)
+            limit = pool_limit(self.options)
+            entry = (AsyncLane(client, limit, self.options.socket_timeout), holder, ready)
             with self._lock:
                 self._loop_clients[loop] = entry
-        client, holder, ready = entry
+        lane, holder, ready = entry
         if ready is not None:
             try:
                 await ready
@@ -273,8 +290,13 @@ class RedisStore(SessionStore):
                         del self._loop_clients[loop]
                 await holder.aclose()
                 raise self._unreachable(operation, exc) from exc
-        self._last_loop = (loop, client)
-        return client
+        self._last_loop = (loop, lane)
+        return lane
+
+    def _redis_key(self, key: str) -> bytes:
+        """:func:`redis_key` as bytes."""
+        hashed = hash_key(key).encode()
+        return self._key_head + hashed[:_TAG_LENGTH] + b"}" + hashed
 
     def _unreachable(self, operation: str, exc: BaseException) -> StoreUnreachableError:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -290,7 +312,7 @@ class RedisStore(SessionStore):
 
     def _save_plan(
         self, key: str | None, record: SessionRecord, changes: Changes
-    ) -> tuple[str | None, list[str], list[bytes | str | int]]:
+    ) -> tuple[str | None, list[bytes], list[bytes]]:
         """What a save does: (the key to return, the script's keys, its arguments).
 
         No keys means no I/O: a malformed key (nothing to update) or an already expired new
@@ -302,55 +324,53 @@ class RedisStore(SessionStore):
             if record.expires_at <= now:
                 return new_key, [], []
             args = _save_args(MODE_CREATE, record, now, record.data)
-            return new_key, [redis_key(self.prefix, new_key)], args
+            return new_key, [self._redis_key(new_key)], args
         if not is_plausible_key(key):
             return None, [], []
         # Changes.expiry is False when a request wrote without reading and chose no expiry.
         mode = MODE_MERGE if changes.expiry else MODE_KEEP_LIFETIME
         args = _save_args(mode, record, now, changes.updated, changes.deleted)
-        return key, [redis_key(self.prefix, key)], args
+        return key, [self._redis_key(key)], args
 
-    def _cycle_plan(
-        self, key: str, record: SessionRecord
-    ) -> tuple[str, list[str], list[bytes | str | int]]:
+    def _cycle_plan(self, key: str, record: SessionRecord) -> tuple[str, list[bytes], list[bytes]]:
         """What :meth:`cycle_key` does: (the new key, the script's keys, its arguments)."""
         now = time.time()
         args = _save_args(MODE_CREATE, record, now, record.data)
         if not is_plausible_key(key):
             new_key = self.generate_key()
-            return new_key, [redis_key(self.prefix, new_key)], args
+            return new_key, [self._redis_key(new_key)], args
         new_key = self._key_like(key) if self._cluster else self.generate_key()
-        return new_key, [redis_key(self.prefix, new_key), redis_key(self.prefix, key)], args
+        return new_key, [self._redis_key(new_key), self._redis_key(key)], args
 
-    def _command(self, operation: str, name: str, *args: Any) -> Any:
-        """Send one redis-py command; an outage becomes :class:`StoreUnreachableError`."""
-        client = self._sync_client()
+    def _command(self, operation: str, name: bytes, args: list[bytes]) -> Any:
+        """Run one command, raw reply; an outage becomes :class:`StoreUnreachableError`."""
+        lane = self._sync_lane()
         try:
-            return getattr(client, name)(*args)
+            return lane.call(name, args)
         except UNREACHABLE_ERRORS as exc:
             raise self._unreachable(operation, exc) from exc
 
-    async def _acommand(self, operation: str, name: str, *args: Any) -> Any:
+    async def _acommand(self, operation: str, name: bytes, args: list[bytes]) -> Any:
         """Async twin of :meth:`_command`, on the running event loop's client."""
-        client = await self._loop_client(operation)
+        lane = await self._loop_lane(operation)
         try:
-            return await getattr(client, name)(*args)
+            return await lane.call(name, args)
         except UNREACHABLE_ERRORS as exc:
             raise self._unreachable(operation, exc) from exc
 
-    def _run_script(self, operation: str, keys: list[str], args: list[bytes | str | int]) -> Any:
+    def _run_script(self, operation: str, keys: list[bytes], args: list[bytes]) -> Any:
+        numkeys = _ONE_KEY if len(keys) == 1 else _TWO_KEYS
         try:
-            return self._command(operation, "evalsha", SAVE_SHA, len(keys), *keys, *args)
+            return self._command(operation, b"EVALSHA", [_SAVE_SHA, numkeys, *keys, *args])
         except redis.exceptions.NoScriptError:  # a restarted or new server: EVAL loads it
-            return self._command(operation, "eval", SAVE_SCRIPT, len(keys), *keys, *args)
+            return self._command(operation, b"EVAL", [_SAVE_SCRIPT, numkeys, *keys, *args])
 
-    async def _arun_script(
-        self, operation: str, keys: list[str], args: list[bytes | str | int]
-    ) -> Any:
+    async def _arun_script(self, operation: str, keys: list[bytes], args: list[bytes]) -> Any:
+        numkeys = _ONE_KEY if len(keys) == 1 else _TWO_KEYS
         try:
-            return await self._acommand(operation, "evalsha", SAVE_SHA, len(keys), *keys, *args)
+            return await self._acommand(operation, b"EVALSHA", [_SAVE_SHA, numkeys, *keys, *args])
         except redis.exceptions.NoScriptError:
-            return await self._acommand(operation, "eval", SAVE_SCRIPT, len(keys), *keys, *args)
+            return await self._acommand(operation, b"EVAL", [_SAVE_SCRIPT, numkeys, *keys, *args])
 
     # ------------------------------------------------------------------ the store API
 
@@ -358,8 +378,8 @@ class RedisStore(SessionStore):
         """The session saved under ``key``, in one ``HGETALL``; ``None`` if there is none."""
         if not is_plausible_key(key):
             return None
-        fields = self._command("load", "hgetall", redis_key(self.prefix, key))
-        return _decode(fields, time.time()) if fields else None
+        reply = self._command("load", b"HGETALL", [self._redis_key(key)])
+        return _decode(reply, time.time()) if reply else None
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Create (``key=None``) or merge ``changes`` into a live session, in one round trip.
@@ -375,7 +395,7 @@ class RedisStore(SessionStore):
         """Remove the session saved under ``key`` (``UNLINK``); a missing key is not an error."""
         if not is_plausible_key(key):
             return
-        self._command("delete", "unlink", redis_key(self.prefix, key))
+        self._command("delete", b"UNLINK", [self._redis_key(key)])
 
     def cycle_key(self, key: str, record: SessionRecord) -> str:
         """Move the session to a fresh key and remove the old record, in one atomic script.
@@ -398,7 +418,7 @@ class RedisStore(SessionStore):
         with self._lock:
             client, helpers = self._client, self._helpers
             if self._owns:
-                self._client, self._helpers = None, []
+                self._client, self._lane, self._helpers = None, None, []
             for stale in [other for other in self._loop_clients if other.is_closed()]:
                 del self._loop_clients[stale]
         if self._owns and client is not None:
@@ -412,8 +432,8 @@ class RedisStore(SessionStore):
             return await super().aload(key)
         if not is_plausible_key(key):
             return None
-        fields = await self._acommand("load", "hgetall", redis_key(self.prefix, key))
-        return _decode(fields, time.time()) if fields else None
+        reply = await self._acommand("load", b"HGETALL", [self._redis_key(key)])
+        return _decode(reply, time.time()) if reply else None
 
     async def asave(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Async twin of :meth:`save`."""
@@ -430,7 +450,7 @@ class RedisStore(SessionStore):
             return await super().adelete(key)
         if not is_plausible_key(key):
             return None
-        await self._acommand("delete", "unlink", redis_key(self.prefix, key))
+        await self._acommand("delete", b"UNLINK", [self._redis_key(key)])
         return None
 
     async def acycle_key(self, key: str, record: SessionRecord) -> str:

@@ -17,17 +17,35 @@ from session_core.testing import make_record
 from session_core_redis import RedisStore
 
 
+def command_names(packed: Any) -> list[str]:
+    """The names of the commands in what a connection sends at once (packed by redis-py or by
+    the store itself: one buffer, or a list of pieces)."""
+    if isinstance(packed, str):
+        packed = packed.encode()
+    data = packed if isinstance(packed, bytes) else b"".join(bytes(piece) for piece in packed)
+    names, pos = [], 0
+    while pos < len(data):
+        assert data[pos : pos + 1] == b"*", data
+        end = data.index(b"\r\n", pos)
+        count, pos = int(data[pos + 1 : end]), end + 2
+        for index in range(count):
+            end = data.index(b"\r\n", pos)
+            size, pos = int(data[pos + 1 : end]), end + 2
+            if index == 0:
+                names.append(data[pos : pos + size].decode().upper())
+            pos += size + 2
+    return names
+
+
 class Counting(redis.connection.Connection):
-    """A connection that logs every command and every request it sends."""
+    """A connection that logs every command and every request it sends (everything goes
+    through ``send_packed_command``, from redis-py's ``send_command`` or from the store)."""
 
     commands: ClassVar[list[str]] = []
     trips: ClassVar[list[int]] = []
 
-    def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self.commands.append(str(args[0]).upper())
-        super().send_command(*args, **kwargs)
-
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self.commands.extend(command_names(command))
         self.trips.append(1)
         super().send_packed_command(command, check_health)
 
@@ -35,11 +53,8 @@ class Counting(redis.connection.Connection):
 class AsyncCounting(redis.asyncio.Connection):
     """The :mod:`redis.asyncio` twin of :class:`Counting` (sharing its logs)."""
 
-    async def send_command(self, *args: Any, **kwargs: Any) -> None:
-        Counting.commands.append(str(args[0]).upper())
-        await super().send_command(*args, **kwargs)
-
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        Counting.commands.extend(command_names(command))
         Counting.trips.append(1)
         await super().send_packed_command(command, check_health)
 

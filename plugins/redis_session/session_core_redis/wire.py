@@ -1,0 +1,316 @@
+"""The store's short path to Redis: packed commands on connections of the client's own pool.
+
+redis-py's ``execute_command`` does much per command that the store has no use for: it encodes
+each argument, applies response callbacks (``HGETALL``'s reply becomes a dict only for the store
+to take it apart again), records observability metrics and builds closures; and its pool, on
+every command, takes a connection out under a lock, checks it and puts it back. Measured against
+a bare ``GET`` (which pays all that too) this is most of a session's overhead. So for a client of
+a standalone server or of a Sentinel master, a :class:`Lane` (:class:`AsyncLane`) sends the
+store's commands itself, each packed into one buffer (:func:`pack`), on a connection from the
+client's pool, and returns the raw reply (bytes, never decoded).
+
+What keeps connections sound stays redis-py's own: connecting and its handshake, health checks,
+socket timeouts, a connection that failed being disconnected before it is used again, Sentinel's
+choice of the master. A command that fails on a broken connection is retried the way
+``execute_command`` retries it: with the connection's own ``Retry``, disconnecting before each new
+attempt.
+
+With a client the store made itself for a standalone server (``limit`` given), the lane also
+keeps the connections it has used instead of handing each back to the pool after every command
+(the pool's lock, bookkeeping and checks cost several microseconds per command, about a fifth of
+a round trip to a local server). Its own semaphore then bounds how many commands run at once, to
+the pool's size, and makes a command wait (up to ``timeout``) when all are busy, as a blocking
+pool would. A kept connection is checked
+before each use as the pool would check it: one the server has closed meanwhile (a restart, an
+idle timeout) is reconnected first, and a command that failed never leaves its connection kept.
+After a ``fork`` the child drops the parent's kept connections, as redis-py's pools do.
+
+A client the lane cannot drive that way (a Redis Cluster client, which routes each command to a
+node; a client pinned to one connection; a client with client-side caching) goes through
+``execute_command``, with the same arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio.cluster
+import redis.cluster
+import redis.exceptions
+
+__all__ = ["AsyncLane", "Lane", "pack"]
+
+_CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+_BROKEN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+def pack(name: bytes, args: Sequence[bytes]) -> bytes:
+    """The command ``name args...`` in the Redis protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n$%d\r\n%s\r\n" % (len(args) + 1, len(name), name)]
+    parts += [b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args]
+    return b"".join(parts)
+
+
+def _direct_pool(client: Any) -> Any:
+    """The pool to take connections from directly, or ``None`` when ``client`` needs its own
+    ``execute_command`` (Cluster, a single-connection client, client-side caching)."""
+    if isinstance(client, _CLUSTER_TYPES):
+        return None
+    if getattr(client, "connection", None) is not None:
+        return None  # a sync client made with single_connection_client=True
+    if getattr(client, "single_connection_client", False):
+        return None  # an async one (its connection is made on first use)
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or getattr(pool, "cache", None) is not None:
+        return None
+    if not (hasattr(pool, "get_connection") and hasattr(pool, "release")):
+        return None
+    return pool
+
+
+def _pool_args(pool: Any) -> tuple[str, ...]:
+    """What ``pool.get_connection`` is called with: redis-py before 5.3 requires a command name,
+    later releases deprecate passing one (a warning on every call)."""
+    try:
+        parameter = inspect.signature(pool.get_connection).parameters.get("command_name")
+    except (TypeError, ValueError):  # pragma: no cover - every redis-py pool has a signature
+        return ()
+    if parameter is not None and parameter.default is inspect.Parameter.empty:
+        return ("EVALSHA",)  # any name: the pools of 5.2 do not look at it
+    return ()
+
+
+_KEEPING: weakref.WeakSet[Lane] = weakref.WeakSet()
+"""Every live sync lane that keeps connections, for :func:`_after_fork_in_child`."""
+
+
+def _after_fork_in_child() -> None:
+    # Runs in the child right after os.fork, before any other thread can start there.
+    for lane in list(_KEEPING):
+        lane._forked()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _no_connection() -> redis.exceptions.ConnectionError:
+    # The error (and message) of redis-py's blocking pools when no connection frees up in time.
+    return redis.exceptions.ConnectionError("No connection available.")
+
+
+class Lane:
+    """Sends the store's commands on a sync redis-py ``client``; safe to share between threads.
+
+    Args:
+        client: a ``redis.Redis`` (or ``redis.cluster.RedisCluster``) made with
+            ``decode_responses=False``.
+        limit: for a client whose pool is the store's own (a plain ``ConnectionPool`` of this
+            size, used by nothing else): keep used connections, and run at most ``limit``
+            commands at once, the others waiting up to ``timeout`` seconds (``None``: for ever)
+            before failing with ``ConnectionError``. ``None`` to take a connection from the pool
+            for every command (any other client, whose pool keeps its own rules).
+        timeout: see ``limit``.
+    """
+
+    def __init__(self, client: Any, limit: int | None = None, timeout: float | None = None) -> None:
+        self.client = client
+        """The redis-py client the commands go through."""
+        self._pool = _direct_pool(client)
+        self._pool_args = _pool_args(self._pool) if self._pool is not None else ()
+        self._limit = limit if self._pool is not None else None
+        self._timeout = timeout
+        self._pid = os.getpid()
+        self._kept: list[Any] = []
+        self._gate: threading.BoundedSemaphore | None = None
+        if self._limit is not None:
+            self._gate = threading.BoundedSemaphore(self._limit)
+            _KEEPING.add(self)
+
+    @property
+    def direct(self) -> bool:
+        """Whether commands skip ``execute_command`` (see the module's docs)."""
+        return self._pool is not None
+
+    @property
+    def keeps_connections(self) -> bool:
+        """Whether used connections are kept between commands (see ``limit``)."""
+        return self._gate is not None
+
+    def call(self, name: bytes, args: Sequence[bytes]) -> Any:
+        """Run the command ``name args...`` and return its raw reply.
+
+        Error replies are raised as redis-py raises them (``NoScriptError``, ``ResponseError``,
+        ...); connection failures as ``ConnectionError`` or ``TimeoutError``, after the retries.
+        """
+        pool = self._pool
+        if pool is None:
+            return self.client.execute_command(name.decode(), *args)
+        packed = [pack(name, args)]
+        if self._pid != os.getpid():  # a fork that bypassed Python's at-fork hooks
+            self._forked()
+        gate = self._gate
+        if gate is None:
+            conn = pool.get_connection(*self._pool_args)
+            try:
+                return _exchange(conn, packed)
+            finally:
+                pool.release(conn)
+        if not gate.acquire(timeout=self._timeout):
+            raise _no_connection()
+        try:
+            conn = self._take(pool)
+            try:
+                reply = _exchange(conn, packed)
+            except redis.exceptions.ResponseError:
+                pool.release(conn)  # an error reply, read in full
+                raise
+            except BaseException:
+                # redis-py disconnects a connection whose command broke off; make sure of it,
+                # whatever cut it short: a half-read reply must never meet the next command.
+                conn.disconnect()
+                pool.release(conn)
+                raise
+            self._kept.append(conn)  # before the gate opens: a waiting command finds it
+            return reply
+        finally:
+            gate.release()
+
+    def _take(self, pool: Any) -> Any:
+        """A kept connection, checked as the pool checks the ones it hands out, or a new one."""
+        try:
+            conn = self._kept.pop()
+        except IndexError:
+            return pool.get_connection(*self._pool_args)
+        try:
+            stale = conn.can_read()  # closed by the server, or (never expected) unread data
+        except _BROKEN:
+            stale = True
+        if stale:
+            conn.disconnect()  # the command's send connects it again
+        return conn
+
+    def _forked(self) -> None:
+        # In a child process (only the forking thread survives): the parent's connections are
+        # not ours to use, nor to close (redis-py does not shut down another process's socket).
+        self._kept = []
+        if self._limit is not None:
+            self._gate = threading.BoundedSemaphore(self._limit)
+        self._pid = os.getpid()
+
+
+def _exchange(conn: Any, packed: list[bytes]) -> Any:
+    """Send ``packed`` on ``conn`` and read the reply, retrying as ``execute_command`` does."""
+
+    def attempt() -> Any:
+        conn.send_packed_command(packed)
+        return conn.read_response(disable_decoding=True)
+
+    return conn.retry.call_with_retry(attempt, conn.disconnect)
+
+
+class AsyncLane:
+    """The :mod:`redis.asyncio` twin of :class:`Lane`, for one event loop's client.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` (or ``RedisCluster``) made with
+            ``decode_responses=False``.
+        limit: as for :class:`Lane`. redis.asyncio's ``BlockingConnectionPool`` sets up a
+            condition wait and a timeout context on every command, even when connections are
+            free; the lane's semaphore only waits when it has to.
+        timeout: see ``limit``.
+    """
+
+    def __init__(self, client: Any, limit: int | None = None, timeout: float | None = None) -> None:
+        self.client = client
+        """The redis-py client the commands go through."""
+        self._pool = _direct_pool(client)
+        self._pool_args = _pool_args(self._pool) if self._pool is not None else ()
+        self._timeout = timeout
+        self._kept: list[Any] = []
+        # The semaphore binds to the running loop when it first waits: one lane per loop.
+        self._gate: asyncio.Semaphore | None = None
+        if limit is not None and self._pool is not None:
+            self._gate = asyncio.Semaphore(limit)
+
+    @property
+    def direct(self) -> bool:
+        """Whether commands skip ``execute_command`` (see the module's docs)."""
+        return self._pool is not None
+
+    @property
+    def keeps_connections(self) -> bool:
+        """Whether used connections are kept between commands (see ``limit``)."""
+        return self._gate is not None
+
+    async def call(self, name: bytes, args: Sequence[bytes]) -> Any:
+        """Async twin of :meth:`Lane.call`."""
+        pool = self._pool
+        if pool is None:
+            return await self.client.execute_command(name.decode(), *args)
+        packed = [pack(name, args)]
+        gate = self._gate
+        if gate is None:
+            conn = await pool.get_connection(*self._pool_args)
+            try:
+                return await _aexchange(conn, packed)
+            finally:
+                await pool.release(conn)
+        if gate.locked():
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await gate.acquire()
+            except TimeoutError:
+                raise _no_connection() from None
+        else:
+            await gate.acquire()  # returns at once
+        try:
+            conn = await self._take(pool)
+            try:
+                reply = await _aexchange(conn, packed)
+            except redis.exceptions.ResponseError:
+                await pool.release(conn)
+                raise
+            except BaseException:  # a cancelled request too: see Lane.call
+                await conn.disconnect(nowait=True)
+                await pool.release(conn)
+                raise
+            self._kept.append(conn)
+            return reply
+        finally:
+            gate.release()
+
+    async def _take(self, pool: Any) -> Any:
+        """A kept connection (reconnected first if the server closed it), or a new one."""
+        if not self._kept:
+            return await pool.get_connection(*self._pool_args)
+        conn = self._kept.pop()
+        # The event loop has been reading the idle socket all along, so a close by the server
+        # shows as the end of the connection's stream, seen here without waiting (redis-py 8's
+        # pool looks at the same stream; 5.x's reads the socket with a zero timeout, a full
+        # event-loop cycle). No reply can be pending there: a connection is kept only after its
+        # reply was read in full. No ``_reader`` means not connected (the send connects), or a
+        # redis-py without that attribute (no check: the retry covers a dead connection).
+        reader = getattr(conn, "_reader", None)
+        if reader is not None and reader.at_eof():
+            await conn.disconnect()
+        return conn
+
+
+async def _aexchange(conn: Any, packed: list[bytes]) -> Any:
+    """Async twin of :func:`_exchange`."""
+
+    async def attempt() -> Any:
+        await conn.send_packed_command(packed)
+        return await conn.read_response(disable_decoding=True)
+
+    async def failed(error: BaseException) -> None:
+        await conn.disconnect()
+
+    return await conn.retry.call_with_retry(attempt, failed)

@@ -1,0 +1,397 @@
+"""The store's short path to Redis (``session_core_redis.wire``): which clients take it, that
+both reply protocols decode, that kept connections are reused, bounded, waited for, checked
+after a server restart and never shared with a forked child."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+import pytest
+import redis
+import redis.asyncio
+from redis_servers import RedisProcess, create, new_prefix
+
+from session_core import Changes, Session, StoreUnreachableError
+from session_core.testing import make_record, run_in_threads
+from session_core_redis import RedisStore, redis_key
+from session_core_redis.wire import AsyncLane, Lane, pack
+
+
+def connections_made(server: RedisProcess) -> int:
+    """How many connections ``server`` has accepted so far (this check's own included)."""
+    with redis.Redis.from_url(server.url) as client:
+        return int(client.info("stats")["total_connections_received"])
+
+
+@pytest.fixture
+def server(throwaway: Callable[..., RedisProcess]) -> RedisProcess:
+    """A private server, so that connections can be counted."""
+    return throwaway("--appendonly", "yes", "--appendfsync", "always")
+
+
+def round_trip(store: RedisStore) -> None:
+    """Create, read, update, read, cycle and delete a session."""
+    key = create(store, {"user": "alice", "cart": [1, 2], "ünï": {"x": None}})
+    record = store.load(key)
+    assert record is not None
+    assert record.data == {"user": "alice", "cart": [1, 2], "ünï": {"x": None}}
+    record.data["user"] = "bob"
+    assert store.save(key, record, Changes(frozenset({"user"}), frozenset({"cart"}))) == key
+    loaded = store.load(key)
+    assert loaded is not None
+    assert loaded.data == {"user": "bob", "ünï": {"x": None}}
+    new_key = store.cycle_key(key, loaded)
+    assert store.load(key) is None
+    store.delete(new_key)
+    assert store.load(new_key) is None
+
+
+async def around_trip(store: RedisStore) -> None:
+    """Async twin of :func:`round_trip`."""
+    record = make_record({"user": "alice", "cart": [1, 2]})
+    key = await store.asave(None, record, Changes.everything(record))
+    assert key is not None
+    loaded = await store.aload(key)
+    assert loaded is not None
+    assert loaded.data == {"user": "alice", "cart": [1, 2]}
+    loaded.data["user"] = "bob"
+    assert await store.asave(key, loaded, Changes(frozenset({"user"}), frozenset({"cart"}))) == key
+    again = await store.aload(key)
+    assert again is not None
+    assert again.data == {"user": "bob"}
+    new_key = await store.acycle_key(key, again)
+    assert await store.aload(key) is None
+    await store.adelete(new_key)
+    assert await store.aload(new_key) is None
+
+
+def test_pack_is_what_redis_py_sends() -> None:
+    args = [b"key", b"", b"\xff\x00\r\n", "ü".encode() * 300]
+    connection = redis.Connection()
+    assert pack(b"HSET", args) == b"".join(connection.pack_command("HSET", *args))
+
+
+def test_keys_sent_are_the_documented_layout(store: RedisStore) -> None:
+    key = store.generate_key()
+    assert store._redis_key(key) == redis_key(store.prefix, key).encode()
+
+
+def test_own_standalone_client_keeps_connections(store: RedisStore) -> None:
+    round_trip(store)
+    lane = store._sync_lane()
+    assert lane.direct
+    assert lane.keeps_connections
+
+
+def test_sentinel_and_handed_over_clients_take_a_connection_per_command(shared_url: str) -> None:
+    with redis.Redis.from_url(shared_url) as client:
+        lane = Lane(client)
+        assert lane.direct
+        assert not lane.keeps_connections
+        sentinel = RedisStore({"sentinel": {"master": "m", "nodes": ["127.0.0.1:1"]}})
+        assert sentinel._sync_lane().direct  # nothing connects before the first command
+        assert not sentinel._sync_lane().keeps_connections
+        sentinel.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_both_reply_protocols(shared_url: str, protocol: int) -> None:
+    # RESP2 answers HGETALL with a flat list, RESP3 with a map.
+    with redis.Redis.from_url(shared_url, protocol=protocol) as client:
+        round_trip(RedisStore({"key_prefix": new_prefix()}, client=client))
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_both_reply_protocols_async(shared_url: str, protocol: int) -> None:
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(shared_url, protocol=protocol)
+        try:
+            await around_trip(RedisStore({"key_prefix": new_prefix()}, async_client=client))
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_single_connection_client_goes_through_redis_py(shared_url: str) -> None:
+    with redis.Redis.from_url(shared_url, single_connection_client=True) as client:
+        assert not Lane(client).direct
+        round_trip(RedisStore({"key_prefix": new_prefix()}, client=client))
+
+
+def test_single_connection_async_client_goes_through_redis_py(shared_url: str) -> None:
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(shared_url, single_connection_client=True)
+        try:
+            assert not AsyncLane(client).direct
+            await around_trip(RedisStore({"key_prefix": new_prefix()}, async_client=client))
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sequential_requests_share_one_connection(server: RedisProcess) -> None:
+    store = RedisStore({"url": server.url, "key_prefix": new_prefix()})
+    key = create(store, {"n": 0})
+    before = connections_made(server)
+    for _ in range(50):
+        session = Session(store, key)
+        session["n"] = session["n"] + 1  # type: ignore[operator]
+        session.save()
+    assert connections_made(server) == before + 1  # the check's own: the store made none
+    store.close()
+
+
+def test_threads_never_use_more_connections_than_the_limit(server: RedisProcess) -> None:
+    store = RedisStore({"url": server.url, "key_prefix": new_prefix(), "max_connections": 2})
+    key = create(store, {"shared": 0})
+    before = connections_made(server)
+
+    def request(n: int) -> None:
+        for round_ in range(20):
+            session = Session(store, key)
+            assert session["shared"] == 0
+            session[f"t{n}"] = round_
+            assert session.save() == key
+
+    run_in_threads(request, 8, together=True)
+    record = store.load(key)
+    assert record is not None
+    assert record.data == {"shared": 0, **{f"t{n}": 19 for n in range(8)}}
+    assert connections_made(server) - before <= 1 + 1  # the first one's made already; + check
+    store.close()
+
+
+def test_tasks_never_use_more_connections_than_the_limit(server: RedisProcess) -> None:
+    store = RedisStore({"url": server.url, "key_prefix": new_prefix(), "max_connections": 2})
+    key = create(store, {"shared": 0})
+    before = connections_made(server)
+
+    async def request(n: int) -> None:
+        for round_ in range(10):
+            session = Session(store, key)
+            await session.aload()
+            session[f"a{n}"] = round_
+            assert await session.asave() == key
+
+    async def scenario() -> None:
+        await asyncio.gather(*(request(n) for n in range(20)))
+        await store.aclose()
+
+    asyncio.run(scenario())
+    record = store.load(key)
+    assert record is not None
+    assert record.data == {"shared": 0, **{f"a{n}": 9 for n in range(20)}}
+    # At most two for the event loop's client, one for the sync load just above (aclose closed
+    # the sync pool too), and the check's own.
+    assert connections_made(server) - before <= 2 + 1 + 1
+    store.close()
+
+
+@pytest.fixture
+def pausable(throwaway: Callable[..., RedisProcess]) -> RedisProcess:
+    """A private server that can be made to answer nothing for a while (``DEBUG SLEEP``)."""
+    return throwaway("--enable-debug-command", "yes")
+
+
+def pause(server: RedisProcess, seconds: float) -> threading.Thread:
+    """Make ``server`` answer nothing for ``seconds``, from now on (returns at once)."""
+    client = redis.Redis.from_url(server.url)
+    client.ping()
+
+    def sleep() -> None:
+        with client:
+            client.execute_command("DEBUG", "SLEEP", seconds)
+
+    thread = threading.Thread(target=sleep)
+    thread.start()
+    time.sleep(0.1)  # the server is asleep now
+    return thread
+
+
+def test_a_request_waits_for_a_free_connection_then_fails(pausable: RedisProcess) -> None:
+    # One connection, held by a request on a server that does not answer: it times out, retries
+    # on a fresh connection, times out again (two socket timeouts). The request that comes
+    # meanwhile waits one socket timeout for the connection, then fails.
+    options = {"url": pausable.url, "max_connections": 1, "socket_timeout": 0.4, "retries": 1}
+    store = RedisStore({**options, "key_prefix": new_prefix()})
+    assert store.load(store.generate_key()) is None  # connected
+    causes: list[BaseException | None] = []
+
+    def request(n: int) -> None:
+        time.sleep(0.1 * n)  # the second one comes while the first holds the connection
+        with pytest.raises(StoreUnreachableError) as caught:
+            store.load(store.generate_key())
+        causes.append(caught.value.__cause__)
+
+    sleeper = pause(pausable, 2)
+    run_in_threads(request, 2)
+    sleeper.join()
+    assert any("No connection available" in str(cause) for cause in causes), causes
+    assert store.load(store.generate_key()) is None  # and all is well again
+    store.close()
+
+
+def test_a_task_waits_for_a_free_connection_then_fails(pausable: RedisProcess) -> None:
+    options = {"url": pausable.url, "max_connections": 1, "socket_timeout": 0.4, "retries": 1}
+    store = RedisStore({**options, "key_prefix": new_prefix()})
+
+    async def request(n: int) -> BaseException | None:
+        await asyncio.sleep(0.1 * n)
+        with pytest.raises(StoreUnreachableError) as caught:
+            await store.aload(store.generate_key())
+        return caught.value.__cause__
+
+    async def scenario() -> list[BaseException | None]:
+        try:
+            assert await store.aload(store.generate_key()) is None  # connected
+            sleeper = pause(pausable, 2)
+            causes = list(await asyncio.wait_for(asyncio.gather(request(0), request(1)), 5))
+            await asyncio.to_thread(sleeper.join)
+            assert await store.aload(store.generate_key()) is None  # and all is well again
+            return causes
+        finally:
+            await store.aclose()
+
+    causes = asyncio.run(scenario())
+    assert any("No connection available" in str(cause) for cause in causes), causes
+
+
+def test_kept_connection_closed_by_a_restart_is_reconnected_without_a_retry(
+    server: RedisProcess,
+) -> None:
+    store = RedisStore({"url": server.url, "key_prefix": new_prefix(), "retries": 0})
+    key = create(store, {"user": 1})
+    assert store.load(key) is not None
+    server.stop()
+    server.start()
+    record = store.load(key)  # retries=0: only the check before use can save this request
+    assert record is not None
+    assert record.data == {"user": 1}
+    store.close()
+
+
+def test_kept_async_connection_closed_by_a_restart_is_reconnected_without_a_retry(
+    server: RedisProcess,
+) -> None:
+    store = RedisStore({"url": server.url, "key_prefix": new_prefix(), "retries": 0})
+    key = create(store, {"user": 1})
+
+    async def scenario() -> None:
+        assert await store.aload(key) is not None
+        server.stop()
+        server.start()
+        await asyncio.sleep(0.2)  # a serving event loop runs between requests: it sees the close
+        record = await store.aload(key)
+        assert record is not None
+        assert record.data == {"user": 1}
+        await store.aclose()
+
+    asyncio.run(scenario())
+    store.close()
+
+
+def test_failed_command_does_not_spoil_its_connection(store: RedisStore) -> None:
+    key = create(store, {"user": 1})
+    planted = store.generate_key()
+    with redis.Redis.from_url(store.options.url or "") as client:
+        client.set(store._redis_key(planted), b"not a hash")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        store.load(planted)
+    for _ in range(3):
+        record = store.load(key)
+        assert record is not None
+        assert record.data == {"user": 1}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_makes_its_own_connections(server: RedisProcess) -> None:
+    store = RedisStore({"url": server.url, "key_prefix": new_prefix()})
+    key = create(store, {"user": 1})
+    assert store.load(key) is not None  # the parent keeps its connection
+    before = connections_made(server)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            record = store.load(key)
+            code = 0 if record is not None and record.data == {"user": 1} else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert connections_made(server) == before + 2  # the child's own, and this check's
+    for _ in range(3):  # the parent's connection is intact
+        record = store.load(key)
+        assert record is not None
+    assert connections_made(server) == before + 3
+    store.close()
+
+
+def test_lane_gate_is_released_when_connecting_fails() -> None:
+    # Connection refused: each attempt must give its slot back, or the next would wait.
+    store = RedisStore({"url": "redis://127.0.0.1:1/0", "max_connections": 1, "socket_timeout": 5})
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(StoreUnreachableError):
+            store.load(store.generate_key())
+
+    async def scenario() -> None:
+        for _ in range(3):
+            with pytest.raises(StoreUnreachableError):
+                await store.aload(store.generate_key())
+        await store.aclose()
+
+    asyncio.run(scenario())
+    assert time.monotonic() - started < 4
+    store.close()
+
+
+def test_threads_share_a_lane_safely(store: RedisStore) -> None:
+    keys = [create(store, {"n": n}) for n in range(16)]
+    lock = threading.Lock()
+    seen: list[int] = []
+
+    def request(n: int) -> None:
+        for _ in range(25):
+            record = store.load(keys[n])
+            assert record is not None
+            assert record.data == {"n": n}  # never another session's reply
+        with lock:
+            seen.append(n)
+
+    run_in_threads(request, 16, together=True)
+    assert sorted(seen) == list(range(16))
+
+
+def test_cancelled_request_never_leaves_its_reply_to_the_next(
+    throwaway: Callable[..., RedisProcess],
+) -> None:
+    server = throwaway("--enable-debug-command", "yes")
+    store = RedisStore({"url": server.url, "key_prefix": new_prefix(), "max_connections": 1})
+    first, second = create(store, {"who": "first"}), create(store, {"who": "second"})
+
+    async def scenario() -> None:
+        assert await store.aload(first) is not None  # the loop's one connection, kept
+        pause = redis.asyncio.Redis.from_url(server.url)
+        sleeping = asyncio.ensure_future(pause.execute_command("DEBUG", "SLEEP", "0.5"))
+        await asyncio.sleep(0.1)  # the server now answers nothing for a while
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(store.aload(first), 0.1)  # sent, then given up on
+        await sleeping
+        await pause.aclose()
+        record = await store.aload(second)  # must never read the first one's late reply
+        assert record is not None
+        assert record.data == {"who": "second"}
+        await store.aclose()
+
+    asyncio.run(scenario())
+    store.close()
