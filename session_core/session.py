@@ -96,6 +96,7 @@ class Session(MutableMapping[str, JSONValue]):
         "_incoming",
         "_key",
         "_key_source",
+        "_lifetime_written",
         "_loaded",
         "_max_age",
         "_modified",
@@ -113,7 +114,6 @@ class Session(MutableMapping[str, JSONValue]):
     _doomed: tuple[str, ...] = ()
     _rekey = False
     _vanished = False
-    _lifetime_written = False
 
     def __init__(
         self,
@@ -129,6 +129,7 @@ class Session(MutableMapping[str, JSONValue]):
         self._max_age = max_age
         self._key: str | None = None
         self._loaded = False
+        self._lifetime_written = False
         self._accessed = False
         self._modified = False
         self._data: SessionData = {}
@@ -173,8 +174,9 @@ class Session(MutableMapping[str, JSONValue]):
             # made when this session is first saved.
             return
         self._key = key
-        self._version = record.version
-        if not self._expiry_changed:
+        if record.version is not None:
+            self._version = record.version
+        if record.expiry is not None and not self._expiry_changed:
             self._expiry = record.expiry
         if self._data:  # keys written before the load (partial writes) win over stored ones
             record.data.update(self._data)
@@ -530,11 +532,9 @@ class Session(MutableMapping[str, JSONValue]):
                 return ("delete", (self._key,))
             self._after_save(None)
             return None
+        expiry = self._expiry
         record = SessionRecord(
-            data=data,
-            expires_at=self._expires_at_timestamp(time.time(), self._expiry),
-            expiry=self._expiry,
-            version=self._version,
+            data, self._expires_at_timestamp(time.time(), expiry), expiry, self._version
         )
         key = self._key
         if key is None and not self._loaded:
@@ -548,8 +548,8 @@ class Session(MutableMapping[str, JSONValue]):
         changes = Changes(
             frozenset(updated | nested if nested else updated),
             frozenset(self._deleted),
-            complete=self._loaded,
-            expiry=self._loaded or self._expiry_changed,
+            self._loaded,  # complete
+            self._loaded or self._expiry_changed,  # expiry
         )
         self._lifetime_written = changes.expiry
         return ("save", (key, record, changes))
@@ -573,14 +573,21 @@ class Session(MutableMapping[str, JSONValue]):
             self._lifetime_written = True
             record = args[1]
             return ("save", (None, record, Changes.everything(record)))
-        self._version = args[1].version
+        version = args[1].version
+        if version is not self._version:
+            self._version = version
         self._after_save(result)
         return None
 
     def _after_save(self, key: str | None) -> None:
         self._key = key
         self._modified = False
-        self._expiry_changed = False
-        self._rekey = False
         self._updated = self._deleted = _NO_KEYS
-        self._snapshots = None
+        # Rare state is reset only where it was set, so that a save does not give the session
+        # an instance __dict__ (see the class-level defaults).
+        if self._expiry_changed:
+            self._expiry_changed = False
+        if self._rekey:
+            self._rekey = False
+        if self._snapshots is not None:
+            self._snapshots = None
