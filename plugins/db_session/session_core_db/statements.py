@@ -1,14 +1,16 @@
 """The store's SQL statements, built once with SQLAlchemy Core.
 
-Each statement is built when the store is, and compiled once for the database's dialect, so a
-request pays neither for building nor for compiling SQL: the sync path hands the compiled text
-straight to the driver's cursor, the async path executes the cached construct.
+Each statement is built when the store is, and compiled once for the database's dialect (and
+once for the async engine's), so a request pays neither for building nor for compiling SQL: both
+paths hand the compiled text straight to the driver's cursor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,13 +21,21 @@ Statement = sa.Select[Any] | sa.Insert | sa.Update | sa.Delete
 
 __all__ = ["CompiledStatement", "Statement", "Statements"]
 
+_FORMAT_TOO = frozenset({"psycopg", "psycopg2", "pymysql", "mysqldb"})
+"""Drivers whose dialect compiles ``%(name)s`` (pyformat) and which take ``%s`` (format) as well:
+positional parameters spare them matching names to placeholders on every call (with psycopg,
+about 7% of the instructions of a whole load)."""
+
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledStatement:
     """A statement compiled for one dialect, ready for a DB-API cursor.
 
     Attributes:
-        sql: the SQL text in the driver's parameter style.
+        sql: the SQL text in a parameter style the driver takes: positional (``?``, ``%s``,
+            ``$1``) whenever it takes one, named otherwise.
         order: parameter names in order, for positional parameter styles; ``None`` for named.
         defaults: values of parameters the statement fixes itself (such as a LIMIT).
     """
@@ -33,17 +43,47 @@ class CompiledStatement:
     sql: str
     order: tuple[str, ...] | None
     defaults: Mapping[str, Any]
+    _pick: Callable[[Mapping[str, Any]], Any] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # itemgetter picks the positional values in C; with one name it returns the value
+        # itself, not a 1-tuple, so that case is left to parameters().
+        if self.order is not None and len(self.order) > 1:
+            object.__setattr__(self, "_pick", itemgetter(*self.order))
 
     @classmethod
     def of(cls, statement: Statement, dialect: Dialect) -> CompiledStatement:
         """Compile ``statement`` for ``dialect``."""
         compiled = statement.compile(dialect=dialect)
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        return cls(compiled.string, order, dict(compiled.params))
+        sql = compiled.string
+        order: tuple[str, ...] | None = None
+        if compiled.positional:
+            order = tuple(compiled.positiontup or ())
+        elif dialect.paramstyle == "pyformat" and dialect.driver in _FORMAT_TOO:
+            names: list[str] = []
+
+            def positional(match: re.Match[str]) -> str:
+                if match.group(1) is None:
+                    return "%%"  # a literal percent sign, escaped alike in both styles
+                names.append(match.group(1))
+                return "%s"
+
+            sql = _PLACEHOLDER.sub(positional, sql)
+            order = tuple(names)
+        # Only what the statement fixes itself (a LIMIT); the others are the caller's to give.
+        binds = compiled.binds
+        defaults = {
+            name: value for name, value in compiled.params.items() if not binds[name].required
+        }
+        return cls(sql, order, defaults)
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The cursor parameters for ``values`` (a tuple or a dict, as the driver wants)."""
         merged = {**self.defaults, **values} if self.defaults else values
+        if self._pick is not None:
+            return self._pick(merged)
         if self.order is None:
             return merged
         return tuple(merged[name] for name in self.order)

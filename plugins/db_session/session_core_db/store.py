@@ -1,9 +1,11 @@
 """The ``db`` store: sessions in one SQL table, through SQLAlchemy Core.
 
 Each operation is written once, as a *plan*: a generator that yields the statements it needs and
-receives their results. The sync driver runs a plan on a pooled DB-API connection with the SQL
-compiled ahead of time; the async driver runs the same plan on SQLAlchemy's asyncio extension.
-So both paths share every rule (merging, retries, what a missing row means).
+receives their results. The sync driver runs a plan on a DB-API connection it keeps checked
+out of the pool, with the SQL compiled ahead of time (a load, the usual update and a delete are a
+single step, with no generator at all); the async driver runs the same plans on the cursor of a
+connection of SQLAlchemy's asyncio extension. So both paths share every rule (merging, retries,
+what a missing row means).
 
 Concurrency, in short (the README has the long form): every row has a version. An update whose
 loaded version still matches is one ``UPDATE ... WHERE key_hash = ? AND version = ?``; if another
@@ -18,15 +20,17 @@ import contextlib
 import os
 import random
 import socket
+import sys
 import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from session_core import (
     Changes,
@@ -44,7 +48,7 @@ from session_core.store import Progress, decode_json, encode_json
 from .errors import MissingTableError, timed_out, unreachable
 from .options import Settings
 from .schema import ensure_table, session_table, table_exists
-from .statements import Statements
+from .statements import CompiledStatement, Statements
 
 if TYPE_CHECKING:  # SQLAlchemy's asyncio extension imports only with greenlet installed
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -72,11 +76,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=15000")
     finally:
-        cursor.close()
-
-
-def _close_quietly(cursor: Any) -> None:
-    with contextlib.suppress(Exception):  # the connection is being discarded anyway
         cursor.close()
 
 
@@ -142,7 +141,8 @@ class _Watchdog:
 
     def _reset(self) -> None:
         # Also the state of a forked child: the parent's thread and lock do not come along.
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._running: dict[int, tuple[float, Any]] = {}
         self._fired: set[int] = set()
         self._thread: threading.Thread | None = None
@@ -150,21 +150,20 @@ class _Watchdog:
     def start(self, dbapi_connection: Any) -> int:
         """Register a statement about to run on ``dbapi_connection``; returns its token."""
         token = id(dbapi_connection)
-        deadline = time.monotonic() + self.seconds
-        with self._cond:
+        with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._watch, name="session_core_db timeout", daemon=True
                 )
                 self._thread.start()
-            if not self._running:
-                self._cond.notify()
-            self._running[token] = (deadline, dbapi_connection)
+            # No notify: the thread never sleeps past now + seconds, this statement's deadline
+            # (waking it for every statement cost a thread switch, tens of µs, per statement).
+            self._running[token] = (time.monotonic() + self.seconds, dbapi_connection)
         return token
 
     def stop(self, token: int) -> bool:
         """Unregister a statement; whether its deadline passed (its connection is broken)."""
-        with self._cond:
+        with self._lock:
             if self._running.pop(token, None) is not None:
                 return False
             if token in self._fired:
@@ -179,23 +178,30 @@ class _Watchdog:
             self._cond.notify_all()
 
     def _watch(self) -> None:
+        # Never sleeps past the earliest deadline, nor for more than ``seconds`` (a statement
+        # registered meanwhile is due no earlier than that), so start() never has to wake it:
+        # under load it wakes about once per ``seconds``, when idle as often, and it ends after
+        # _IDLE_SECONDS with nothing to watch.
         me = threading.current_thread()
         cond = self._cond
+        idle_since = time.monotonic()
         with cond:
             while self._thread is me:
-                if not self._running:
-                    if not cond.wait(_IDLE_SECONDS) and not self._running:
-                        self._thread = None  # idle: the next statement starts another
-                        return
-                    continue
                 now = time.monotonic()
+                wait = self.seconds
                 for token, (deadline, dbapi_connection) in list(self._running.items()):
                     if deadline > now:
-                        cond.wait(deadline - now)
+                        wait = deadline - now
                         break
                     del self._running[token]
                     if _break_socket(dbapi_connection):
                         self._fired.add(token)
+                if self._running:
+                    idle_since = now
+                elif now - idle_since >= _IDLE_SECONDS:
+                    self._thread = None  # the next statement starts another
+                    return
+                cond.wait(wait)
 
 
 _IDLE_SECONDS = 60.0
@@ -204,19 +210,237 @@ _IDLE_SECONDS = 60.0
 _WATCHDOGS: weakref.WeakSet[_Watchdog] = weakref.WeakSet()
 
 
+class _Connection:
+    """A pooled DB-API connection checked out by the store, with the cursor it keeps on it."""
+
+    __slots__ = ("cursor", "dbapi", "proxy", "recycle_at")
+
+    def __init__(self, proxy: PoolProxiedConnection, recycle: float | None) -> None:
+        self.proxy = proxy
+        self.dbapi: Any = proxy.dbapi_connection
+        # One cursor per pooled connection, kept in its info dict (which the pool clears when
+        # it replaces the connection): a new cursor costs as much as a quarter of a loopback
+        # round trip with some drivers.
+        cached = proxy.info.get(_CURSOR)
+        if cached is not None and cached[0] is self.dbapi:
+            self.cursor: Any = cached[1]
+            since: float = cached[2]
+        else:
+            self.cursor = proxy.cursor()
+            since = time.monotonic()
+            proxy.info[_CURSOR] = (self.dbapi, self.cursor, since)
+        self.recycle_at = None if recycle is None else since + recycle
+
+    def forget_cursor(self) -> None:
+        """Close the cursor (quietly) and drop it from the connection's info dict."""
+        self.proxy.info.pop(_CURSOR, None)
+        with contextlib.suppress(Exception):  # the connection may be broken already
+            self.cursor.close()
+
+
+class _Connections:
+    """The sync driver's connections: the engine's pool, plus a stack of connections the store
+    keeps checked out between calls.
+
+    Checking a connection out of SQLAlchemy's pool and back in costs about 4 µs of Python per
+    call (its queue, locks, fairy and weakref, events), as much as a whole SQLite read. So a
+    call takes the most recently used connection from ``_idle`` (a ``list.pop``, atomic and
+    lock-free) and puts it back when done, and the pool is only asked when the stack is empty.
+
+    Why a stack and not a connection per thread: a thread's connection stays checked out while
+    the thread is idle, so a server with more threads than the pool allows would make threads
+    wait for connections nobody is using. The stack holds only as many as were needed at once,
+    and never more than the pool's ``pool_size`` (fewer by one when ``max_overflow`` is 0), so
+    there is always capacity left for other users of :attr:`DbStore.engine`. A call of the
+    store that has to wait for the pool counts itself in ``_waiting``; while anyone waits, a
+    connection being put back goes to the pool instead (where the waiter gets it).
+
+    The rest of the pool's duties are kept: ``pool_recycle`` (a kept connection past its age
+    goes back to the pool, which replaces it), ``pool_pre_ping`` (then nothing is kept: the
+    ping happens at each checkout), a disconnect (the connection is invalidated, and so are
+    the idle ones, which most likely lost their server too, as SQLAlchemy does on a disconnect),
+    :meth:`close` and forking (a child process never touches its parent's connections). With
+    an engine handed over, or a pool that is not a ``QueuePool``, nothing is kept: the pool
+    serves every call.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings, owned: bool) -> None:
+        self._engine = engine
+        self._owned = owned
+        pool = engine.pool
+        keep = 0
+        if owned and not settings.pool_pre_ping and isinstance(pool, sa.pool.QueuePool):
+            keep = max(0, pool.size() - (1 if settings.max_overflow == 0 else 0))
+        self._keep = keep
+        self._recycle = settings.pool_recycle if owned and keep else None
+        if self._recycle is not None and self._recycle < 0:
+            self._recycle = None
+        self._idle: list[_Connection] = []
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    def acquire(self) -> _Connection:
+        """A connection for one call: a kept one, else one from the pool (which may wait for
+        ``pool_timeout``, and raises the pool's or the driver's error)."""
+        if not self._keep:
+            return self._from_pool()
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._checkout()
+        while connection.recycle_at is not None and time.monotonic() >= connection.recycle_at:
+            connection.proxy.close()  # too old: the pool replaces it when it hands it out
+            connection = self._checkout()
+        return connection
+
+    def _checkout(self) -> _Connection:
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            # Again, now that a caller of release() would see us waiting: one put back
+            # between our first look and here would otherwise sit idle while we wait.
+            try:
+                return self._idle.pop()
+            except IndexError:
+                pass
+            return self._from_pool()
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+
+    def _from_pool(self) -> _Connection:
+        proxy = self._engine.raw_connection()
+        try:
+            return _Connection(proxy, self._recycle)
+        except BaseException:
+            proxy.close()
+            raise
+
+    def release(self, connection: _Connection) -> None:
+        """Take back a connection after a call that went well."""
+        if not self._keep:
+            connection.proxy.close()
+            return
+        idle = self._idle
+        idle.append(connection)
+        # Each check follows the append, so a waiter or close() that came in between sees to
+        # this connection itself, or is seen here.
+        if idle is not self._idle:  # close() ran meanwhile
+            self._drain(idle)
+        elif len(idle) > self._keep or self._waiting:
+            with contextlib.suppress(IndexError):
+                idle.pop().proxy.close()
+
+    def discard(self, connection: _Connection, error: BaseException | None) -> None:
+        """Give back a connection after a failed call: invalidated (closed, never reused) with
+        ``error``, else returned to the pool without its cursor."""
+        if error is not None:
+            connection.proxy.info.pop(_CURSOR, None)
+            connection.proxy.invalidate(error)
+        else:
+            connection.forget_cursor()
+            connection.proxy.close()
+
+    def invalidate_idle(self, error: BaseException) -> None:
+        """Invalidate the kept connections (after a disconnect, they most likely lost their
+        server as well)."""
+        idle = self._idle
+        while True:
+            try:
+                connection = idle.pop()
+            except IndexError:
+                return
+            with contextlib.suppress(Exception):
+                self.discard(connection, error)
+
+    def close(self) -> None:
+        """Return the kept connections to the pool (before it is disposed of)."""
+        idle, self._idle = self._idle, []
+        self._drain(idle)
+
+    @staticmethod
+    def _drain(idle: list[_Connection]) -> None:
+        while True:
+            try:
+                connection = idle.pop()
+            except IndexError:
+                return
+            with contextlib.suppress(Exception):  # closing is best effort
+                connection.proxy.close()
+
+    def after_fork(self) -> None:
+        """In a child process: forget the parent's connections without touching them (closing
+        one would end the parent's session on the server) and start afresh."""
+        _INHERITED.append(self._idle)
+        self._idle = []
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+        if self._owned:
+            self._engine.dispose(close=False)  # the pool's idle ones, as SQLAlchemy advises
+
+
+_INHERITED: list[list[_Connection]] = []
+"""The parent's kept connections, in a forked child: referenced forever, so that they are never
+garbage-collected (which would close them, and with some drivers end the parent's session)."""
+
+
+_STORES: weakref.WeakSet[DbStore] = weakref.WeakSet()
+
+
 def _after_fork() -> None:
     for watchdog in list(_WATCHDOGS):
         watchdog._reset()
+    for store in list(_STORES):
+        store._after_fork()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+def _execute_step(
+    connection: Connection, statement: CompiledStatement, kind: str, params: Any
+) -> Any:
+    """Run one step on the DB-API cursor of an async engine's connection, in the greenlet of
+    ``AsyncConnection.run_sync`` (the adapted cursor awaits the driver there)."""
+    proxy = connection.connection
+    dbapi_connection = proxy.dbapi_connection
+    cached = proxy.info.get(_CURSOR)
+    if cached is not None and cached[0] is dbapi_connection:
+        cursor = cached[1]
+    else:  # one per pooled connection: a new one is a round trip to aiosqlite's thread
+        cursor = proxy.cursor()
+        proxy.info[_CURSOR] = (dbapi_connection, cursor, time.monotonic())
+    try:
+        cursor.execute(statement.sql, statement.parameters(params))
+        return cursor.fetchone() if kind == "row" else cursor.rowcount
+    except connection.dialect.loaded_dbapi.Error as exc:
+        proxy.info.pop(_CURSOR, None)
+        if connection.dialect.is_disconnect(exc, dbapi_connection, cursor):
+            connection.invalidate(exc)  # as SQLAlchemy's own execute() would
+        raise
+    except BaseException:  # cancelled (the timeout) midway: the cursor's state is unknown
+        proxy.info.pop(_CURSOR, None)
+        raise
+
+
 async def _within(awaitable: Awaitable[T], seconds: float | None) -> T:
     if seconds is None:
         return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)
+    # Not asyncio.wait_for: before Python 3.12 it runs the awaitable in a task of its own,
+    # several extra turns of the event loop per statement.
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
+def _untranslated_errors(dialect: sa.engine.Dialect) -> tuple[type[Exception], ...]:
+    """Driver errors that SQLAlchemy may let through untranslated: asyncpg's own, on
+    SQLAlchemy 2.0 (a refused login while connecting; a protocol in a broken state after the
+    server dropped the connection mid-statement)."""
+    asyncpg = sys.modules.get("asyncpg") if dialect.driver == "asyncpg" else None
+    if asyncpg is None:  # not asyncpg (the dialect has imported it when it is)
+        return ()
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 async def _dispose_at_shutdown(engine: AsyncEngine) -> AsyncGenerator[None, None]:
@@ -268,16 +492,19 @@ class DbStore(SessionStore):
             if seconds is not None and self._url.get_backend_name() != "sqlite"
             else None
         )
+        self._connections = _Connections(self._engine, settings, self._owns_engine)
         self._ready = False
         self._lock = threading.Lock()
         self._async_url = None if settings.async_engine else settings.async_target()
         self._async_engine = settings.async_engine
+        self._async_sql: dict[tuple[str, str, str], dict[str, CompiledStatement]] = {}
         if self._async_engine is not None:
             self._async_engine = self._async_engine.execution_options(isolation_level="AUTOCOMMIT")
         # Async connections belong to the event loop that opened them: one engine per loop.
         self._loop_engines: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[AsyncEngine, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
+        _STORES.add(self)
 
     @classmethod
     def from_config(cls, config: SessionConfig) -> DbStore:
@@ -302,7 +529,9 @@ class DbStore(SessionStore):
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine of the sync methods."""
+        """The SQLAlchemy engine of the sync methods. When the store built it, the store keeps
+        up to ``pool_size`` of its pooled connections checked out between calls (see
+        :class:`_Connections`), always leaving room in the pool for other users."""
         return self._engine
 
     @property
@@ -322,34 +551,65 @@ class DbStore(SessionStore):
 
     # ------------------------------------------------------------------ plans
 
-    def _load_plan(self, key: str) -> Plan[SessionRecord | None]:
-        if not is_plausible_key(key):
-            return None
-        row = yield ("row", "load", {"h": hash_key(key), "now": time.time()})
+    @staticmethod
+    def _load_step(key: str) -> Step:
+        return ("row", "load", {"h": hash_key(key), "now": time.time()})
+
+    @staticmethod
+    def _record(row: Any) -> SessionRecord | None:
         if row is None:
             return None
         data, expiry, expires_at, version = row
+        # Positional: half the cost of keywords for a dataclass; the order is data,
+        # expires_at, expiry, version.
         return SessionRecord(
-            data=decode_json(data),
-            expires_at=float(expires_at),
-            expiry=None if expiry is None else decode_json(expiry),
-            version=int(version),
+            decode_json(data),
+            float(expires_at),
+            None if expiry is None else decode_json(expiry),
+            int(version),
         )
 
+    def _load_plan(self, key: str) -> Plan[SessionRecord | None]:
+        if not is_plausible_key(key):
+            return None
+        return self._record((yield self._load_step(key)))
+
     @staticmethod
-    def _values(record: SessionRecord, data: SessionData, version: int) -> dict[str, Any]:
+    def _values(record: SessionRecord, data: SessionData, version: int, h: str) -> dict[str, Any]:
         return {
+            "h": h,
             "p_data": encode_json(data),
             "p_expiry": None if record.expiry is None else encode_json(record.expiry),
             "p_expires_at": float(record.expires_at),
             "p_version": version,
         }
 
+    def _update(self, record: SessionRecord, data: SessionData, h: str, expected: int) -> Step:
+        params = self._values(record, data, expected + 1, h)
+        params["expected"] = expected
+        params["now"] = time.time()
+        return ("count", "update", params)
+
     def _create_plan(self, record: SessionRecord) -> Plan[str]:
         key = self.generate_key()
-        yield ("count", "insert", {"h": hash_key(key), **self._values(record, record.data, 1)})
+        yield ("count", "insert", self._values(record, record.data, 1, hash_key(key)))
         record.version = 1
         return key
+
+    @staticmethod
+    def _is_current(key: str | None, record: SessionRecord, changes: Changes) -> bool:
+        """Whether ``record`` holds the whole session as of the version it was loaded at, so
+        an update is one ``UPDATE ... WHERE version = <that version>`` unless someone else
+        saved meanwhile."""
+        return (
+            key is not None
+            and changes.complete
+            and type(record.version) is int
+            and is_plausible_key(key)
+        )
+
+    def _update_step(self, key: str, record: SessionRecord) -> Step:
+        return self._update(record, record.data, hash_key(key), cast(int, record.version))
 
     def _save_plan(
         self, key: str | None, record: SessionRecord, changes: Changes
@@ -358,19 +618,14 @@ class DbStore(SessionStore):
             return (yield from self._create_plan(record))
         if not is_plausible_key(key):
             return None
+        # Fast path: nobody saved since this request loaded the row, so its data is current.
+        if self._is_current(key, record, changes) and (yield self._update_step(key, record)):
+            record.version = cast(int, record.version) + 1
+            return key
+        return (yield from self._merge_plan(key, record, changes))
+
+    def _merge_plan(self, key: str, record: SessionRecord, changes: Changes) -> Plan[str | None]:
         h = hash_key(key)
-        version = record.version
-        if changes.complete and type(version) is int:
-            # Fast path: nobody saved since this request loaded the row, so its data is current.
-            params = {"h": h, "expected": version, "now": time.time()}
-            written = yield (
-                "count",
-                "update",
-                {**params, **self._values(record, record.data, version + 1)},
-            )
-            if written:
-                record.version = version + 1
-                return key
         for attempt in range(MAX_ATTEMPTS):
             row = yield ("row", "load", {"h": h, "now": time.time()})
             if row is None:
@@ -381,13 +636,7 @@ class DbStore(SessionStore):
                     data[name] = record.data[name]
             for name in changes.deleted:
                 data.pop(name, None)
-            stored = int(row[3])
-            params = {"h": h, "expected": stored, "now": time.time()}
-            written = yield (
-                "count",
-                "update",
-                {**params, **self._values(record, data, stored + 1)},
-            )
+            written = yield self._update(record, data, h, int(row[3]))
             if written:
                 # The caller's copy lacks what the other writers added: its next save re-reads.
                 record.version = None
@@ -401,9 +650,13 @@ class DbStore(SessionStore):
             f"the session changed under {MAX_ATTEMPTS} concurrent saves in a row; try again",
         )
 
+    @staticmethod
+    def _delete_step(key: str) -> Step:
+        return ("count", "delete", {"h": hash_key(key)})
+
     def _delete_plan(self, key: str) -> Plan[None]:
         if is_plausible_key(key):
-            yield ("count", "delete", {"h": hash_key(key)})
+            yield self._delete_step(key)
 
     def _cycle_plan(self, key: str, record: SessionRecord) -> Plan[str]:
         # The new row first: if the delete then fails the old row still holds only what it held
@@ -463,70 +716,86 @@ class DbStore(SessionStore):
 
     # ------------------------------------------------------------------ sync driver
 
-    def _run(self, operation: str, plan: Plan[T]) -> T:
+    @overload
+    def _run(self, operation: str, plan: Plan[T]) -> T: ...
+
+    @overload
+    def _run(self, operation: str, plan: Step) -> Any: ...
+
+    def _run(self, operation: str, plan: Plan[T] | Step) -> T | Any:
+        """Run ``plan``, or a single step (whose result it returns), on a connection."""
         if not self._ready:
             self._ensure_ready(operation)
+        connections = self._connections
         try:
-            connection = self._engine.raw_connection()
+            connection = connections.acquire()
         except (sa.exc.SQLAlchemyError, OSError, self._dbapi_error) as exc:
             # raw_connection() passes the driver's own connect errors through, unwrapped
             raise unreachable(self._url, operation, exc) from exc
-        cursor = None
         try:
-            # One cursor per pooled connection, kept in its info dict (which the pool clears
-            # when it replaces the connection): a new cursor costs as much as a quarter of a
-            # loopback round trip with some drivers.
-            dbapi_connection = connection.dbapi_connection
-            cached = connection.info.get(_CURSOR)
-            if cached is not None and cached[0] is dbapi_connection:
-                cursor = cached[1]
-            else:
-                cursor = connection.cursor()
-                connection.info[_CURSOR] = (dbapi_connection, cursor)
-            result = self._drive(cursor, plan, dbapi_connection)
+            result = self._drive(connection, plan)
             if not self._owns_engine:  # a given engine may not be in autocommit mode
-                self._commit(connection, dbapi_connection)
-            return result
+                self._commit(connection)
         except _TimedOut as exc:
-            # The watchdog broke the socket: the connection must not go back to the pool.
-            connection.info.pop(_CURSOR, None)
-            connection.invalidate(exc)
+            # The watchdog broke the socket: the connection must not be used again.
+            connections.discard(connection, exc)
             raise timed_out(self._url, operation, self._watchdog_seconds()) from exc
         except self._dbapi_error as exc:
-            connection.info.pop(_CURSOR, None)
             if self._engine.dialect.is_disconnect(
-                cast(Any, exc), connection.dbapi_connection, cursor
+                cast(Any, exc), connection.dbapi, connection.cursor
             ):
-                connection.invalidate(exc)
-            elif cursor is not None:
-                _close_quietly(cursor)
+                connections.discard(connection, exc)
+                connections.invalidate_idle(exc)
+            else:
+                connections.discard(connection, None)
             raise unreachable(self._url, operation, exc) from exc
-        finally:
-            connection.close()
+        except Exception:
+            connections.release(connection)  # the plan's own error: the connection is fine
+            raise
+        except BaseException as exc:  # interrupted midway: the connection's state is unknown
+            connections.discard(connection, exc)
+            raise
+        connections.release(connection)
+        return result
 
-    def _drive(self, cursor: Any, plan: Plan[T], dbapi_connection: Any) -> T:
-        compiled = self._sql.compiled
-        watchdog = self._watchdog
-        steps = _Steps(plan)
-        for kind, name, params in steps:
+    def _drive(self, connection: _Connection, plan: Plan[T] | Step) -> T | Any:
+        if type(plan) is tuple:  # one statement: no generator to step through
+            kind, name, params = plan
+            return self._execute(connection, kind, name, params)
+        plan = cast(Plan[T], plan)
+        result: Any = None
+        while True:
+            try:
+                kind, name, params = plan.send(result)
+            except StopIteration as done:
+                value: T = done.value
+                return value
             if kind == "sleep":
                 time.sleep(params)
-                continue
-            statement = compiled[name]
-            token = watchdog.start(dbapi_connection) if watchdog is not None else 0
-            try:
-                cursor.execute(statement.sql, statement.parameters(params))
-                steps.result = cursor.fetchone() if kind == "row" else cursor.rowcount
-            finally:
-                if watchdog is not None and watchdog.stop(token):
-                    raise _TimedOut  # replaces the driver's error about the broken socket
-        return steps.value
+                result = None
+            else:
+                result = self._execute(connection, kind, name, params)
 
-    def _commit(self, connection: Any, dbapi_connection: Any) -> None:
+    def _execute(self, connection: _Connection, kind: str, name: str, params: Any) -> Any:
+        statement = self._sql.compiled[name]
+        cursor = connection.cursor
         watchdog = self._watchdog
-        token = watchdog.start(dbapi_connection) if watchdog is not None else 0
+        if watchdog is None:
+            cursor.execute(statement.sql, statement.parameters(params))
+            return cursor.fetchone() if kind == "row" else cursor.rowcount
+        token = watchdog.start(connection.dbapi)
         try:
-            connection.commit()
+            cursor.execute(statement.sql, statement.parameters(params))
+            return cursor.fetchone() if kind == "row" else cursor.rowcount
+        finally:
+            if watchdog.stop(token):
+                raise _TimedOut  # replaces the driver's error about the broken socket
+
+    def _commit(self, connection: _Connection) -> None:
+        watchdog = self._watchdog
+        token = watchdog.start(connection.dbapi) if watchdog is not None else 0
+        try:
+            connection.proxy.commit()
         finally:
             if watchdog is not None and watchdog.stop(token):
                 raise _TimedOut
@@ -535,16 +804,23 @@ class DbStore(SessionStore):
         """The live session saved under ``key``: one indexed ``SELECT``."""
         if not is_plausible_key(key):  # before checking a connection out of the pool
             return None
-        return self._run("load", self._load_plan(key))
+        return self._record(self._run("load", self._load_step(key)))
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Create (``key=None``) or update a session; see the module's notes on concurrency."""
+        if self._is_current(key, record, changes):
+            key = cast(str, key)
+            # The usual update, one statement; _save_plan does the same, and the rest.
+            if self._run("save", self._update_step(key, record)):
+                record.version = cast(int, record.version) + 1
+                return key
+            return self._run("save", self._merge_plan(key, record, changes))
         return self._run("save", self._save_plan(key, record, changes))
 
     def delete(self, key: str) -> None:
         """Delete the session saved under ``key``: one ``DELETE``."""
         if is_plausible_key(key):
-            self._run("delete", self._delete_plan(key))
+            self._run("delete", self._delete_step(key))
 
     def cycle_key(self, key: str, record: SessionRecord) -> str:
         """Save ``record`` under a fresh key, then delete the row of ``key``."""
@@ -563,10 +839,16 @@ class DbStore(SessionStore):
         """
         for engine, _ in self._pop_loop_engines():
             engine.sync_engine.dispose(close=False)
+        self._connections.close()
         if self._owns_engine:
             self._engine.dispose()
         if self._watchdog is not None:
             self._watchdog.close()
+
+    def _after_fork(self) -> None:
+        # In a forked child: another thread may have held the lock at the fork.
+        self._lock = threading.Lock()
+        self._connections.after_fork()
 
     def _pop_loop_engines(self) -> list[tuple[AsyncEngine, AsyncGenerator[None, None]]]:
         with self._lock:
@@ -593,27 +875,51 @@ class DbStore(SessionStore):
         await anext(guard)
         return engine
 
+    def _async_statements(self, engine: AsyncEngine) -> dict[str, CompiledStatement]:
+        """The statements compiled for an async engine's dialect (its own parameter style)."""
+        dialect = engine.dialect
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        compiled = self._async_sql.get(key)
+        if compiled is None:
+            compiled = Statements(self.table, dialect, self.settings.cleanup_batch_size).compiled
+            self._async_sql[key] = compiled
+        return compiled
+
     async def _arun(self, operation: str, plan: Plan[T], engine: AsyncEngine) -> T:
         url = engine.url
         seconds = self.settings.seconds  # each of connecting and every statement
+        untranslated = _untranslated_errors(engine.dialect)
+        unknown_state: tuple[type[Exception], ...] = (TimeoutError, *untranslated)
+        failures: tuple[type[Exception], ...] = (
+            sa.exc.SQLAlchemyError,
+            OSError,
+            engine.dialect.loaded_dbapi.Error,
+            *untranslated,
+        )
         try:
             connection = engine.connect()
             await _within(connection.start(), seconds)
             try:
                 if not self._ready:
                     await _within(connection.run_sync(self._prepare), seconds)
-                by_name = self._sql.by_name
+                compiled = self._async_statements(engine)
                 steps = _Steps(plan)
                 for kind, name, params in steps:
                     if kind == "sleep":
                         await asyncio.sleep(params)
                     else:
-                        executed = await _within(connection.execute(by_name[name], params), seconds)
-                        steps.result = executed.first() if kind == "row" else executed.rowcount
+                        # The compiled SQL straight to the driver's (adapted) cursor, as on the
+                        # sync path: SQLAlchemy's execute() machinery costs about as much CPU
+                        # as the rest of the call.
+                        steps.result = await _within(
+                            connection.run_sync(_execute_step, compiled[name], kind, params),
+                            seconds,
+                        )
                 return steps.value
-            except TimeoutError:
-                # The statement was cancelled midway: the connection must not be reused.
-                with contextlib.suppress(sa.exc.SQLAlchemyError, OSError):
+            except unknown_state:
+                # A statement cancelled midway, or a driver error SQLAlchemy did not look at:
+                # the connection's state is unknown, so it must not be reused.
+                with contextlib.suppress(*failures):
                     await connection.invalidate()
                 raise
             finally:
@@ -622,7 +928,7 @@ class DbStore(SessionStore):
             if seconds is None:  # the driver's own timeout
                 raise unreachable(url, operation, exc) from exc
             raise timed_out(url, operation, seconds) from exc
-        except (sa.exc.SQLAlchemyError, OSError) as exc:  # asyncpg raises OSError on connect
+        except failures as exc:  # asyncpg: OSError on connect
             raise unreachable(url, operation, exc) from exc
 
     async def aload(self, key: str) -> SessionRecord | None:
@@ -674,6 +980,7 @@ class DbStore(SessionStore):
                 await guard.aclose()
             else:
                 engine.sync_engine.dispose(close=False)
+        self._connections.close()
         if self._owns_engine:
             await asyncio.to_thread(self._engine.dispose)
 

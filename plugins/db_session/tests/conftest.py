@@ -105,3 +105,15 @@ def db(request: pytest.FixtureRequest) -> Database:
     """Each database in turn."""
     database: Database = request.getfixturevalue(f"{request.param}_db")
     return database
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def server(request: pytest.FixtureRequest) -> Database:
+    """Each database server (not SQLite) in turn."""
+    database: Database = request.getfixturevalue(f"{request.param}_db")
+    return database

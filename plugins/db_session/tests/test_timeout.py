@@ -126,18 +126,6 @@ def test_watchdog_breaks_the_socket_of_a_late_call_only() -> None:
 # ---------------------------------------------------------------------- real servers
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
-def server(request: pytest.FixtureRequest) -> Database:
-    """Each database server in turn."""
-    database: Database = request.getfixturevalue(f"{request.param}_db")
-    return database
-
-
 @pytest.fixture
 def store(server: Database) -> Iterator[DbStore]:
     # One pooled connection: after a timeout the next call must not get a broken one.

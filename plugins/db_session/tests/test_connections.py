@@ -1,0 +1,408 @@
+"""The sync driver's connections: the store keeps the ones it needed checked out between calls
+(saving the pool's checkout and checkin), within the pool's limits, and gives them up on a
+disconnect, on close() and in a forked child."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import Database
+
+from session_core import Changes, StoreUnreachableError
+from session_core.testing import make_record, run_in_threads
+from session_core_db import DbStore
+from session_core_db import store as store_module
+from session_core_db.statements import CompiledStatement
+from session_core_db.store import _Watchdog
+
+
+@pytest.fixture
+def store(db: Database) -> Iterator[DbStore]:
+    store = DbStore(url=db.url, table_name=db.table("conn"))
+    yield store
+    store.close()
+
+
+def create(store: DbStore, data: dict[str, Any]) -> str:
+    record = make_record(data)
+    key = store.save(None, record, Changes.everything(record))
+    assert key is not None
+    return key
+
+
+def kept(store: DbStore) -> list[Any]:
+    """The DB-API connections the store keeps checked out between calls, most recent last."""
+    return [connection.dbapi for connection in store._connections._idle]
+
+
+def checked_out(store: DbStore) -> int:
+    pool = store.engine.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    return pool.checkedout()
+
+
+# ---------------------------------------------------------------------- reuse
+
+
+def test_calls_reuse_one_kept_connection(store: DbStore) -> None:
+    key = create(store, {"a": 1})
+    [first] = kept(store)
+    for _ in range(5):
+        record = store.load(key)
+        assert record is not None
+        record.data["a"] = 2
+        assert store.save(key, record, Changes(frozenset({"a"}))) == key
+    store.delete(create(store, {"b": 1}))
+    assert kept(store) == [first]
+    assert checked_out(store) == 1  # the kept one: nothing else is held
+
+
+def test_many_threads_never_hold_more_than_the_pool_allows(db: Database) -> None:
+    # More threads than connections: a call that has to wait for the pool gets the connection
+    # the next call puts back, instead of waiting for pool_timeout while it sits kept.
+    store = DbStore(
+        url=db.url, table_name=db.table("threads"), pool_size=2, max_overflow=0, pool_timeout=5
+    )
+    try:
+        key = create(store, {"n": 0})
+        highest = 0
+
+        def work(n: int) -> None:
+            nonlocal highest
+            for round_ in range(25):
+                record = store.load(key)
+                assert record is not None
+                if round_ % 5 == n % 5:
+                    record.data[f"t{n}"] = round_
+                    assert store.save(key, record, Changes(frozenset({f"t{n}"}))) == key
+                highest = max(highest, checked_out(store))
+
+        begin = time.monotonic()
+        run_in_threads(work, 12)
+        assert time.monotonic() - begin < 30  # nobody waited out pool_timeout
+        assert highest <= 2
+        # With max_overflow = 0 the store keeps at most pool_size - 1, so that the engine always
+        # has a connection left for others.
+        assert len(kept(store)) <= 1
+        assert checked_out(store) <= 1
+        begin = time.monotonic()
+        with store.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT 1")).scalar_one() == 1
+        assert time.monotonic() - begin < 2
+        record = store.load(key)
+        assert record is not None
+        assert set(record.data) == {"n", *(f"t{n}" for n in range(12))}
+    finally:
+        store.close()
+
+
+def test_at_most_pool_size_connections_are_kept(db: Database) -> None:
+    store = DbStore(url=db.url, table_name=db.table("size"), pool_size=2, max_overflow=3)
+    try:
+        key = create(store, {"n": 0})
+        connections = store._connections
+        held = [connections.acquire() for _ in range(5)]  # the pool's whole capacity
+        assert checked_out(store) == 5
+        for connection in held:
+            connections.release(connection)
+        assert len(kept(store)) == 2
+        assert checked_out(store) == 2  # the other three went back (and, overflow, closed)
+        assert store.load(key) is not None
+    finally:
+        store.close()
+
+
+def test_a_call_waiting_for_the_pool_gets_the_next_connection_put_back(db: Database) -> None:
+    store = DbStore(
+        url=db.url, table_name=db.table("wait"), pool_size=1, max_overflow=1, pool_timeout=3
+    )
+    try:
+        key = create(store, {"a": 1})
+        connections = store._connections
+        first, second = connections.acquire(), connections.acquire()  # the pool's capacity
+        outcome: list[object] = []
+        waiter = threading.Thread(target=lambda: outcome.append(store.load(key)))
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while connections._waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # now blocked in the pool
+        begin = time.monotonic()
+        # The store would keep this one (it keeps up to pool_size = 1), but someone waits.
+        connections.release(first)
+        waiter.join(timeout=10)
+        assert time.monotonic() - begin < 1.5  # not after pool_timeout
+        assert len(outcome) == 1
+        assert outcome[0] is not None
+        connections.release(second)
+        assert len(kept(store)) == 1
+    finally:
+        store.close()
+
+
+def test_nothing_is_kept_for_a_given_engine_or_with_pre_ping(db: Database) -> None:
+    engine = sa.create_engine(db.url)
+    given = DbStore(engine=engine, table_name=db.table("given"))
+    pinged = DbStore(url=db.url, table_name=db.table("ping"), pool_pre_ping=True)
+    try:
+        for store in (given, pinged):
+            key = create(store, {"a": 1})
+            assert store.load(key) is not None
+            assert kept(store) == []
+            assert checked_out(store) == 0
+    finally:
+        given.close()
+        pinged.close()
+        engine.dispose()
+
+
+def test_a_kept_connection_is_recycled_after_pool_recycle(db: Database) -> None:
+    store = DbStore(url=db.url, table_name=db.table("recycle"), pool_recycle=0.3)
+    try:
+        key = create(store, {"a": 1})
+        [first] = kept(store)
+        assert store.load(key) is not None
+        assert kept(store) == [first]
+        time.sleep(0.5)
+        assert store.load(key) is not None
+        [second] = kept(store)
+        assert second is not first
+        assert checked_out(store) == 1
+    finally:
+        store.close()
+
+
+def test_close_gives_the_kept_connections_back(store: DbStore) -> None:
+    key = create(store, {"a": 1})
+    pool = store.engine.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    assert pool.checkedout() == 1
+    store.close()
+    assert kept(store) == []
+    assert pool.checkedout() == 0
+    assert store.load(key) is not None  # usable again, on a fresh pool
+
+
+def test_a_call_that_fails_gives_up_its_connection(store: DbStore) -> None:
+    key = create(store, {"a": 1})
+    [first] = kept(store)
+    # A statement the database refuses (not a disconnect): the connection goes back to the
+    # pool without its cursor, and the next call works.
+    original = store._sql.compiled["load"]
+    assert ".data," in original.sql
+    store._sql.compiled["load"] = type(original)(
+        original.sql.replace(".data,", ".no_such_column,", 1), original.order, original.defaults
+    )
+    try:
+        with pytest.raises(StoreUnreachableError):
+            store.load(key)
+    finally:
+        store._sql.compiled["load"] = original
+    assert first not in kept(store)
+    assert store.load(key) is not None
+
+
+# ---------------------------------------------------------------------- disconnects
+
+
+def _backend_id(server: Database, dbapi_connection: Any) -> int:
+    query = "SELECT pg_backend_pid()" if server.kind == "postgresql" else "SELECT CONNECTION_ID()"
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(query)
+        return int(cursor.fetchone()[0])
+    finally:
+        cursor.close()
+
+
+def _kill(server: Database, ids: list[int]) -> None:
+    # Autocommit: pg_stat_activity is a snapshot taken once per transaction.
+    engine = server.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for backend in ids:
+            if server.kind == "postgresql":
+                connection.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": backend})
+            else:
+                connection.execute(sa.text(f"KILL {int(backend)}"))
+        listing = (
+            "SELECT pid FROM pg_stat_activity"
+            if server.kind == "postgresql"
+            else "SELECT ID FROM information_schema.PROCESSLIST"
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            alive = {int(row[0]) for row in connection.execute(sa.text(listing))}
+            if not alive & set(ids):
+                return
+            time.sleep(0.05)
+    pytest.fail(f"the server did not end connections {ids}")
+
+
+def test_disconnect_fails_one_call_and_the_store_recovers(server: Database) -> None:
+    store = DbStore(url=server.url, table_name=server.table("kill"))
+    try:
+        key = create(store, {"user": "alice"})
+        connections = store._connections
+        held = [connections.acquire() for _ in range(3)]
+        for connection in held:
+            connections.release(connection)
+        assert len(kept(store)) == 3
+        _kill(server, [_backend_id(server, dbapi) for dbapi in kept(store)])
+        with pytest.raises(StoreUnreachableError) as caught:
+            store.load(key)
+        assert caught.value.operation == "load"
+        # The other kept connections lost their server too: they were let go with the first,
+        # so no further request fails.
+        assert kept(store) == []
+        for _ in range(5):
+            record = store.load(key)
+            assert record is not None
+            assert record.data == {"user": "alice"}
+        assert len(kept(store)) == 1
+    finally:
+        store.close()
+
+
+def test_async_disconnect_fails_one_call_and_the_store_recovers(server: Database) -> None:
+    store = DbStore(url=server.url, table_name=server.table("akill"))
+    assert store.native_async
+    key = create(store, {"user": "alice"})
+    query = "SELECT pg_backend_pid()" if server.kind == "postgresql" else "SELECT CONNECTION_ID()"
+
+    async def scenario() -> StoreUnreachableError:
+        try:
+            assert await store.aload(key) is not None  # opens the loop's pooled connection
+            engine = await store._engine_for_loop()
+            assert engine is not None
+            async with engine.connect() as connection:  # the same, only, pooled connection
+                backend = (await connection.execute(sa.text(query))).scalar_one()
+            await asyncio.to_thread(_kill, server, [int(backend)])
+            with pytest.raises(StoreUnreachableError) as caught:
+                await store.aload(key)
+            for _ in range(3):  # the dead connection was invalidated, not pooled again
+                record = await store.aload(key)
+                assert record is not None
+                assert record.data == {"user": "alice"}
+            return caught.value
+        finally:
+            await store.aclose()
+
+    try:
+        assert asyncio.run(scenario()).operation == "load"
+    finally:
+        store.close()
+
+
+def test_named_placeholders_become_positional_and_literal_percents_stay(
+    server: Database,
+) -> None:
+    # psycopg and PyMySQL compile to %(name)s; the store hands them %s and a tuple instead.
+    statement = sa.select(
+        sa.literal_column("'100%'").label("p"), sa.bindparam("x", type_=sa.Integer()) + 1
+    )
+    compiled = CompiledStatement.of(statement, server.engine.dialect)
+    assert "%(" not in compiled.sql
+    assert compiled.order == ("x", "param_1")
+    assert compiled.defaults == {"param_1": 1}  # fixed by the statement; x is the caller's
+    connection = server.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(compiled.sql, compiled.parameters({"x": 41}))
+        assert tuple(cursor.fetchone()) == ("100%", 42)
+        cursor.close()
+    finally:
+        connection.close()
+
+
+# ---------------------------------------------------------------------- fork
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # multi-threaded fork, 3.12+
+def test_forked_child_never_touches_the_parents_connections(db: Database) -> None:
+    store = DbStore(url=db.url, table_name=db.table("fork"))
+    try:
+        key = create(store, {"user": "alice"})
+        [parent_connection] = kept(store)
+        parent_id = _backend_id(db, parent_connection) if db.kind != "sqlite" else 0
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status, never return into pytest
+            status = 1
+            try:
+                assert kept(store) == []
+                child_key = create(store, {"user": "child"})
+                loaded = store.load(child_key)
+                assert loaded is not None
+                assert store.load(key) is not None
+                [child_connection] = kept(store)
+                assert child_connection is not parent_connection
+                if db.kind != "sqlite":
+                    assert _backend_id(db, child_connection) != parent_id
+                status = 0
+            finally:
+                os._exit(status)
+        _, wait_status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(wait_status) == 0
+        # The parent's connection survived the child (which neither used nor closed it).
+        for _ in range(3):
+            assert store.load(key) is not None
+        assert kept(store) == [parent_connection]
+        if db.kind != "sqlite":
+            assert _backend_id(db, parent_connection) == parent_id
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------- the watchdog
+
+
+def test_watchdog_thread_ends_when_idle_and_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "_IDLE_SECONDS", 0.3)
+    watchdog = _Watchdog(0.1)
+    try:
+        marker = object()
+        assert watchdog.stop(watchdog.start(marker)) is False
+        first = watchdog._thread
+        assert first is not None
+        first.join(timeout=5)
+        assert not first.is_alive()
+        assert watchdog._thread is None
+        assert watchdog.stop(watchdog.start(marker)) is False
+        assert watchdog._thread is not None
+        assert watchdog._thread is not first
+    finally:
+        watchdog.close()
+
+
+def test_watchdog_keeps_its_thread_asleep_between_statements() -> None:
+    # Registering a statement does not wake the thread (that cost a thread switch per
+    # statement); it still wakes by itself in time for every deadline.
+    watchdog = _Watchdog(0.5)
+    wakes = 0
+    cond = watchdog._cond
+    original_wait = cond.wait
+
+    def counting_wait(timeout: float | None = None) -> bool:
+        nonlocal wakes
+        wakes += 1
+        return original_wait(timeout)
+
+    cond.wait = counting_wait  # type: ignore[method-assign]
+    try:
+        marker = object()
+        for _ in range(50):
+            assert watchdog.stop(watchdog.start(marker)) is False
+            time.sleep(0.002)  # time for the thread to run, had it been woken
+        assert wakes <= 3
+        thread = watchdog._thread
+        assert thread is not None
+        assert thread.is_alive()
+    finally:
+        watchdog.close()
