@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from session_core import Session, generate_key
+from session_core import Session, generate_key, is_plausible_key
 from session_core.cookie import CookieStore
 from session_core.testing import MemoryStore
 
@@ -383,3 +383,30 @@ def test_repr_does_not_show_the_key(store):
     session = Session(store, key)
     session.load()
     assert key not in repr(session)
+
+
+# -------------------------------------------------------------------- key shape
+
+
+def test_generated_keys_are_plausible():
+    assert all(is_plausible_key(generate_key()) for _ in range(200))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "a" * 42,
+        "a" * 44,
+        "a" * 42 + "=",
+        "a" * 42 + "/",
+        "a" * 42 + "+",
+        "a" * 42 + "\n",
+        "a" * 43 + "\n",
+        "a" * 42 + "\u0661",  # an Arabic-Indic digit: a digit, but not base64
+        "a" * 42 + "é",
+        "../" + "a" * 40,
+    ],
+)
+def test_keys_of_another_shape_are_not_plausible(bad):
+    assert not is_plausible_key(bad)
