@@ -44,32 +44,29 @@ request that wrote without reading and chose no expiry does not know them."""
 #
 # Returns 1 when the record was written, 0 when it did not exist (merge) or is already expired.
 #
-# Every redis.call costs the server about as much as a plain command, so the script makes as few
-# as it can: a merge's existence check is the PEXPIRE that sets its TTL (PEXPIRE of a missing key
-# returns 0 and writes nothing, and HSET leaves an existing key's TTL alone), and data and
-# metadata go in one HSET. A typical update is two calls (PEXPIRE, HSET), a creation two (HSET,
-# PEXPIRE), a write-only save two (EXISTS, HSET).
+# A merge (u, k) writes only into a record this store wrote: one with the expiry-time field. The
+# check comes before any write, so a missing key is never brought back, a hash someone else put
+# there is never adopted, and a value that is not a hash fails the check (WRONGTYPE) untouched.
+# Data and metadata go in one HSET, and the TTL is set last (an HDEL that emptied the hash would
+# have dropped it). A typical update is three calls (HEXISTS, HSET, PEXPIRE), a creation two, a
+# write-only save two (HEXISTS, HSET).
 SAVE_SCRIPT = """
 local key = KEYS[1]
 local mode = ARGV[1]
 local ttl = tonumber(ARGV[2])
-if mode == 'k' then
-  if redis.call('EXISTS', key) == 0 then
-    return 0
-  end
-elseif mode == 'u' then
-  if ttl <= 0 then
-    redis.call('UNLINK', key)
-    return 0
-  end
-  if redis.call('PEXPIRE', key, ttl) == 0 then
-    return 0
-  end
-else
+if mode == 'c' then
   if KEYS[2] then
     redis.call('UNLINK', KEYS[2])
   end
   if ttl <= 0 then
+    redis.call('UNLINK', key)
+    return 0
+  end
+else
+  if redis.call('HEXISTS', key, '\\255expires') == 0 then
+    return 0
+  end
+  if mode == 'u' and ttl <= 0 then
     redis.call('UNLINK', key)
     return 0
   end
@@ -81,7 +78,7 @@ end
 for i = first, #ARGV, 1000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-if mode == 'c' then
+if mode ~= 'k' then
   redis.call('PEXPIRE', key, ttl)
 end
 return 1

@@ -165,36 +165,28 @@ class Lane:
         if not gate.acquire(timeout=self._timeout):
             raise _no_connection()
         try:
-            conn = self._take(pool)
+            conn = self._kept.pop() if self._kept else None
             try:
+                if conn is None:
+                    conn = pool.get_connection(*self._pool_args)
+                elif _stale(conn):
+                    conn.disconnect()  # the command's send connects it again
                 reply = _exchange(conn, packed)
             except redis.exceptions.ResponseError:
-                pool.release(conn)  # an error reply, read in full
+                self._kept.append(conn)  # an error reply, read in full: the connection is sound
                 raise
             except BaseException:
-                # redis-py disconnects a connection whose command broke off; make sure of it,
-                # whatever cut it short: a half-read reply must never meet the next command.
-                conn.disconnect()
-                pool.release(conn)
+                # Whatever cut the command short, a half-read reply must never meet the next
+                # command: the connection is closed (the next send reconnects it) and kept, so
+                # the semaphore and the connections it guards never drift apart.
+                if conn is not None:
+                    conn.disconnect()
+                    self._kept.append(conn)
                 raise
             self._kept.append(conn)  # before the gate opens: a waiting command finds it
             return reply
         finally:
             gate.release()
-
-    def _take(self, pool: Any) -> Any:
-        """A kept connection, checked as the pool checks the ones it hands out, or a new one."""
-        try:
-            conn = self._kept.pop()
-        except IndexError:
-            return pool.get_connection(*self._pool_args)
-        try:
-            stale = conn.can_read()  # closed by the server, or (never expected) unread data
-        except _BROKEN:
-            stale = True
-        if stale:
-            conn.disconnect()  # the command's send connects it again
-        return conn
 
     def _forked(self) -> None:
         # In a child process (only the forking thread survives): the parent's connections are
@@ -205,14 +197,26 @@ class Lane:
         self._pid = os.getpid()
 
 
+class _TimedOut(Exception):
+    """Carries a timeout past the connection's ``Retry``, which would otherwise send again."""
+
+
 def _exchange(conn: Any, packed: list[bytes]) -> Any:
-    """Send ``packed`` on ``conn`` and read the reply, retrying as ``execute_command`` does."""
+    """Send ``packed`` on ``conn`` and read the reply, retrying as ``execute_command`` does a
+    broken connection, but never a timeout: a hung server must hold a request for one socket
+    timeout, not one per attempt, and a write may still be running there."""
 
     def attempt() -> Any:
-        conn.send_packed_command(packed)
-        return conn.read_response(disable_decoding=True)
+        try:
+            conn.send_packed_command(packed)
+            return conn.read_response(disable_decoding=True)
+        except redis.exceptions.TimeoutError as exc:
+            raise _TimedOut(exc) from exc
 
-    return conn.retry.call_with_retry(attempt, conn.disconnect)
+    try:
+        return conn.retry.call_with_retry(attempt, conn.disconnect)
+    except _TimedOut as wrapper:
+        raise wrapper.args[0] from None
 
 
 class AsyncLane:
@@ -271,46 +275,66 @@ class AsyncLane:
         else:
             await gate.acquire()  # returns at once
         try:
-            conn = await self._take(pool)
+            conn = self._kept.pop() if self._kept else None
             try:
+                if conn is None:
+                    conn = await pool.get_connection(*self._pool_args)
+                elif _closed_by_server(conn):
+                    await conn.disconnect(nowait=True)  # never suspends; the send reconnects
                 reply = await _aexchange(conn, packed)
             except redis.exceptions.ResponseError:
-                await pool.release(conn)
+                self._kept.append(conn)
                 raise
             except BaseException:  # a cancelled request too: see Lane.call
-                await conn.disconnect(nowait=True)
-                await pool.release(conn)
+                if conn is not None:
+                    # nowait: no await that a second cancellation could cut short, so the
+                    # connection always gets back to the kept list.
+                    await conn.disconnect(nowait=True)
+                    self._kept.append(conn)
                 raise
             self._kept.append(conn)
             return reply
         finally:
             gate.release()
 
-    async def _take(self, pool: Any) -> Any:
-        """A kept connection (reconnected first if the server closed it), or a new one."""
-        if not self._kept:
-            return await pool.get_connection(*self._pool_args)
-        conn = self._kept.pop()
-        # The event loop has been reading the idle socket all along, so a close by the server
-        # shows as the end of the connection's stream, seen here without waiting (redis-py 8's
-        # pool looks at the same stream; 5.x's reads the socket with a zero timeout, a full
-        # event-loop cycle). No reply can be pending there: a connection is kept only after its
-        # reply was read in full. No ``_reader`` means not connected (the send connects), or a
-        # redis-py without that attribute (no check: the retry covers a dead connection).
-        reader = getattr(conn, "_reader", None)
-        if reader is not None and reader.at_eof():
-            await conn.disconnect()
-        return conn
+
+def _stale(conn: Any) -> bool:
+    """Whether a kept sync connection must be reconnected before use, checked as the pool checks
+    the ones it hands out: closed by the server, or (never expected) holding unread data."""
+    try:
+        return bool(conn.can_read())
+    except _BROKEN:
+        return True
+
+
+def _closed_by_server(conn: Any) -> bool:
+    """Whether the server closed a kept async connection (a restart, an idle timeout).
+
+    The event loop has been reading the idle socket all along, so a close shows as the end of the
+    connection's stream, seen here without waiting (redis-py 8's pool looks at the same stream;
+    5.x's reads the socket with a zero timeout, a full event-loop cycle). No reply can be pending:
+    a connection is kept only after its reply was read in full. No ``_reader`` means not
+    connected (the send connects), or a redis-py without that attribute (no check: the retry
+    covers a dead connection).
+    """
+    reader = getattr(conn, "_reader", None)
+    return reader is not None and bool(reader.at_eof())
 
 
 async def _aexchange(conn: Any, packed: list[bytes]) -> Any:
     """Async twin of :func:`_exchange`."""
 
     async def attempt() -> Any:
-        await conn.send_packed_command(packed)
-        return await conn.read_response(disable_decoding=True)
+        try:
+            await conn.send_packed_command(packed)
+            return await conn.read_response(disable_decoding=True)
+        except redis.exceptions.TimeoutError as exc:
+            raise _TimedOut(exc) from exc
 
     async def failed(error: BaseException) -> None:
         await conn.disconnect()
 
-    return await conn.retry.call_with_retry(attempt, failed)
+    try:
+        return await conn.retry.call_with_retry(attempt, failed)
+    except _TimedOut as wrapper:
+        raise wrapper.args[0] from None

@@ -216,51 +216,125 @@ def pause(server: RedisProcess, seconds: float) -> threading.Thread:
 
 
 def test_a_request_waits_for_a_free_connection_then_fails(pausable: RedisProcess) -> None:
-    # One connection, held by a request on a server that does not answer: it times out, retries
-    # on a fresh connection, times out again (two socket timeouts). The request that comes
-    # meanwhile waits one socket timeout for the connection, then fails.
-    options = {"url": pausable.url, "max_connections": 1, "socket_timeout": 0.4, "retries": 1}
+    # One connection, on a server that answers nothing. The first request holds it for one
+    # socket timeout (a timeout is never retried), the second gets it then and holds it for
+    # another; the third, which came meanwhile, waits one socket timeout for it, then fails.
+    timeout = 0.4
+    options = {"url": pausable.url, "max_connections": 1, "socket_timeout": timeout, "retries": 1}
     store = RedisStore({**options, "key_prefix": new_prefix()})
     assert store.load(store.generate_key()) is None  # connected
-    causes: list[BaseException | None] = []
+    outcomes: list[tuple[BaseException | None, float]] = []
 
     def request(n: int) -> None:
-        time.sleep(0.1 * n)  # the second one comes while the first holds the connection
+        time.sleep(0.1 * n)  # in turn, each while the one before holds the connection
+        started = time.monotonic()
         with pytest.raises(StoreUnreachableError) as caught:
             store.load(store.generate_key())
-        causes.append(caught.value.__cause__)
+        outcomes.append((caught.value.__cause__, time.monotonic() - started))
 
     sleeper = pause(pausable, 2)
-    run_in_threads(request, 2)
+    run_in_threads(request, 3)
     sleeper.join()
-    assert any("No connection available" in str(cause) for cause in causes), causes
+    waited = [took for cause, took in outcomes if "No connection available" in str(cause)]
+    assert waited, outcomes
+    assert all(took >= timeout - 0.05 for took in waited), outcomes  # it did wait
+    # The request on the live connection gave up after one socket timeout: a timeout is not
+    # retried. (The others reconnect, and redis-py retries a handshake that times out.)
+    assert min(took for _, took in outcomes) < 1.5 * timeout, outcomes
     assert store.load(store.generate_key()) is None  # and all is well again
     store.close()
 
 
 def test_a_task_waits_for_a_free_connection_then_fails(pausable: RedisProcess) -> None:
-    options = {"url": pausable.url, "max_connections": 1, "socket_timeout": 0.4, "retries": 1}
+    timeout = 0.4
+    options = {"url": pausable.url, "max_connections": 1, "socket_timeout": timeout, "retries": 1}
     store = RedisStore({**options, "key_prefix": new_prefix()})
 
-    async def request(n: int) -> BaseException | None:
+    async def request(n: int) -> tuple[BaseException | None, float]:
         await asyncio.sleep(0.1 * n)
+        started = time.monotonic()
         with pytest.raises(StoreUnreachableError) as caught:
             await store.aload(store.generate_key())
-        return caught.value.__cause__
+        return caught.value.__cause__, time.monotonic() - started
 
-    async def scenario() -> list[BaseException | None]:
+    async def scenario() -> list[tuple[BaseException | None, float]]:
         try:
             assert await store.aload(store.generate_key()) is None  # connected
             sleeper = pause(pausable, 2)
-            causes = list(await asyncio.wait_for(asyncio.gather(request(0), request(1)), 5))
+            requests = asyncio.gather(*(request(n) for n in range(3)))
+            outcomes = list(await asyncio.wait_for(requests, 5))
             await asyncio.to_thread(sleeper.join)
             assert await store.aload(store.generate_key()) is None  # and all is well again
-            return causes
+            return outcomes
         finally:
             await store.aclose()
 
-    causes = asyncio.run(scenario())
-    assert any("No connection available" in str(cause) for cause in causes), causes
+    outcomes = asyncio.run(scenario())
+    waited = [took for cause, took in outcomes if "No connection available" in str(cause)]
+    assert waited, outcomes
+    assert all(took >= timeout - 0.05 for took in waited), outcomes
+    assert min(took for _, took in outcomes) < 1.5 * timeout, outcomes
+
+
+def test_cancelled_while_reconnecting_a_kept_connection_loses_nothing(
+    server: RedisProcess,
+) -> None:
+    # The only connection is kept, the server drops it, and the request that finds it so is
+    # cancelled: the connection must still be the store's, or every later request would find
+    # the pool exhausted ("Too many connections").
+    store = RedisStore({"url": server.url, "max_connections": 1, "key_prefix": new_prefix()})
+    admin = redis.Redis.from_url(server.url)
+
+    async def scenario() -> None:
+        try:
+            assert await store.aload(store.generate_key()) is None  # one connection, kept
+            admin.client_kill_filter(_type="normal", skipme=True)
+            await asyncio.sleep(0.2)  # the loop sees the close
+            for _ in range(3):
+                task = asyncio.ensure_future(store.aload(store.generate_key()))
+                await asyncio.sleep(0)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            for _ in range(3):
+                assert await asyncio.wait_for(store.aload(store.generate_key()), 5) is None
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        admin.close()
+        store.close()
+
+
+def test_a_merge_never_touches_what_the_store_did_not_write(shared_url: str) -> None:
+    # A value of another type at a session's key, and a hash without the store's metadata: a
+    # save into either key writes nothing, changes no TTL, and adopts neither.
+    prefix = new_prefix()
+    store = RedisStore({"url": shared_url, "key_prefix": prefix})
+    raw = redis.Redis.from_url(shared_url)
+    key_string, key_hash = store.generate_key(), store.generate_key()
+    at_string, at_hash = redis_key(prefix, key_string), redis_key(prefix, key_hash)
+    raw.set(at_string, b"someone else's")
+    raw.hset(at_hash, mapping={b"user": b'"mallory"'})
+    try:
+        record = make_record({"user": "alice"})
+        for key in (key_string, key_hash):
+            for complete in (True, False):  # a merge, and a write-only save
+                changes = Changes(frozenset({"user"}), complete=complete, expiry=complete)
+                if key == key_string:  # refused before any write
+                    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+                        store.save(key, record, changes)
+                else:
+                    assert store.save(key, record, changes) is None
+                assert raw.pttl(redis_key(prefix, key)) == -1  # no TTL was set
+        assert raw.get(at_string) == b"someone else's"
+        assert raw.hgetall(at_hash) == {b"user": b'"mallory"'}
+    finally:
+        raw.delete(at_string, at_hash)
+        raw.close()
+        store.close()
 
 
 def test_kept_connection_closed_by_a_restart_is_reconnected_without_a_retry(
