@@ -63,6 +63,7 @@ Step = tuple[str, str, Any]
 Plan = Generator[Step, Any, T]
 
 _CURSOR = "session_core_db.cursor"
+_SEEN = "session_core_db.seen"
 
 MAX_ATTEMPTS = 40
 """How many times a conflicting update is re-read and retried before giving up."""
@@ -213,10 +214,13 @@ _WATCHDOGS: weakref.WeakSet[_Watchdog] = weakref.WeakSet()
 class _Connection:
     """A pooled DB-API connection checked out by the store, with the cursor it keeps on it."""
 
-    __slots__ = ("cursor", "dbapi", "proxy", "recycle_at")
+    __slots__ = ("cursor", "dbapi", "generation", "proxy", "recycle_at")
 
-    def __init__(self, proxy: PoolProxiedConnection, recycle: float | None) -> None:
+    def __init__(
+        self, proxy: PoolProxiedConnection, recycle: float | None, generation: int = 0
+    ) -> None:
         self.proxy = proxy
+        self.generation = generation
         self.dbapi: Any = proxy.dbapi_connection
         # One cursor per pooled connection, kept in its info dict (which the pool clears when
         # it replaces the connection): a new cursor costs as much as a quarter of a loopback
@@ -224,11 +228,12 @@ class _Connection:
         cached = proxy.info.get(_CURSOR)
         if cached is not None and cached[0] is self.dbapi:
             self.cursor: Any = cached[1]
-            since: float = cached[2]
         else:
             self.cursor = proxy.cursor()
-            since = time.monotonic()
-            proxy.info[_CURSOR] = (self.dbapi, self.cursor, since)
+            proxy.info[_CURSOR] = (self.dbapi, self.cursor)
+        # The connection's age counts from when the store first saw it (the pool clears the
+        # info dict when it replaces a connection), not from its cursor, which an error drops.
+        since: float = proxy.info.setdefault(_SEEN, time.monotonic())
         self.recycle_at = None if recycle is None else since + recycle
 
     def forget_cursor(self) -> None:
@@ -250,7 +255,7 @@ class _Connections:
     Why a stack and not a connection per thread: a thread's connection stays checked out while
     the thread is idle, so a server with more threads than the pool allows would make threads
     wait for connections nobody is using. The stack holds only as many as were needed at once,
-    and never more than the pool's ``pool_size`` (fewer by one when ``max_overflow`` is 0), so
+    and never more than the pool's ``pool_size`` (none at all when ``max_overflow`` is 0), so
     there is always capacity left for other users of :attr:`DbStore.engine`. A call of the
     store that has to wait for the pool counts itself in ``_waiting``; while anyone waits, a
     connection being put back goes to the pool instead (where the waiter gets it).
@@ -270,7 +275,9 @@ class _Connections:
         pool = engine.pool
         keep = 0
         if owned and not settings.pool_pre_ping and isinstance(pool, sa.pool.QueuePool):
-            keep = max(0, pool.size() - (1 if settings.max_overflow == 0 else 0))
+            # With no overflow, connections kept idle would be taken from other users of the
+            # engine: keep none then.
+            keep = pool.size() if settings.max_overflow != 0 else 0
         self._keep = keep
         self._recycle = settings.pool_recycle if owned and keep else None
         if self._recycle is not None and self._recycle < 0:
@@ -278,6 +285,7 @@ class _Connections:
         self._idle: list[_Connection] = []
         self._waiting = 0
         self._waiting_lock = threading.Lock()
+        self._generation = 0  # close() starts a new one: older connections are not kept
 
     def acquire(self) -> _Connection:
         """A connection for one call: a kept one, else one from the pool (which may wait for
@@ -311,15 +319,15 @@ class _Connections:
     def _from_pool(self) -> _Connection:
         proxy = self._engine.raw_connection()
         try:
-            return _Connection(proxy, self._recycle)
+            return _Connection(proxy, self._recycle, self._generation)
         except BaseException:
             proxy.close()
             raise
 
     def release(self, connection: _Connection) -> None:
         """Take back a connection after a call that went well."""
-        if not self._keep:
-            connection.proxy.close()
+        if not self._keep or connection.generation != self._generation:
+            connection.proxy.close()  # not kept, or in flight when close() ran
             return
         idle = self._idle
         idle.append(connection)
@@ -355,6 +363,7 @@ class _Connections:
 
     def close(self) -> None:
         """Return the kept connections to the pool (before it is disposed of)."""
+        self._generation += 1
         idle, self._idle = self._idle, []
         self._drain(idle)
 
@@ -746,13 +755,19 @@ class DbStore(SessionStore):
             ):
                 connections.discard(connection, exc)
                 connections.invalidate_idle(exc)
+                # And the ones idle in the pool, as SQLAlchemy's own execute() does: they are
+                # replaced when next checked out, instead of failing a call each.
+                invalidate_pool = getattr(self._engine.pool, "_invalidate", None)
+                if invalidate_pool is not None:
+                    with contextlib.suppress(Exception):
+                        invalidate_pool(connection.proxy, exc)
             else:
                 connections.discard(connection, None)
             raise unreachable(self._url, operation, exc) from exc
-        except Exception:
-            connections.release(connection)  # the plan's own error: the connection is fine
-            raise
-        except BaseException as exc:  # interrupted midway: the connection's state is unknown
+        except BaseException as exc:
+            # Interrupted midway (a signal handler's exception, a timeout library's, a
+            # KeyboardInterrupt), perhaps inside the driver: the connection's state is unknown,
+            # so it is never reused.
             connections.discard(connection, exc)
             raise
         connections.release(connection)
