@@ -326,8 +326,13 @@ class _Connections:
 
     def release(self, connection: _Connection) -> None:
         """Take back a connection after a call that went well."""
-        if not self._keep or connection.generation != self._generation:
-            connection.proxy.close()  # not kept, or in flight when close() ran
+        if connection.generation != self._generation:
+            # In flight when close() ran: its pool is being disposed of, so close it for good
+            # (given back, it would sit open in a pool nobody uses).
+            connection.proxy.invalidate()
+            return
+        if not self._keep:
+            connection.proxy.close()
             return
         idle = self._idle
         idle.append(connection)

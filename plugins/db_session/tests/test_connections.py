@@ -5,6 +5,7 @@ disconnect, on close() and in a forked child."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import time
@@ -429,3 +430,77 @@ def test_watchdog_keeps_its_thread_asleep_between_statements() -> None:
         assert thread.is_alive()
     finally:
         watchdog.close()
+
+
+# ---------------------------------------------------------------------- interrupted calls
+
+
+class _Interrupted(Exception):
+    """What a signal handler raises mid-statement (like Celery's SoftTimeLimitExceeded)."""
+
+
+def test_a_call_interrupted_inside_the_driver_never_leaves_its_connection(
+    server: Database,
+) -> None:
+    # A load is interrupted while its statement runs (the driver is waiting for the reply):
+    # the connection must not be kept or pooled, or the next call would find another command
+    # in progress, or read the interrupted one's reply.
+    import signal
+
+    store = DbStore(url=server.url, table_name=server.table("interrupt"), timeout=0)
+    try:
+        alice, bob = create(store, {"user": "alice"}), create(store, {"user": "bob"})
+        load = store._sql.compiled["load"]
+        slow = "(SELECT SLEEP(0.5)) z" if server.kind == "mariadb" else "(SELECT pg_sleep(0.5)) z"
+        table = store.table.name
+        store._sql.compiled["load"] = dataclasses.replace(
+            load, sql=load.sql.replace(f"FROM {table}", f"FROM {slow}, {table}", 1)
+        )
+        assert store._sql.compiled["load"].sql != load.sql
+
+        def interrupt(*_: object) -> None:
+            raise _Interrupted
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            with pytest.raises(_Interrupted):
+                store.load(alice)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        store._sql.compiled["load"] = load
+        assert kept(store) == []
+        time.sleep(0.6)  # the interrupted statement has finished on the server by now
+        for _ in range(5):
+            record = store.load(bob)
+            assert record is not None
+            assert record.data == {"user": "bob"}
+    finally:
+        store.close()
+
+
+def test_a_call_in_flight_during_close_does_not_keep_its_connection(db: Database) -> None:
+    store = DbStore(url=db.url, table_name=db.table("closerace"))
+    try:
+        key = create(store, {"n": 1})
+        started, closed = threading.Event(), threading.Event()
+        execute = store._execute
+
+        def held(*args: Any) -> Any:
+            started.set()
+            assert closed.wait(5)
+            return execute(*args)
+
+        store._execute = held  # type: ignore[method-assign]
+        loader = threading.Thread(target=store.load, args=(key,))
+        loader.start()
+        assert started.wait(5)
+        store.close()
+        closed.set()
+        loader.join(5)
+        store._execute = execute  # type: ignore[method-assign]
+        assert kept(store) == []  # returned to the pool, not kept past close()
+        assert checked_out(store) == 0
+    finally:
+        store.close()
