@@ -208,6 +208,32 @@ def test_modified_can_be_set_after_an_unseen_change(live_wsgi_server):
         assert "set-cookie" in resaved.headers
 
 
+def test_vary_cookie_is_added_once_beside_the_apps_own_vary():
+    app = flask.Flask(__name__)
+    init_app(app, secret_key=SECRET)
+
+    @app.get("/plain")
+    def plain():
+        return str(flask.session.get("n"))
+
+    @app.get("/negotiated")
+    def negotiated():
+        response = flask.make_response(str(flask.session.get("n")))
+        response.headers["Vary"] = "Accept-Encoding, cookie"  # already varies by cookie
+        return response
+
+    @app.get("/encoded")
+    def encoded():
+        response = flask.make_response(str(flask.session.get("n")))
+        response.headers["Vary"] = "Accept-Encoding"
+        return response
+
+    client = app.test_client()
+    assert client.get("/plain").headers.getlist("Vary") == ["Cookie"]
+    assert client.get("/negotiated").headers.getlist("Vary") == ["Accept-Encoding, cookie"]
+    assert client.get("/encoded").headers.getlist("Vary") == ["Accept-Encoding, Cookie"]
+
+
 # ---------------------------------------------------------------------- plain WSGI
 
 

