@@ -78,30 +78,27 @@ class SessionMiddleware:
             key_source=partial(_key_from_headers, scope.get("headers", ()), self._cookie_name)
         )
         scope["session"] = session
-        preload = self._preload
-        if preload and session.incoming_key() is not None:
+        if self._preload and session.incoming_key() is not None:
             await session.aload()
-        always = self._always_finish
-        cookie = self.cookie
 
         # Not a coroutine function: a message that needs nothing from the session is handed
         # straight to the server's send, whose awaitable is returned for the app to await, so
-        # passing through costs no coroutine of its own.
+        # passing through costs no coroutine of its own. (It reads the middleware's settings
+        # through self: fewer closure cells to make per request.)
         def send_with_session(message: Message) -> Awaitable[None]:
             kind = message["type"]
             if (kind == "http.response.start" or kind == "websocket.accept") and (
-                session._accessed or always  # the property would cost a call
+                session._accessed or self._always_finish  # the property would cost a call
             ):
-                if preload:
-                    return _finish_then_send(cookie, session, message, send)
+                if self._preload:
+                    return _finish_then_send(self.cookie, session, message, send)
                 # A local store does no I/O: the session is finished here, synchronously.
-                return send(
-                    _with_headers(message, cookie.finish(session, message.get("status", 200)))
-                )
+                status = message.get("status", 200)
+                return send(_with_headers(message, self.cookie.finish(session, status)))
             return send(message)
 
         await self.app(scope, receive, send_with_session)
-        if kind == "websocket" and preload and session.modified:
+        if kind == "websocket" and self._preload and session.modified:
             await session.asave()
 
 
