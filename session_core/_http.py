@@ -196,8 +196,10 @@ class SessionCookie:
             return _DROP_FLUSHED if session._doomed else _VARY
         if session.modified or session._doomed or self._save_every_request:
             return _SAVE
-        if session._key is None and session.incoming_key() is not None:
-            # The cookie named no live session (tampered, expired, foreign): remove it.
+        if session._loaded and session._key is None and session.incoming_key() is not None:
+            # The cookie named no live session (tampered, expired, foreign): remove it. (Not
+            # when the load never happened, or failed and the app carried on: the cookie may
+            # well be good.)
             return _DELETE_COOKIE
         return _VARY
 

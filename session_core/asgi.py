@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 
 from ._http import SessionCookie, parse_cookie_value, resolve_config
 from .config import SessionConfig
+from .errors import SessionNotLoadedError
 from .registry import create_store
 from .session import Session
 
@@ -46,7 +47,11 @@ class SessionMiddleware:
     Store I/O never blocks the event loop: server-side stores are called through their async
     twins, and a session whose visitor sent a cookie is loaded (``aload``) before the app runs,
     since ``request.session`` is read synchronously. With the cookie store (no I/O) loading is
-    lazy and a request that never touches its session costs nothing.
+    lazy and a request that never touches its session costs nothing. With ``asgi_preload =
+    false`` a server-side store's session is not loaded ahead either: the app calls ``await
+    session.aload()`` before reading it (a read before raises
+    :class:`~session_core.SessionNotLoadedError`), and a request that only writes costs one
+    round trip with a store that takes partial writes.
 
     At ``http.response.start`` a modified session is saved and its cookie set, an emptied or
     flushed one is deleted with its cookie, an accessed one adds ``Vary: Cookie``; nothing is
@@ -64,7 +69,9 @@ class SessionMiddleware:
         self.config = resolve_config(config, settings)
         self.store = create_store(self.config)
         self.cookie = SessionCookie(self.config, self.store)
-        self._preload = not self.store.local
+        self._server_side = not self.store.local
+        self._preload = self._server_side and self.config.asgi_preload
+        self._session_class = Session if self._preload or not self._server_side else _AwaitedSession
         self._always_finish = self.config.save_every_request
         self._cookie_name = self.config.cookie_name
 
@@ -75,7 +82,8 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         session = self.cookie.new_session(
-            key_source=partial(_key_from_headers, scope.get("headers", ()), self._cookie_name)
+            key_source=partial(_key_from_headers, scope.get("headers", ()), self._cookie_name),
+            session_class=self._session_class,
         )
         scope["session"] = session
         if self._preload and session.incoming_key() is not None:
@@ -90,7 +98,7 @@ class SessionMiddleware:
             if (kind == "http.response.start" or kind == "websocket.accept") and (
                 session._accessed or self._always_finish  # the property would cost a call
             ):
-                if self._preload:
+                if self._server_side:
                     return _finish_then_send(self.cookie, session, message, send)
                 # A local store does no I/O: the session is finished here, synchronously.
                 status = message.get("status", 200)
@@ -98,8 +106,22 @@ class SessionMiddleware:
             return send(message)
 
         await self.app(scope, receive, send_with_session)
-        if kind == "websocket" and self._preload and session.modified:
+        if kind == "websocket" and self._server_side and session.modified:
             await session.asave()
+
+
+class _AwaitedSession(Session):
+    """The session of a server-side store with ``asgi_preload = false``: nothing loads it ahead,
+    and loading it synchronously would block the event loop, so reading it before
+    ``await session.aload()`` raises :class:`~session_core.SessionNotLoadedError`. Writes need no
+    load with a store that takes partial writes."""
+
+    __slots__ = ()
+
+    def load(self) -> None:
+        """Refuse to load on the event loop: see the class."""
+        if not self._loaded:
+            raise SessionNotLoadedError(self._store.name)
 
 
 # The names of the headers SessionCookie.finish adds, as ASGI sends them.

@@ -62,6 +62,13 @@ class SessionConfig:
         cookie_same_site: ``"Strict"``, ``"Lax"`` or ``"None"`` (which needs ``cookie_secure``).
         save_every_request: save every non-empty session on every response, refreshing its
             expiry, instead of only modified ones.
+        asgi_preload: with a server-side store, have the ASGI middleware load the session of a
+            visitor who sent a cookie before the app runs, so ``request.session`` can be read
+            synchronously without blocking the event loop (one round trip, even when the app
+            never uses the session). ``False`` loads nothing ahead: writes need no load with a
+            store that takes partial writes, and reading first needs
+            ``await request.session.aload()`` (a read before it raises
+            :class:`~session_core.SessionNotLoadedError`).
         store_options: settings handed to the store, such as ``{"url": ...}``.
     """
 
@@ -76,6 +83,7 @@ class SessionConfig:
     cookie_http_only: bool = True
     cookie_same_site: str = "Lax"
     save_every_request: bool = False
+    asgi_preload: bool = True
     store_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -319,7 +327,7 @@ def _validate(cfg: SessionConfig) -> None:
     elif not isinstance(cfg.store, SessionStore):
         raise _type_error("store", cfg.store, "a store name or a SessionStore instance")
 
-    for name in ("cookie_secure", "cookie_http_only", "save_every_request"):
+    for name in ("cookie_secure", "cookie_http_only", "save_every_request", "asgi_preload"):
         if not isinstance(getattr(cfg, name), bool):
             raise _type_error(name, getattr(cfg, name), "true or false")
 

@@ -19,6 +19,7 @@ __all__ = [
     "IncompatiblePluginError",
     "PluginLoadError",
     "SessionCoreError",
+    "SessionNotLoadedError",
     "StoreDisabledError",
     "StoreNotFoundError",
     "StoreUnreachableError",
@@ -174,6 +175,25 @@ class CookieTooLargeError(SessionCoreError):
             f"accept (store {store!r}); keep less in the session, or use a server-side store "
             f"such as 'db' (pip install session-core-db) or 'redis' "
             f"(pip install session-core-redis)"
+        )
+
+
+class SessionNotLoadedError(SessionCoreError, RuntimeError):
+    """A session was read in async code before it was loaded, and loading it there would block
+    the event loop (the ASGI middleware with ``asgi_preload = false`` and a server-side store).
+
+    Attributes:
+        store: the store's name.
+    """
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__(
+            f"the session is not loaded yet, and loading it from store {store!r} here would "
+            f"block the event loop: call 'await request.session.aload()' (or "
+            f"'await scope[\"session\"].aload()') before reading it, cycling its key or "
+            f"flushing it, or set asgi_preload = true to have every request with a session "
+            f"cookie load it ahead"
         )
 
 

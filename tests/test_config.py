@@ -20,6 +20,7 @@ def test_defaults_follow_the_design():
     assert config.cookie_http_only is True
     assert config.cookie_same_site == "Lax"
     assert config.save_every_request is False
+    assert config.asgi_preload is True
     assert dict(config.store_options) == {}
 
 
@@ -52,6 +53,7 @@ def test_from_env_parses_every_type():
         "SESSION_CORE_COOKIE_MAX_AGE": "300",
         "SESSION_CORE_COOKIE_SECURE": "true",
         "SESSION_CORE_COOKIE_HTTP_ONLY": "0",
+        "SESSION_CORE_ASGI_PRELOAD": "false",
         "SESSION_CORE_COOKIE_DOMAIN": "",
         "SESSION_CORE_STORE_OPTIONS": '{"url": "sqlite:///x.db"}',
         "SESSION_CORE_DISABLE_PLUGINS": "x",
@@ -63,6 +65,7 @@ def test_from_env_parses_every_type():
     assert config.cookie_max_age == 300
     assert config.cookie_secure is True
     assert config.cookie_http_only is False
+    assert config.asgi_preload is False
     assert config.cookie_domain is None
     assert config.store_options["url"] == "sqlite:///x.db"
 
@@ -89,6 +92,7 @@ def test_keyword_overrides_beat_env():
     ("var", "value", "message"),
     [
         ("SESSION_CORE_COOKIE_SECURE", "maybe", "not a boolean; write true or false"),
+        ("SESSION_CORE_ASGI_PRELOAD", "sometimes", "not a boolean; write true or false"),
         ("SESSION_CORE_COOKIE_MAX_AGE", "two weeks", "not a whole number"),
         ("SESSION_CORE_STORE_OPTIONS", "url=x", "must be a JSON object"),
         ("SESSION_CORE_COOKIE_NAMME", "x", "names no setting"),

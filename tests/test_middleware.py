@@ -15,7 +15,12 @@ import httpx
 import pytest
 import uvicorn
 
-from session_core import CookieTooLargeError, SessionConfig
+from session_core import (
+    CookieTooLargeError,
+    SessionConfig,
+    SessionNotLoadedError,
+    StoreUnreachableError,
+)
 from session_core.asgi import SessionMiddleware as ASGIMiddleware
 from session_core.cookie import CookieStore
 from session_core.testing import MemoryStore, make_record
@@ -55,6 +60,11 @@ def handle(session, path, query):
     if path == "/big":
         session["blob"] = blob(int(query["size"][0]))
         return 200, "big"
+    if path == "/read-or-carry-on":
+        try:
+            return 200, json.dumps(session.get("n"))
+        except StoreUnreachableError:
+            return 200, "store down"
     if path == "/error":
         session["n"] = 999
         return 500, "error"
@@ -293,6 +303,31 @@ def test_bad_cookie_is_removed_when_read(kind, bad):
     assert attributes(header)[2]["max-age"] == "0"
 
 
+class FlakyStore(MemoryStore):
+    """A server-side store whose loads fail while ``down`` is set."""
+
+    down = False
+
+    def load(self, key):
+        if self.down:
+            raise StoreUnreachableError(self.name, "memory", "load")
+        return super().load(key)
+
+
+def test_a_failed_load_the_app_carries_on_from_keeps_the_cookie():
+    # WSGI loads on first use, so the app sees the failure and may carry on. (The ASGI
+    # middleware loads ahead, and a failure there fails the request.)
+    store = FlakyStore()
+    client = Client("wsgi", store=store)
+    client.get("/set", params={"n": 7})
+    store.down = True
+    response = client.get("/read-or-carry-on")
+    assert response.text == "store down"
+    assert set_cookies(response) == []  # the visitor's session is not thrown away
+    store.down = False
+    assert client.get("/read").json() == 7
+
+
 def test_bad_cookie_is_replaced_when_written(kind):
     client = Client(kind)
     response = client.get("/write", headers={"Cookie": "sessionid=tampered.value.x"})
@@ -460,6 +495,64 @@ def test_asgi_never_runs_store_io_on_the_event_loop():
     asyncio.run(scenario())
     assert store.calls["load"] >= 3
     assert store.calls["save"] == 2
+
+
+def test_asgi_without_preload_loads_only_when_the_app_awaits_it():
+    # asgi_preload = false: nothing is loaded ahead; a write-only request is one save (the
+    # store takes partial writes), a read needs `await session.aload()` first, and a read
+    # without it is refused with a clear error instead of blocking the event loop.
+    store = ThreadCheckingStore()
+    refused = []
+
+    async def app(scope, receive, send):
+        session = scope["session"]
+        path = scope["path"]
+        body = b"ok"
+        if path == "/write":
+            session["n"] = 1
+        elif path == "/read":
+            await session.aload()
+            body = json.dumps(session.get("n")).encode()
+        elif path == "/read-unloaded":
+            try:
+                session.get("n")
+            except SessionNotLoadedError as error:
+                refused.append(error)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    middleware = ASGIMiddleware(app, secret_key=SECRET, store=store, asgi_preload=False)
+
+    async def scenario():
+        store.loop_thread = threading.get_ident()
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=middleware), base_url="http://t"
+        ) as client:
+            await client.get("/write")  # a new session: one save
+            assert store.calls == {"save": 1}
+            await client.get("/write")  # a returning visitor's write: one save, no load
+            assert store.calls == {"save": 2}
+            await client.get("/untouched")  # nothing at all
+            assert store.calls == {"save": 2}
+            assert (await client.get("/read")).json() == 1
+            assert store.calls == {"save": 2, "load": 1}
+            untouched = await client.get("/read-unloaded")
+            assert "set-cookie" not in untouched.headers  # the cookie is kept as it is
+            assert store.calls == {"save": 2, "load": 1}
+
+    asyncio.run(scenario())
+    assert len(refused) == 1
+    assert refused[0].store == store.name
+    assert "await request.session.aload()" in str(refused[0])
+
+
+def test_asgi_preload_is_kept_for_the_cookie_store_and_by_default():
+    cookie_app = ASGIMiddleware(asgi_app, secret_key=SECRET, asgi_preload=False)
+    client = Client("asgi", asgi_preload=False)  # the cookie store loads lazily, without I/O
+    assert client.get("/write").json() == 1
+    assert client.get("/read").json() == 1
+    assert not cookie_app._preload
+    assert ASGIMiddleware(asgi_app, secret_key=SECRET, store=MemoryStore())._preload
 
 
 def test_asgi_passes_other_scope_types_through():
