@@ -82,15 +82,19 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def starlette_app(middleware: list[Any]) -> Any:
-    """A Starlette app whose views use ``request.session``."""
+def starlette_app(middleware: list[Any], load_first: bool = False) -> Any:
+    """A Starlette app whose views use ``request.session``; with ``load_first`` the views that
+    read it load it first (``await request.session.aload()``, for ``asgi_preload = false``)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
     async def view(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(session_view(request.session, request.url.path))
+        path = request.url.path
+        if load_first and (path == "/read" or path == "/update"):
+            await request.session.aload()
+        return PlainTextResponse(session_view(request.session, path))
 
     return Starlette(routes=[Route(p, view) for p in PATHS], middleware=middleware)
 

@@ -128,6 +128,15 @@ def build(loop: asyncio.AbstractEventLoop, space: str) -> cookie.Contenders:
         cookie.starlette_app([Middleware(AsgiSessions, secret_key=SECRET, **ours)]),
         CASES,
     )
+    c.add_asgi(
+        "Starlette app",
+        "session-core, asgi_preload=false",
+        cookie.starlette_app(
+            [Middleware(AsgiSessions, secret_key=SECRET, asgi_preload=False, **ours)],
+            load_first=True,
+        ),
+        CASES,
+    )
     c.add_wsgi("Flask app", "bare", cookie.flask_app(cookie.flask_bare), CASES)
 
     def flask_session(app: Any) -> None:

@@ -109,7 +109,9 @@ def markdown(results: list[AreaResult], meta: dict[str, Any]) -> str:
         "- With a server-side store, the ASGI middleware loads the session before the app runs "
         "whenever the visitor sends a cookie (`request.session` is synchronous, and loading "
         "inside it would block the event loop), so there an untouched request costs one round "
-        "trip and a write costs two; the WSGI middleware loads on first access.",
+        "trip and a write costs two; the WSGI middleware loads on first access. The contender "
+        "`session-core, asgi_preload=false` loads nothing ahead: its views that read call "
+        "`await request.session.aload()`, and a write is one round trip.",
         "- The machine may be shared with other work: compare contenders within one run, and "
         "mind the spread.",
         "",
