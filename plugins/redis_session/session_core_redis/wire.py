@@ -300,7 +300,14 @@ class AsyncLane:
 
 def _stale(conn: Any) -> bool:
     """Whether a kept sync connection must be reconnected before use, checked as the pool checks
-    the ones it hands out: closed by the server, or (never expected) holding unread data."""
+    the ones it hands out: closed by the server, or (never expected) holding unread data.
+
+    A connection that is not connected (a command failed on it) is not checked: ``can_read``
+    would connect it first, outside the command's own timeout, and a hung server would then
+    hold the request for a connection attempt more. The command's send connects it.
+    """
+    if getattr(conn, "_sock", None) is None:
+        return False
     try:
         return bool(conn.can_read())
     except _BROKEN:

@@ -276,6 +276,32 @@ def test_a_task_waits_for_a_free_connection_then_fails(pausable: RedisProcess) -
     assert min(took for _, took in outcomes) < 1.5 * timeout, outcomes
 
 
+def test_a_hung_server_holds_each_call_one_socket_timeout(pausable: RedisProcess) -> None:
+    # After the first call times out, its connection is kept disconnected: the next call must
+    # not spend a connection attempt checking it before its own (one timeout per call).
+    timeout = 0.4
+    store = RedisStore({"url": pausable.url, "socket_timeout": timeout, "key_prefix": new_prefix()})
+    record = make_record({"user": "alice"})
+    key = store.save(None, record, Changes.everything(record))
+    assert key is not None
+    calls = {
+        "load": lambda: store.load(key),
+        "save": lambda: store.save(key, make_record({"x": 1}), Changes(frozenset({"x"}))),
+        "delete": lambda: store.delete(store.generate_key()),
+    }
+    sleeper = pause(pausable, 3)
+    took = {}
+    for name, call in calls.items():
+        started = time.monotonic()
+        with pytest.raises(StoreUnreachableError):
+            call()
+        took[name] = time.monotonic() - started
+    sleeper.join()
+    assert all(seconds < 1.6 * timeout for seconds in took.values()), took
+    assert store.load(key) is not None  # and all is well again
+    store.close()
+
+
 def test_cancelled_while_reconnecting_a_kept_connection_loses_nothing(
     server: RedisProcess,
 ) -> None:
