@@ -755,9 +755,13 @@ class DbStore(SessionStore):
             connections.discard(connection, exc)
             raise timed_out(self._url, operation, self._watchdog_seconds()) from exc
         except self._dbapi_error as exc:
-            if self._engine.dialect.is_disconnect(
-                cast(Any, exc), connection.dbapi, connection.cursor
-            ):
+            try:
+                lost = self._engine.dialect.is_disconnect(
+                    cast(Any, exc), connection.dbapi, connection.cursor
+                )
+            except Exception:  # the check itself failed: assume the worst, never leak it
+                lost = True
+            if lost:
                 connections.discard(connection, exc)
                 connections.invalidate_idle(exc)
                 # And the ones idle in the pool, as SQLAlchemy's own execute() does: they are
