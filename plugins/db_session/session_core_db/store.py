@@ -243,6 +243,42 @@ class _Connection:
             self.cursor.close()
 
 
+class _MergeLocks:
+    """Serialises, within this process, the merges of saves of one session.
+
+    A save whose row changed since it was loaded re-reads the row, merges and retries. With
+    many requests of one session at once, retrying optimistically lets some writer lose race
+    after race; taking a lock per session (striped over a fixed set) before merging makes the
+    requests of this process take turns instead, so only writers in other processes can still
+    collide with a merge. The usual save (its row unchanged since it was loaded) takes no lock.
+    Async merges take an :class:`asyncio.Lock` of their own event loop's set.
+    """
+
+    _STRIPES = 64
+
+    def __init__(self) -> None:
+        self._locks = [threading.Lock() for _ in range(self._STRIPES)]
+        self._loop_locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
+
+    def for_key(self, key: str) -> threading.Lock:
+        """The lock for merges of the session ``key``, in threads."""
+        return self._locks[hash(key) % self._STRIPES]
+
+    def for_key_async(self, key: str) -> asyncio.Lock:
+        """The lock for merges of the session ``key``, in the running event loop."""
+        loop = asyncio.get_running_loop()
+        locks = self._loop_locks.get(loop)
+        if locks is None:
+            with self._guard:
+                locks = self._loop_locks.setdefault(
+                    loop, [asyncio.Lock() for _ in range(self._STRIPES)]
+                )
+        return locks[hash(key) % self._STRIPES]
+
+
 class _Connections:
     """The sync driver's connections: the engine's pool, plus a stack of connections the store
     keeps checked out between calls.
@@ -509,6 +545,7 @@ class DbStore(SessionStore):
         self._connections = _Connections(self._engine, settings, self._owns_engine)
         self._ready = False
         self._lock = threading.Lock()
+        self._merge_locks = _MergeLocks()
         self._async_url = None if settings.async_engine else settings.async_target()
         self._async_engine = settings.async_engine
         self._async_sql: dict[tuple[str, str, str], dict[str, CompiledStatement]] = {}
@@ -624,6 +661,10 @@ class DbStore(SessionStore):
 
     def _update_step(self, key: str, record: SessionRecord) -> Step:
         return self._update(record, record.data, hash_key(key), cast(int, record.version))
+
+    def _update_plan(self, key: str, record: SessionRecord) -> Plan[int]:
+        count: int = yield self._update_step(key, record)
+        return count
 
     def _save_plan(
         self, key: str | None, record: SessionRecord, changes: Changes
@@ -838,8 +879,10 @@ class DbStore(SessionStore):
             if self._run("save", self._update_step(key, record)):
                 record.version = cast(int, record.version) + 1
                 return key
+        elif key is None or not is_plausible_key(key):
+            return self._run("save", self._save_plan(key, record, changes))
+        with self._merge_locks.for_key(key):
             return self._run("save", self._merge_plan(key, record, changes))
-        return self._run("save", self._save_plan(key, record, changes))
 
     def delete(self, key: str) -> None:
         """Delete the session saved under ``key``: one ``DELETE``."""
@@ -872,6 +915,7 @@ class DbStore(SessionStore):
     def _after_fork(self) -> None:
         # In a forked child: another thread may have held the lock at the fork.
         self._lock = threading.Lock()
+        self._merge_locks = _MergeLocks()
         self._connections.after_fork()
 
     def _pop_loop_engines(self) -> list[tuple[AsyncEngine, AsyncGenerator[None, None]]]:
@@ -969,7 +1013,15 @@ class DbStore(SessionStore):
         engine = await self._engine_for_loop()
         if engine is None:
             return await super().asave(key, record, changes)
-        return await self._arun("save", self._save_plan(key, record, changes), engine)
+        if key is None or not is_plausible_key(key):
+            return await self._arun("save", self._save_plan(key, record, changes), engine)
+        if self._is_current(key, record, changes):
+            written = await self._arun("save", self._update_plan(key, record), engine)
+            if written:
+                record.version = cast(int, record.version) + 1
+                return key
+        async with self._merge_locks.for_key_async(key):
+            return await self._arun("save", self._merge_plan(key, record, changes), engine)
 
     async def adelete(self, key: str) -> None:
         """Async twin of :meth:`delete`."""
