@@ -243,11 +243,7 @@ class CookieStore(SessionStore):
         cut = signed.rfind(b".")
         try:
             signed_at = int.from_bytes(_b64decode(signed[cut + 1 :]), "big")
-            body = signed[:cut]
-            if self._aeads or body[:1] == b".":
-                payload = self._decode(body, index)
-            else:
-                payload = decode_json(_b64decode(body).decode())
+            payload = self._decode(signed[:cut], index)
         except Exception:
             return None
         # The payload is [data, expiry, ttl] (see _encode); anything else is refused.

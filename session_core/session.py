@@ -158,7 +158,7 @@ class Session(MutableMapping[str, JSONValue]):
         store call :meth:`aload` instead, so the event loop is not blocked.
         """
         if not self._loaded:
-            key = self._incoming if self._key_source is None else self.incoming_key()
+            key = self.incoming_key()
             self._apply_loaded(key, self._store.load(key) if key else None)
 
     async def aload(self) -> None:

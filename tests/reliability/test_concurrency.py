@@ -15,6 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from session_core import StoreUnreachableError
+from session_core.testing import run_in_threads
 
 from ._apps import ASGIClient, WSGIClient
 from .conftest import SECRET, StoreSetup, record_figure, scaled
@@ -176,23 +177,18 @@ def test_sign_out_racing_saves_always_wins(rel_setup: StoreSetup):
     errors = 0
     for _ in range(RACE_ROUNDS):
         cookie = client.get("/login", query="user=alice").cookie_value()
-        barrier = threading.Barrier(5)
 
-        def writer(number: int, cookie: str = cookie, barrier: threading.Barrier = barrier) -> int:
-            barrier.wait()
+        def racer(number: int, cookie: str = cookie) -> int:
+            """Requests 0 to 3 write five keys each; request 4 signs out. Returns failures."""
+            if number == 4:
+                return int(client.get("/logout", f"sessionid={cookie}").status != 200)
             statuses = 0
             for n in range(5):
                 response = client.get("/set", f"sessionid={cookie}", f"k=w{number}_{n}&v=1")
                 statuses += response.status != 200
             return statuses
 
-        def sign_out(cookie: str = cookie, barrier: threading.Barrier = barrier) -> int:
-            barrier.wait()
-            return int(client.get("/logout", f"sessionid={cookie}").status != 200)
-
-        with ThreadPoolExecutor(5) as pool:
-            futures = [pool.submit(writer, n) for n in range(4)] + [pool.submit(sign_out)]
-            errors += sum(f.result() for f in futures)
+        errors += sum(n or 0 for n in run_in_threads(racer, 5, together=True))
         after = client.get("/read", f"sessionid={cookie}").body["data"]
         if rel_setup.server_side and (after or client.store.load(cookie) is not None):
             resurrected += 1

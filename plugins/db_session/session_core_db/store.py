@@ -393,14 +393,7 @@ class _Connections:
     def invalidate_idle(self, error: BaseException) -> None:
         """Invalidate the kept connections (after a disconnect, they most likely lost their
         server as well)."""
-        idle = self._idle
-        while True:
-            try:
-                connection = idle.pop()
-            except IndexError:
-                return
-            with contextlib.suppress(Exception):
-                self.discard(connection, error)
+        self._drain(self._idle, lambda connection: self.discard(connection, error))
 
     def close(self) -> None:
         """Return the kept connections to the pool (before it is disposed of)."""
@@ -409,14 +402,19 @@ class _Connections:
         self._drain(idle)
 
     @staticmethod
-    def _drain(idle: list[_Connection]) -> None:
+    def _drain(
+        idle: list[_Connection],
+        dispose: Callable[[_Connection], object] = lambda connection: connection.proxy.close(),
+    ) -> None:
+        """Pop every connection of ``idle`` and ``dispose`` of it (by default, give it back to
+        the pool); best effort, one at a time, so a concurrent ``release`` loses nothing."""
         while True:
             try:
                 connection = idle.pop()
             except IndexError:
                 return
-            with contextlib.suppress(Exception):  # closing is best effort
-                connection.proxy.close()
+            with contextlib.suppress(Exception):
+                dispose(connection)
 
     def after_fork(self) -> None:
         """In a child process: forget the parent's connections without touching them (closing
@@ -648,16 +646,11 @@ class DbStore(SessionStore):
         return key
 
     @staticmethod
-    def _is_current(key: str | None, record: SessionRecord, changes: Changes) -> bool:
+    def _is_current(record: SessionRecord, changes: Changes) -> bool:
         """Whether ``record`` holds the whole session as of the version it was loaded at, so
         an update is one ``UPDATE ... WHERE version = <that version>`` unless someone else
-        saved meanwhile."""
-        return (
-            key is not None
-            and changes.complete
-            and type(record.version) is int
-            and is_plausible_key(key)
-        )
+        saved meanwhile (then the save merges; see :meth:`_merge_plan`)."""
+        return changes.complete and type(record.version) is int
 
     def _update_step(self, key: str, record: SessionRecord) -> Step:
         return self._update(record, record.data, hash_key(key), cast(int, record.version))
@@ -666,18 +659,14 @@ class DbStore(SessionStore):
         count: int = yield self._update_step(key, record)
         return count
 
-    def _save_plan(
-        self, key: str | None, record: SessionRecord, changes: Changes
-    ) -> Plan[str | None]:
-        if key is None:
-            return (yield from self._create_plan(record))
-        if not is_plausible_key(key):
+    @staticmethod
+    def _updated(key: str, record: SessionRecord, count: int) -> str | None:
+        """After the usual update: ``key`` if it wrote the row (the record's version moves on),
+        ``None`` if the row changed meanwhile and the save must merge."""
+        if not count:
             return None
-        # Fast path: nobody saved since this request loaded the row, so its data is current.
-        if self._is_current(key, record, changes) and (yield self._update_step(key, record)):
-            record.version = cast(int, record.version) + 1
-            return key
-        return (yield from self._merge_plan(key, record, changes))
+        record.version = cast(int, record.version) + 1
+        return key
 
     def _merge_plan(self, key: str, record: SessionRecord, changes: Changes) -> Plan[str | None]:
         h = hash_key(key)
@@ -873,14 +862,15 @@ class DbStore(SessionStore):
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Create (``key=None``) or update a session; see the module's notes on concurrency."""
-        if self._is_current(key, record, changes):
-            key = cast(str, key)
-            # The usual update, one statement; _save_plan does the same, and the rest.
-            if self._run("save", self._update_step(key, record)):
-                record.version = cast(int, record.version) + 1
-                return key
-        elif key is None or not is_plausible_key(key):
-            return self._run("save", self._save_plan(key, record, changes))
+        if key is None:
+            return self._run("save", self._create_plan(record))
+        if not is_plausible_key(key):
+            return None
+        # The usual update is one statement; only a row changed meanwhile needs a merge.
+        if self._is_current(record, changes) and self._updated(
+            key, record, self._run("save", self._update_step(key, record))
+        ):
+            return key
         with self._merge_locks.for_key(key):
             return self._run("save", self._merge_plan(key, record, changes))
 
@@ -1013,13 +1003,14 @@ class DbStore(SessionStore):
         engine = await self._engine_for_loop()
         if engine is None:
             return await super().asave(key, record, changes)
-        if key is None or not is_plausible_key(key):
-            return await self._arun("save", self._save_plan(key, record, changes), engine)
-        if self._is_current(key, record, changes):
-            written = await self._arun("save", self._update_plan(key, record), engine)
-            if written:
-                record.version = cast(int, record.version) + 1
-                return key
+        if key is None:
+            return await self._arun("save", self._create_plan(record), engine)
+        if not is_plausible_key(key):
+            return None
+        if self._is_current(record, changes) and self._updated(
+            key, record, await self._arun("save", self._update_plan(key, record), engine)
+        ):
+            return key
         async with self._merge_locks.for_key_async(key):
             return await self._arun("save", self._merge_plan(key, record, changes), engine)
 

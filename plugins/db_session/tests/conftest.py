@@ -13,9 +13,14 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from session_core import Changes
+from session_core.testing import make_record
+from session_core_db import DbStore
 
 SERVER_URLS = {
     "postgresql": os.environ.get(
@@ -117,3 +122,11 @@ def server(request: pytest.FixtureRequest) -> Database:
     """Each database server (not SQLite) in turn."""
     database: Database = request.getfixturevalue(f"{request.param}_db")
     return database
+
+
+def create(store: DbStore, data: dict[str, Any], ttl: float = 3600) -> str:
+    """Save a new session holding ``data`` and return its key."""
+    record = make_record(data, ttl=ttl)
+    key = store.save(None, record, Changes.everything(record))
+    assert key is not None
+    return key

@@ -8,13 +8,12 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from conftest import Database
+from conftest import Database, create
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import session_core
@@ -36,13 +35,6 @@ def store(db: Database) -> Iterator[DbStore]:
     store = DbStore(url=db.url, table_name=db.table())
     yield store
     store.close()
-
-
-def create(store: DbStore, data: dict[str, Any], ttl: float = 3600) -> str:
-    record = make_record(data, ttl=ttl)
-    key = store.save(None, record, Changes.everything(record))
-    assert key is not None
-    return key
 
 
 # ---------------------------------------------------------------------- concurrency

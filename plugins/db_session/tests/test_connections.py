@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Database
+from conftest import Database, create
 
 from session_core import Changes, StoreUnreachableError
-from session_core.testing import make_record, run_in_threads
+from session_core.testing import run_in_threads
 from session_core_db import DbStore
 from session_core_db import store as store_module
 from session_core_db.statements import CompiledStatement
@@ -29,13 +29,6 @@ def store(db: Database) -> Iterator[DbStore]:
     store = DbStore(url=db.url, table_name=db.table("conn"))
     yield store
     store.close()
-
-
-def create(store: DbStore, data: dict[str, Any]) -> str:
-    record = make_record(data)
-    key = store.save(None, record, Changes.everything(record))
-    assert key is not None
-    return key
 
 
 def kept(store: DbStore) -> list[Any]:

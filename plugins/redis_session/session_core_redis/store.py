@@ -22,8 +22,6 @@ import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any, ClassVar
 
-import redis.asyncio.cluster
-import redis.cluster
 import redis.exceptions
 
 from session_core import (
@@ -49,7 +47,7 @@ from .scripts import (
     SAVE_SCRIPT,
     SAVE_SHA,
 )
-from .wire import AsyncLane, Lane
+from .wire import CLUSTER_TYPES, AsyncLane, Lane
 
 __all__ = ["UNREACHABLE_ERRORS", "RedisStore", "redis_key"]
 
@@ -66,7 +64,6 @@ UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
 """The redis-py errors the store reports as :class:`~session_core.StoreUnreachableError`."""
 
 _TAG_LENGTH = 2
-_CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 _LoopEntry = tuple[AsyncLane, AsyncGenerator[None, None], "asyncio.Task[Any] | None"]
 _SAVE_SHA = SAVE_SHA.encode()
 _SAVE_SCRIPT = SAVE_SCRIPT.encode()
@@ -140,7 +137,7 @@ def _decode(reply: list[bytes] | dict[bytes, bytes], now: float) -> SessionRecor
 
 def _describe(client: Any) -> str:
     """Where a handed-over client connects, with no password in it."""
-    if isinstance(client, _CLUSTER_TYPES):
+    if isinstance(client, CLUSTER_TYPES):
         nodes = client.get_nodes() if hasattr(client, "get_nodes") else []
         return "cluster " + ",".join(f"{n.host}:{n.port}" for n in nodes)
     pool = getattr(client, "connection_pool", None)
@@ -229,12 +226,10 @@ class RedisStore(SessionStore):
         self.target = _describe(handed) if handed is not None else options.target
         """Where the store connects, with no password: named in every error."""
         self._owns = handed is None
-        self._client = client
         self._lane = Lane(client) if client is not None else None
         self._helpers: list[Any] = []
-        self._async_client = async_client
         self._async_lane = AsyncLane(async_client) if async_client is not None else None
-        self._cluster = isinstance(handed, _CLUSTER_TYPES) or options.cluster is not None
+        self._cluster = isinstance(handed, CLUSTER_TYPES) or options.cluster is not None
         self._lock = threading.Lock()
         self._loop_clients: dict[asyncio.AbstractEventLoop, _LoopEntry] = {}
         self._last_loop: tuple[asyncio.AbstractEventLoop | None, AsyncLane | None] = (None, None)
@@ -252,9 +247,9 @@ class RedisStore(SessionStore):
                 )
             with self._lock:
                 if self._lane is None:
-                    self._client, self._helpers = build_client(self.options)
+                    client, self._helpers = build_client(self.options)
                     limit = pool_limit(self.options)
-                    self._lane = Lane(self._client, limit, self.options.socket_timeout)
+                    self._lane = Lane(client, limit, self.options.socket_timeout)
                 lane = self._lane
         return lane
 
@@ -416,13 +411,13 @@ class RedisStore(SessionStore):
         Async clients close with their event loop, or with :meth:`aclose` from that loop.
         """
         with self._lock:
-            client, helpers = self._client, self._helpers
+            lane, helpers = self._lane, self._helpers
             if self._owns:
-                self._client, self._lane, self._helpers = None, None, []
+                self._lane, self._helpers = None, []
             for stale in [other for other in self._loop_clients if other.is_closed()]:
                 del self._loop_clients[stale]
-        if self._owns and client is not None:
-            close_client(client, helpers)
+        if self._owns and lane is not None:
+            close_client(lane.client, helpers)
 
     # ------------------------------------------------------------------ async twins
 
@@ -477,7 +472,7 @@ class RedisStore(SessionStore):
 
     def _async_in_threads(self) -> bool:
         """Whether the async twins fall back to worker threads (only a sync client was given)."""
-        return self._async_client is None and not self._owns
+        return self._async_lane is None and not self._owns
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.target} prefix={self.prefix!r}>"

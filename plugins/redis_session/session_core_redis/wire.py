@@ -44,9 +44,10 @@ import redis.asyncio.cluster
 import redis.cluster
 import redis.exceptions
 
-__all__ = ["AsyncLane", "Lane", "pack"]
+__all__ = ["CLUSTER_TYPES", "AsyncLane", "Lane", "pack"]
 
-_CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+"""The Redis Cluster clients, sync and async: they route each command to a node themselves."""
 _BROKEN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -60,7 +61,7 @@ def pack(name: bytes, args: Sequence[bytes]) -> bytes:
 def _direct_pool(client: Any) -> Any:
     """The pool to take connections from directly, or ``None`` when ``client`` needs its own
     ``execute_command`` (Cluster, a single-connection client, client-side caching)."""
-    if isinstance(client, _CLUSTER_TYPES):
+    if isinstance(client, CLUSTER_TYPES):
         return None
     if getattr(client, "connection", None) is not None:
         return None  # a sync client made with single_connection_client=True
@@ -105,7 +106,33 @@ def _no_connection() -> redis.exceptions.ConnectionError:
     return redis.exceptions.ConnectionError("No connection available.")
 
 
-class Lane:
+class _Lanes:
+    """What :class:`Lane` and :class:`AsyncLane` share: the client, its pool when commands go
+    straight to it, and the connections kept between commands."""
+
+    _gate: threading.BoundedSemaphore | asyncio.Semaphore | None
+
+    def __init__(self, client: Any, timeout: float | None) -> None:
+        self.client = client
+        """The redis-py client the commands go through."""
+        self._pool = _direct_pool(client)
+        self._pool_args = _pool_args(self._pool) if self._pool is not None else ()
+        self._timeout = timeout
+        self._kept: list[Any] = []
+        self._gate = None
+
+    @property
+    def direct(self) -> bool:
+        """Whether commands skip ``execute_command`` (see the module's docs)."""
+        return self._pool is not None
+
+    @property
+    def keeps_connections(self) -> bool:
+        """Whether used connections are kept between commands (see ``limit``)."""
+        return self._gate is not None
+
+
+class Lane(_Lanes):
     """Sends the store's commands on a sync redis-py ``client``; safe to share between threads.
 
     Args:
@@ -119,29 +146,15 @@ class Lane:
         timeout: see ``limit``.
     """
 
+    _gate: threading.BoundedSemaphore | None
+
     def __init__(self, client: Any, limit: int | None = None, timeout: float | None = None) -> None:
-        self.client = client
-        """The redis-py client the commands go through."""
-        self._pool = _direct_pool(client)
-        self._pool_args = _pool_args(self._pool) if self._pool is not None else ()
+        super().__init__(client, timeout)
         self._limit = limit if self._pool is not None else None
-        self._timeout = timeout
         self._pid = os.getpid()
-        self._kept: list[Any] = []
-        self._gate: threading.BoundedSemaphore | None = None
         if self._limit is not None:
             self._gate = threading.BoundedSemaphore(self._limit)
             _KEEPING.add(self)
-
-    @property
-    def direct(self) -> bool:
-        """Whether commands skip ``execute_command`` (see the module's docs)."""
-        return self._pool is not None
-
-    @property
-    def keeps_connections(self) -> bool:
-        """Whether used connections are kept between commands (see ``limit``)."""
-        return self._gate is not None
 
     def call(self, name: bytes, args: Sequence[bytes]) -> Any:
         """Run the command ``name args...`` and return its raw reply.
@@ -171,20 +184,19 @@ class Lane:
                     conn = pool.get_connection(*self._pool_args)
                 elif _stale(conn):
                     conn.disconnect()  # the command's send connects it again
-                reply = _exchange(conn, packed)
-            except redis.exceptions.ResponseError:
-                self._kept.append(conn)  # an error reply, read in full: the connection is sound
+                return _exchange(conn, packed)
+            except BaseException as exc:
+                # An error reply was read in full: the connection is sound. Anything else that
+                # cut the command short may have left half a reply, which must never meet the
+                # next command: the connection is closed (the next send reconnects it).
+                if conn is not None and not isinstance(exc, redis.exceptions.ResponseError):
+                    conn.disconnect()
                 raise
-            except BaseException:
-                # Whatever cut the command short, a half-read reply must never meet the next
-                # command: the connection is closed (the next send reconnects it) and kept, so
+            finally:
+                # Kept whatever happened, before the gate opens (a waiting command finds it), so
                 # the semaphore and the connections it guards never drift apart.
                 if conn is not None:
-                    conn.disconnect()
                     self._kept.append(conn)
-                raise
-            self._kept.append(conn)  # before the gate opens: a waiting command finds it
-            return reply
         finally:
             gate.release()
 
@@ -219,7 +231,7 @@ def _exchange(conn: Any, packed: list[bytes]) -> Any:
         raise wrapper.args[0] from None
 
 
-class AsyncLane:
+class AsyncLane(_Lanes):
     """The :mod:`redis.asyncio` twin of :class:`Lane`, for one event loop's client.
 
     Args:
@@ -231,27 +243,13 @@ class AsyncLane:
         timeout: see ``limit``.
     """
 
+    _gate: asyncio.Semaphore | None
+
     def __init__(self, client: Any, limit: int | None = None, timeout: float | None = None) -> None:
-        self.client = client
-        """The redis-py client the commands go through."""
-        self._pool = _direct_pool(client)
-        self._pool_args = _pool_args(self._pool) if self._pool is not None else ()
-        self._timeout = timeout
-        self._kept: list[Any] = []
+        super().__init__(client, timeout)
         # The semaphore binds to the running loop when it first waits: one lane per loop.
-        self._gate: asyncio.Semaphore | None = None
         if limit is not None and self._pool is not None:
             self._gate = asyncio.Semaphore(limit)
-
-    @property
-    def direct(self) -> bool:
-        """Whether commands skip ``execute_command`` (see the module's docs)."""
-        return self._pool is not None
-
-    @property
-    def keeps_connections(self) -> bool:
-        """Whether used connections are kept between commands (see ``limit``)."""
-        return self._gate is not None
 
     async def call(self, name: bytes, args: Sequence[bytes]) -> Any:
         """Async twin of :meth:`Lane.call`."""
@@ -281,19 +279,16 @@ class AsyncLane:
                     conn = await pool.get_connection(*self._pool_args)
                 elif _closed_by_server(conn):
                     await conn.disconnect(nowait=True)  # never suspends; the send reconnects
-                reply = await _aexchange(conn, packed)
-            except redis.exceptions.ResponseError:
-                self._kept.append(conn)
-                raise
-            except BaseException:  # a cancelled request too: see Lane.call
-                if conn is not None:
+                return await _aexchange(conn, packed)
+            except BaseException as exc:  # a cancelled request too: see Lane.call
+                if conn is not None and not isinstance(exc, redis.exceptions.ResponseError):
                     # nowait: no await that a second cancellation could cut short, so the
                     # connection always gets back to the kept list.
                     await conn.disconnect(nowait=True)
-                    self._kept.append(conn)
                 raise
-            self._kept.append(conn)
-            return reply
+            finally:
+                if conn is not None:
+                    self._kept.append(conn)
         finally:
             gate.release()
 
