@@ -213,11 +213,10 @@ def _django_session_core_backend(store_options: dict[str, Any]) -> Any:
 
 def _on(alias: str, backend: Any, batch: Batch) -> Batch:
     """``batch`` with Django pointed at ``alias`` (and session-core's Django backend)."""
-    from session_core.integrations import django as integration
 
     def run(n: int) -> None:
         _Router.alias = alias
-        integration._backend = backend  # one backend per database, in one process
+        _set_backend(backend)  # one backend per database, in one process
         batch(n)
 
     return run

@@ -222,15 +222,7 @@ class _Connection:
         self.proxy = proxy
         self.generation = generation
         self.dbapi: Any = proxy.dbapi_connection
-        # One cursor per pooled connection, kept in its info dict (which the pool clears when
-        # it replaces the connection): a new cursor costs as much as a quarter of a loopback
-        # round trip with some drivers.
-        cached = proxy.info.get(_CURSOR)
-        if cached is not None and cached[0] is self.dbapi:
-            self.cursor: Any = cached[1]
-        else:
-            self.cursor = proxy.cursor()
-            proxy.info[_CURSOR] = (self.dbapi, self.cursor)
+        self.cursor: Any = _kept_cursor(proxy)
         # The connection's age counts from when the store first saw it (the pool clears the
         # info dict when it replaces a connection), not from its cursor, which an error drops.
         since: float = proxy.info.setdefault(_SEEN, time.monotonic())
@@ -446,6 +438,25 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+def _kept_cursor(proxy: PoolProxiedConnection) -> Any:
+    """The cursor kept for a pooled connection, in its info dict (which the pool clears when it
+    replaces the connection): a new cursor costs as much as a quarter of a loopback round trip
+    with some drivers, and a round trip to aiosqlite's thread."""
+    dbapi_connection = proxy.dbapi_connection
+    cached = proxy.info.get(_CURSOR)
+    if cached is not None and cached[0] is dbapi_connection:
+        return cached[1]
+    cursor = proxy.cursor()
+    proxy.info[_CURSOR] = (dbapi_connection, cursor)
+    return cursor
+
+
+def _fetch(cursor: Any, statement: CompiledStatement, kind: str, params: Any) -> Any:
+    """Run one step on ``cursor``: the first row for a ``row`` step, else the rows written."""
+    cursor.execute(statement.sql, statement.parameters(params))
+    return cursor.fetchone() if kind == "row" else cursor.rowcount
+
+
 def _execute_step(
     connection: Connection, statement: CompiledStatement, kind: str, params: Any
 ) -> Any:
@@ -453,15 +464,9 @@ def _execute_step(
     ``AsyncConnection.run_sync`` (the adapted cursor awaits the driver there)."""
     proxy = connection.connection
     dbapi_connection = proxy.dbapi_connection
-    cached = proxy.info.get(_CURSOR)
-    if cached is not None and cached[0] is dbapi_connection:
-        cursor = cached[1]
-    else:  # one per pooled connection: a new one is a round trip to aiosqlite's thread
-        cursor = proxy.cursor()
-        proxy.info[_CURSOR] = (dbapi_connection, cursor, time.monotonic())
+    cursor = _kept_cursor(proxy)
     try:
-        cursor.execute(statement.sql, statement.parameters(params))
-        return cursor.fetchone() if kind == "row" else cursor.rowcount
+        return _fetch(cursor, statement, kind, params)
     except connection.dialect.loaded_dbapi.Error as exc:
         proxy.info.pop(_CURSOR, None)
         if connection.dialect.is_disconnect(exc, dbapi_connection, cursor):
@@ -652,11 +657,11 @@ class DbStore(SessionStore):
         saved meanwhile (then the save merges; see :meth:`_merge_plan`)."""
         return changes.complete and type(record.version) is int
 
-    def _update_step(self, key: str, record: SessionRecord) -> Step:
-        return self._update(record, record.data, hash_key(key), cast(int, record.version))
+    def _update_step(self, h: str, record: SessionRecord) -> Step:
+        return self._update(record, record.data, h, cast(int, record.version))
 
-    def _update_plan(self, key: str, record: SessionRecord) -> Plan[int]:
-        count: int = yield self._update_step(key, record)
+    def _update_plan(self, h: str, record: SessionRecord) -> Plan[int]:
+        count: int = yield self._update_step(h, record)
         return count
 
     @staticmethod
@@ -668,8 +673,9 @@ class DbStore(SessionStore):
         record.version = cast(int, record.version) + 1
         return key
 
-    def _merge_plan(self, key: str, record: SessionRecord, changes: Changes) -> Plan[str | None]:
-        h = hash_key(key)
+    def _merge_plan(
+        self, key: str, h: str, record: SessionRecord, changes: Changes
+    ) -> Plan[str | None]:
         for attempt in range(MAX_ATTEMPTS):
             row = yield ("row", "load", {"h": h, "now": time.time()})
             if row is None:
@@ -835,12 +841,10 @@ class DbStore(SessionStore):
         cursor = connection.cursor
         watchdog = self._watchdog
         if watchdog is None:
-            cursor.execute(statement.sql, statement.parameters(params))
-            return cursor.fetchone() if kind == "row" else cursor.rowcount
+            return _fetch(cursor, statement, kind, params)
         token = watchdog.start(connection.dbapi)
         try:
-            cursor.execute(statement.sql, statement.parameters(params))
-            return cursor.fetchone() if kind == "row" else cursor.rowcount
+            return _fetch(cursor, statement, kind, params)
         finally:
             if watchdog.stop(token):
                 raise _TimedOut  # replaces the driver's error about the broken socket
@@ -866,13 +870,14 @@ class DbStore(SessionStore):
             return self._run("save", self._create_plan(record))
         if not is_plausible_key(key):
             return None
+        h = hash_key(key)
         # The usual update is one statement; only a row changed meanwhile needs a merge.
         if self._is_current(record, changes) and self._updated(
-            key, record, self._run("save", self._update_step(key, record))
+            key, record, self._run("save", self._update_step(h, record))
         ):
             return key
         with self._merge_locks.for_key(key):
-            return self._run("save", self._merge_plan(key, record, changes))
+            return self._run("save", self._merge_plan(key, h, record, changes))
 
     def delete(self, key: str) -> None:
         """Delete the session saved under ``key``: one ``DELETE``."""
@@ -1007,12 +1012,13 @@ class DbStore(SessionStore):
             return await self._arun("save", self._create_plan(record), engine)
         if not is_plausible_key(key):
             return None
+        h = hash_key(key)
         if self._is_current(record, changes) and self._updated(
-            key, record, await self._arun("save", self._update_plan(key, record), engine)
+            key, record, await self._arun("save", self._update_plan(h, record), engine)
         ):
             return key
         async with self._merge_locks.for_key_async(key):
-            return await self._arun("save", self._merge_plan(key, record, changes), engine)
+            return await self._arun("save", self._merge_plan(key, h, record, changes), engine)
 
     async def adelete(self, key: str) -> None:
         """Async twin of :meth:`delete`."""

@@ -78,8 +78,13 @@ def redis_key(prefix: str, key: str) -> str:
     :meth:`RedisStore.cycle_key` pick a new key in the same slot as the old one, so the move is
     one atomic script on Cluster too; sessions still spread over 256 tags.
     """
-    hashed = hash_key(key)
-    return f"{prefix}{{{hashed[:_TAG_LENGTH]}}}{hashed}"
+    return _key_bytes(prefix.encode() + b"{", key).decode()
+
+
+def _key_bytes(head: bytes, key: str) -> bytes:
+    """:func:`redis_key` as bytes, after ``head`` (the prefix and the opening brace)."""
+    hashed = hash_key(key).encode()
+    return head + hashed[:_TAG_LENGTH] + b"}" + hashed
 
 
 def _encode_field(name: str) -> bytes:
@@ -290,8 +295,7 @@ class RedisStore(SessionStore):
 
     def _redis_key(self, key: str) -> bytes:
         """:func:`redis_key` as bytes."""
-        hashed = hash_key(key).encode()
-        return self._key_head + hashed[:_TAG_LENGTH] + b"}" + hashed
+        return _key_bytes(self._key_head, key)
 
     def _unreachable(self, operation: str, exc: BaseException) -> StoreUnreachableError:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
