@@ -901,6 +901,11 @@ class DbStore(SessionStore):
         """
         for engine, _ in self._pop_loop_engines():
             engine.sync_engine.dispose(close=False)
+        self._close_sync_side()
+
+    def _close_sync_side(self) -> None:
+        """What :meth:`close` and :meth:`aclose` both do: give back the kept connections, close
+        the store's own pool, stop the timeout watchdog."""
         self._connections.close()
         if self._owns_engine:
             self._engine.dispose()
@@ -1053,9 +1058,7 @@ class DbStore(SessionStore):
                 await guard.aclose()
             else:
                 engine.sync_engine.dispose(close=False)
-        self._connections.close()
-        if self._owns_engine:
-            await asyncio.to_thread(self._engine.dispose)
+        await asyncio.to_thread(self._close_sync_side)
 
     def __repr__(self) -> str:
         return f"<DbStore {self.target} table={self.table.name!r}>"
