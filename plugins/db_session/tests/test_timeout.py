@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Database
+from conftest import Database, create
 
 from session_core import (
     Changes,
@@ -22,7 +21,7 @@ from session_core import (
     create_store,
     hash_key,
 )
-from session_core.testing import make_record
+from session_core.testing import make_record, run_in_threads
 from session_core_db import DEFAULT_TIMEOUT, DbStore, Settings
 from session_core_db.store import _Watchdog
 
@@ -76,9 +75,7 @@ def test_timeout_bounds_connecting_unless_connect_args_say_otherwise() -> None:
 def test_sqlite_needs_no_watchdog(tmp_path: Any) -> None:
     store = DbStore(url=f"sqlite:///{tmp_path / 's.db'}", timeout=1)
     try:
-        record = make_record({"a": 1})
-        key = store.save(None, record, Changes.everything(record))
-        assert key is not None
+        key = create(store, {"a": 1})
         loaded = store.load(key)
         assert loaded is not None
         assert loaded.data == {"a": 1}
@@ -155,9 +152,7 @@ def _check_timed_out(error: StoreUnreachableError, operation: str) -> None:
 def test_statement_without_answer_times_out_and_the_store_recovers(
     server: Database, store: DbStore
 ) -> None:
-    record = make_record({"user": "alice"})
-    key = store.save(None, record, Changes.everything(record))
-    assert key is not None
+    key = create(store, {"user": "alice"})
     holder = _lock_row(server, store, key)
     try:
         begin = time.monotonic()
@@ -177,9 +172,7 @@ def test_statement_without_answer_times_out_and_the_store_recovers(
 def test_async_statement_without_answer_times_out_and_the_store_recovers(
     server: Database, store: DbStore
 ) -> None:
-    record = make_record({"user": "alice"})
-    key = store.save(None, record, Changes.everything(record))
-    assert key is not None
+    key = create(store, {"user": "alice"})
 
     async def scenario() -> StoreUnreachableError:
         try:
@@ -205,19 +198,13 @@ def test_async_statement_without_answer_times_out_and_the_store_recovers(
 def test_many_threads_share_one_watchdog(server: Database) -> None:
     store = DbStore(url=server.url, table_name=server.table(), timeout=5)
     try:
-        record = make_record({"n": 0})
-        key = store.save(None, record, Changes.everything(record))
-        assert key is not None
+        key = create(store, {"n": 0})
 
-        def work() -> None:
+        def work(_: int) -> None:
             for _ in range(20):
                 assert store.load(key) is not None
 
-        threads = [threading.Thread(target=work) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(work, 4)
         watchdog = store._watchdog
         assert watchdog is not None
         assert not watchdog._running
