@@ -107,6 +107,8 @@ class SessionCookie:
         if config.cookie_http_only:
             flags.append("HttpOnly")
         flags.append(f"SameSite={config.cookie_same_site}")
+        if config.cookie_partitioned:
+            flags.append("Partitioned")
         self._suffix = "; " + "; ".join(flags)
         self._attributes = "; " + "; ".join(attributes)
         self._delete_header = (

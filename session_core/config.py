@@ -60,6 +60,9 @@ class SessionConfig:
         cookie_secure: send the cookie over HTTPS only.
         cookie_http_only: hide the cookie from JavaScript.
         cookie_same_site: ``"Strict"``, ``"Lax"`` or ``"None"`` (which needs ``cookie_secure``).
+        cookie_partitioned: add the ``Partitioned`` attribute (CHIPS), so that a browser keeps
+            the cookie in a jar of its own per top-level site when the app is embedded in another
+            site; needs ``cookie_secure``.
         save_every_request: save every non-empty session on every response, refreshing its
             expiry, instead of only modified ones.
         asgi_preload: with a server-side store, have the ASGI middleware load the session of a
@@ -82,6 +85,7 @@ class SessionConfig:
     cookie_secure: bool = False
     cookie_http_only: bool = True
     cookie_same_site: str = "Lax"
+    cookie_partitioned: bool = False
     save_every_request: bool = False
     asgi_preload: bool = True
     store_options: Mapping[str, Any] = field(default_factory=dict)
@@ -327,7 +331,13 @@ def _validate(cfg: SessionConfig) -> None:
     elif not isinstance(cfg.store, SessionStore):
         raise _type_error("store", cfg.store, "a store name or a SessionStore instance")
 
-    for name in ("cookie_secure", "cookie_http_only", "save_every_request", "asgi_preload"):
+    for name in (
+        "cookie_secure",
+        "cookie_http_only",
+        "cookie_partitioned",
+        "save_every_request",
+        "asgi_preload",
+    ):
         if not isinstance(getattr(cfg, name), bool):
             raise _type_error(name, getattr(cfg, name), "true or false")
 
@@ -375,6 +385,12 @@ def _validate(cfg: SessionConfig) -> None:
         raise ConfigurationError(
             "cookie_same_site",
             'browsers reject SameSite=None without Secure; set cookie_secure = true, or use "Lax"',
+        )
+    if cfg.cookie_partitioned and not cfg.cookie_secure:
+        raise ConfigurationError(
+            "cookie_partitioned",
+            "browsers reject a Partitioned cookie without Secure; set cookie_secure = true, "
+            "or cookie_partitioned = false",
         )
 
     if not isinstance(cfg.store_options, Mapping):

@@ -166,6 +166,8 @@ def test_unknown_key_in_toml_names_the_file(tmp_path):
         ({"store": 3}, "store", "a store name or a SessionStore"),
         ({"store_options": ["url"]}, "store_options", "a mapping"),
         ({"colour": "blue"}, "colour", "unknown setting"),
+        ({"cookie_partitioned": True}, "cookie_partitioned", "without Secure"),
+        ({"cookie_partitioned": "yes"}, "cookie_partitioned", "true or false"),
     ],
 )
 def test_each_mistake_is_a_clear_error(settings, key, message):

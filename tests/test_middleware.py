@@ -244,6 +244,23 @@ def test_write_sets_cookie_with_every_configured_attribute(kind):
     assert response.headers["vary"] == "Cookie"
 
 
+def test_partitioned_cookie_and_its_deletion_carry_the_attribute(kind):
+    client = Client(kind, cookie_secure=True, cookie_partitioned=True)
+    [header] = set_cookies(client.get("/write"))
+    _, value, attrs = attributes(header)
+    assert "partitioned" in attrs
+    assert "secure" in attrs
+    # A partitioned cookie is only removed by a Set-Cookie that is partitioned too.
+    [removal] = set_cookies(client.get("/flush", headers={"Cookie": f"sessionid={value}"}))
+    assert "partitioned" in attributes(removal)[2]
+    assert attributes(removal)[2]["max-age"] == "0"
+
+
+def test_unpartitioned_cookie_by_default(kind):
+    [header] = set_cookies(Client(kind).get("/write"))
+    assert "partitioned" not in attributes(header)[2]
+
+
 def test_counter_survives_requests(kind):
     client = Client(kind)
     assert [client.get("/write").json() for _ in range(3)] == [1, 2, 3]
