@@ -5,6 +5,7 @@ headers to send.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from functools import partial
@@ -12,11 +13,22 @@ from typing import Any, TypeVar, overload
 
 from .config import SessionConfig
 from .cookie import MAX_COOKIE_BYTES
-from .errors import CookieTooLargeError
+from .errors import CookieTooLargeError, StoreUnreachableError
 from .session import Session
 from .store import SessionStore
 
-__all__ = ["SessionCookie", "parse_cookie_value", "resolve_config"]
+__all__ = [
+    "RETRY_AFTER_SECONDS",
+    "SessionCookie",
+    "parse_cookie_value",
+    "resolve_config",
+    "store_unavailable",
+]
+
+RETRY_AFTER_SECONDS = 5
+"""The ``Retry-After`` of the 503 response a visitor gets while the store is down."""
+
+logger = logging.getLogger("session_core")
 
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -259,3 +271,24 @@ def resolve_config(config: SessionConfig | None, settings: dict[str, Any]) -> Se
     if not isinstance(config, SessionConfig):
         raise TypeError(f"config must be a SessionConfig, not {type(config).__name__}")
     return config.replace(**settings) if settings else config
+
+
+def store_unavailable(error: StoreUnreachableError) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The response for a request that failed because the session store is down: status 503,
+    headers (``Retry-After``, a plain-text ``Content-Type``, ``Cache-Control: no-store``) and
+    body. Logs one warning with the store's message (no traceback: the cause is the store's
+    server, not the app).
+
+    Every middleware and integration answers so when the app lets a
+    :class:`~session_core.StoreUnreachableError` through; an app that wants its own page catches
+    the error itself (a Flask error handler, a Starlette exception handler, a Django middleware).
+    """
+    logger.warning("session store unavailable, answering 503: %s", error)
+    body = b"Service Unavailable: the session store cannot be reached; try again shortly.\n"
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Retry-After", str(RETRY_AFTER_SECONDS)),
+        ("Cache-Control", "no-store"),
+    ]
+    return 503, headers, body
