@@ -37,6 +37,7 @@ from session_core import (
 from session_core.store import Progress, decode_json, encode_json
 
 from .clients import aclose_client, build_async_client, build_client, close_client, pool_limit
+from .errors import AsyncClientOnlyError
 from .options import RedisOptions, redact_url
 from .scripts import (
     EXPIRES_FIELD,
@@ -167,6 +168,22 @@ def _check_bytes_client(client: Any, argument: str) -> None:
         )
 
 
+_WITH_A_CLIENT = ("key_prefix", "max_value_size", "direct_commands")
+"""The options that still mean something when a client is handed over: the others are the
+client's own settings, which it would silently override."""
+
+
+def _check_options_beside_client(options: RedisOptions) -> None:
+    ignored = [name for name in options.given() if name not in _WITH_A_CLIENT]
+    if ignored:
+        raise ConfigurationError(
+            "store_options",
+            f"redis store option {ignored[0]!r}: give either a client or connection options, "
+            f"not both (a handed-over client brings its own; beside it only "
+            f"{', '.join(_WITH_A_CLIENT)} apply)",
+        )
+
+
 async def _hold(client: Any, helpers: list[Any]) -> AsyncGenerator[None, None]:
     # Parked on its event loop until the loop shuts down (asyncio.run finalises the async
     # generators it started), which then closes the loop's client while the loop still runs.
@@ -191,7 +208,8 @@ class RedisStore(SessionStore):
             (``store_options``), validated here. ``None`` for the defaults (a local server).
         client: a ready ``redis.Redis`` or ``redis.cluster.RedisCluster`` (made with
             ``decode_responses=False``) to use instead of building one. The store does not close
-            it; ``options`` then may only hold ``key_prefix``.
+            it; ``options`` then may only hold ``key_prefix``, ``max_value_size`` and
+            ``direct_commands``.
         async_client: the same for the async twins (a :mod:`redis.asyncio` client). With only
             ``client`` handed over, the async twins run the sync methods in worker threads.
 
@@ -215,12 +233,8 @@ class RedisStore(SessionStore):
         elif not isinstance(options, RedisOptions):
             options = RedisOptions.from_mapping(options)
         handed = client if client is not None else async_client
-        if handed is not None and any(
-            getattr(options, mode) is not None for mode in ("url", "sentinel", "cluster")
-        ):
-            raise ConfigurationError(
-                "store_options", "give either a client or url/sentinel/cluster options, not both"
-            )
+        if handed is not None:
+            _check_options_beside_client(options)
         for argument, given in (("client", client), ("async_client", async_client)):
             if given is not None:
                 _check_bytes_client(given, argument)
@@ -242,14 +256,11 @@ class RedisStore(SessionStore):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _sync_lane(self) -> Lane:
+    def _sync_lane(self, operation: str) -> Lane:
         lane = self._lane
         if lane is None:
             if not self._owns:
-                raise RuntimeError(
-                    "this RedisStore was given only an async_client; use the async methods, "
-                    "or hand over a sync client too"
-                )
+                raise AsyncClientOnlyError(operation)
             with self._lock:
                 if self._lane is None:
                     client, self._helpers = build_client(self.options)
@@ -343,7 +354,7 @@ class RedisStore(SessionStore):
 
     def _command(self, operation: str, name: bytes, args: list[bytes]) -> Any:
         """Run one command, raw reply; an outage becomes :class:`StoreUnreachableError`."""
-        lane = self._sync_lane()
+        lane = self._sync_lane(operation)
         try:
             return lane.call(name, args)
         except UNREACHABLE_ERRORS as exc:

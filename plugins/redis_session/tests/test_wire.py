@@ -83,7 +83,7 @@ def test_keys_sent_are_the_documented_layout(store: RedisStore) -> None:
 
 def test_own_standalone_client_keeps_connections(store: RedisStore) -> None:
     round_trip(store)
-    lane = store._sync_lane()
+    lane = store._sync_lane("load")
     assert lane.direct
     assert lane.keeps_connections
 
@@ -94,8 +94,8 @@ def test_sentinel_and_handed_over_clients_take_a_connection_per_command(shared_u
         assert lane.direct
         assert not lane.keeps_connections
         sentinel = RedisStore({"sentinel": {"master": "m", "nodes": ["127.0.0.1:1"]}})
-        assert sentinel._sync_lane().direct  # nothing connects before the first command
-        assert not sentinel._sync_lane().keeps_connections
+        assert sentinel._sync_lane("load").direct  # nothing connects before the first command
+        assert not sentinel._sync_lane("load").keeps_connections
         sentinel.close()
 
 

@@ -1,0 +1,54 @@
+"""The errors only the redis store raises; each derives from :class:`session_core.SessionCoreError`.
+
+Outages are :class:`session_core.StoreUnreachableError` and bad options
+:class:`session_core.ConfigurationError`, as for every store; these are the cases no core error
+describes.
+"""
+
+from __future__ import annotations
+
+from session_core import SessionCoreError
+
+__all__ = ["AsyncClientOnlyError", "SessionTooLargeError"]
+
+
+class AsyncClientOnlyError(SessionCoreError, RuntimeError):
+    """A sync method was called on a store that was handed only an async client.
+
+    Attributes:
+        operation: the method that was called (``"load"``, ``"save"``, ...).
+    """
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        super().__init__(
+            f"the redis store cannot {operation} here: it was given only an async_client; "
+            f"use the async methods (aload, asave, ...), or hand over a sync client too "
+            f"(RedisStore(..., client=redis.Redis(...), async_client=...))"
+        )
+
+
+class SessionTooLargeError(SessionCoreError, ValueError):
+    """A session holds a value larger than the Redis server accepts in one piece.
+
+    Redis refuses any single string over its ``proto-max-bulk-len`` (512 MB unless configured
+    otherwise); the session is not written, and the request's connection stays usable.
+
+    Attributes:
+        size: the size of the largest value in bytes (``None`` when only the server knew it).
+        limit: the limit in bytes, as the store knows it (its ``max_value_size`` option).
+        target: the server, with no password in it.
+    """
+
+    def __init__(self, size: int | None, limit: int, target: str) -> None:
+        self.size = size
+        self.limit = limit
+        self.target = target
+        what = f"a {size}-byte value" if size is not None else "a value"
+        super().__init__(
+            f"the redis store could not save the session at {target}: it holds {what}, over "
+            f"the server's limit for one value (proto-max-bulk-len; the store's max_value_size "
+            f"option is {limit} bytes); keep large data out of the session (store an id and "
+            f"keep the data elsewhere), or raise proto-max-bulk-len on the server and "
+            f"max_value_size with it"
+        )
