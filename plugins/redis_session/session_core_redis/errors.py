@@ -32,21 +32,22 @@ class SessionTooLargeError(SessionCoreError, ValueError):
     """A session holds a value larger than the Redis server accepts in one piece.
 
     Redis refuses any single string over its ``proto-max-bulk-len`` (512 MB unless configured
-    otherwise); the session is not written, and the request's connection stays usable.
+    otherwise) by closing the connection; the store refuses such a session before sending
+    anything, so nothing is written and the connection stays usable.
 
     Attributes:
-        size: the size of the largest value in bytes (``None`` when only the server knew it).
+        size: the size of the largest value in bytes.
         limit: the limit in bytes, as the store knows it (its ``max_value_size`` option).
         target: the server, with no password in it.
     """
 
-    def __init__(self, size: int | None, limit: int, target: str) -> None:
+    def __init__(self, size: int, limit: int, target: str) -> None:
         self.size = size
         self.limit = limit
         self.target = target
-        what = f"a {size}-byte value" if size is not None else "a value"
         super().__init__(
-            f"the redis store could not save the session at {target}: it holds {what}, over "
+            f"the redis store could not save the session at {target}: it holds a {size}-byte "
+            f"value, over "
             f"the server's limit for one value (proto-max-bulk-len; the store's max_value_size "
             f"option is {limit} bytes); keep large data out of the session (store an id and "
             f"keep the data elsewhere), or raise proto-max-bulk-len on the server and "

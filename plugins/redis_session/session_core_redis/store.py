@@ -37,7 +37,7 @@ from session_core import (
 from session_core.store import Progress, decode_json, encode_json
 
 from .clients import aclose_client, build_async_client, build_client, close_client, pool_limit
-from .errors import AsyncClientOnlyError
+from .errors import AsyncClientOnlyError, SessionTooLargeError
 from .options import RedisOptions, redact_url
 from .scripts import (
     EXPIRES_FIELD,
@@ -312,6 +312,18 @@ class RedisStore(SessionStore):
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return StoreUnreachableError(self.name, self.target, operation, reason)
 
+    def _sized(self, args: list[bytes]) -> list[bytes]:
+        """``args``, once no value in them is over ``max_value_size``.
+
+        Redis refuses a larger one by closing the connection mid-command, which redis-py reports
+        as a broken connection (and may send the whole command again): refused here instead,
+        before anything is sent.
+        """
+        largest = max(map(len, args), default=0)
+        if largest > self.options.max_value_size:
+            raise SessionTooLargeError(largest, self.options.max_value_size, self.target)
+        return args
+
     def _key_like(self, key: str) -> str:
         """A fresh session key whose Redis key shares ``key``'s hash tag (Cluster slot)."""
         tag = hash_key(key)[:_TAG_LENGTH]
@@ -333,19 +345,19 @@ class RedisStore(SessionStore):
             new_key = self.generate_key()
             if record.expires_at <= now:
                 return new_key, [], []
-            args = _save_args(MODE_CREATE, record, now, record.data)
+            args = self._sized(_save_args(MODE_CREATE, record, now, record.data))
             return new_key, [self._redis_key(new_key)], args
         if not is_plausible_key(key):
             return None, [], []
         # Changes.expiry is False when a request wrote without reading and chose no expiry.
         mode = MODE_MERGE if changes.expiry else MODE_KEEP_LIFETIME
-        args = _save_args(mode, record, now, changes.updated, changes.deleted)
+        args = self._sized(_save_args(mode, record, now, changes.updated, changes.deleted))
         return key, [self._redis_key(key)], args
 
     def _cycle_plan(self, key: str, record: SessionRecord) -> tuple[str, list[bytes], list[bytes]]:
         """What :meth:`cycle_key` does: (the new key, the script's keys, its arguments)."""
         now = time.time()
-        args = _save_args(MODE_CREATE, record, now, record.data)
+        args = self._sized(_save_args(MODE_CREATE, record, now, record.data))
         if not is_plausible_key(key):
             new_key = self.generate_key()
             return new_key, [self._redis_key(new_key)], args
