@@ -1,8 +1,10 @@
 """The ``session-core`` command (also ``python -m session_core``).
 
-Subcommands: ``stores`` lists the installed stores, ``check`` validates the configuration and
-makes a real round trip to the configured store, ``clear-expired`` removes expired sessions, and
-``demo`` serves a small app that shows sessions at work. Every subcommand reads the TOML file
+Subcommands: ``stores`` lists the installed stores, ``check`` validates the configuration,
+makes a real round trip to the configured store and prints what the store reports about itself
+(a store's optional ``check_report()``, such as the redis store's persistence mode),
+``clear-expired`` removes expired sessions, and ``demo`` serves a small app that shows sessions
+at work. Every subcommand reads the TOML file
 given by ``--config`` (or ``SESSION_CORE_CONFIG``) and ``SESSION_CORE_*`` variables.
 
 Bad input is reported in one line naming the problem and the fix, with a non-zero exit code:
@@ -16,8 +18,8 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TextIO
 
 from . import __version__
 from .config import SessionConfig
@@ -26,7 +28,7 @@ from .registry import available_stores, create_store
 from .session import Session
 from .store import SessionStore
 
-__all__ = ["main"]
+__all__ = ["CheckNote", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -80,9 +82,33 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     store = create_store(config)
     out.write(f"ok   store {config.store_name!r} loaded ({type(store).__module__})\n")
     try:
-        return _probe(store, out)
+        code = _probe(store, out)
+        if code == EXIT_OK:
+            warnings = _report(store, out)
+            out.write("all checks passed" + (f", {warnings} warning(s)\n" if warnings else "\n"))
+        return code
     finally:
         store.close()
+
+
+class CheckNote(Protocol):
+    """A line a store adds to ``session-core check``: see :func:`_report`."""
+
+    @property
+    def text(self) -> str: ...  # what was found, and the fix for a warning
+    @property
+    def warning(self) -> bool: ...  # whether it needs attention (printed as "warn")
+
+
+def _report(store: SessionStore, out: TextIO) -> int:
+    """Print what the store itself has to say (its server's durability, limits, ...): a store
+    may define ``check_report() -> Iterable[CheckNote]``. Returns the number of warnings."""
+    report: Callable[[], Iterable[CheckNote]] | None = getattr(store, "check_report", None)
+    warnings = 0
+    for note in report() if report is not None else ():
+        warnings += note.warning
+        out.write(f"{'warn' if note.warning else 'ok  '} {note.text}\n")
+    return warnings
 
 
 def _probe(store: SessionStore, out: TextIO) -> int:
@@ -107,7 +133,6 @@ def _probe(store: SessionStore, out: TextIO) -> int:
         out.write("FAIL the probe session is still there after delete\n")
         return EXIT_FAILED
     out.write(f"ok   deleted it ({_ms(started)})\n")
-    out.write("all checks passed\n")
     return EXIT_OK
 
 

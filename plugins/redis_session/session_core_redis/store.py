@@ -38,6 +38,7 @@ from session_core.store import Progress, decode_json, encode_json
 
 from .clients import aclose_client, build_async_client, build_client, close_client, pool_limit
 from .errors import AsyncClientOnlyError, SessionTooLargeError
+from .health import CheckNote, server_report
 from .options import RedisOptions, redact_url
 from .scripts import (
     EXPIRES_FIELD,
@@ -445,6 +446,21 @@ class RedisStore(SessionStore):
                 del self._loop_clients[stale]
         if self._owns and lane is not None:
             close_client(lane.client, helpers)
+
+    def check_report(self) -> list[CheckNote]:
+        """What ``session-core check`` prints about the servers: whether a crash of each would
+        lose sessions (its persistence mode), and a warning when its ``proto-max-bulk-len`` is
+        below ``max_value_size``. Not an async method: it serves the command line only.
+
+        Raises:
+            StoreUnreachableError: when a server does not answer.
+        """
+        operation = "check the server's persistence"
+        lane = self._sync_lane(operation)
+        try:
+            return server_report(lane.client, self.target, self.options.max_value_size)
+        except UNREACHABLE_ERRORS as exc:
+            raise self._unreachable(operation, exc) from exc
 
     # ------------------------------------------------------------------ async twins
 
