@@ -246,9 +246,10 @@ class RedisStore(SessionStore):
         self.target = _describe(handed) if handed is not None else options.target
         """Where the store connects, with no password: named in every error."""
         self._owns = handed is None
-        self._lane = Lane(client) if client is not None else None
+        direct = options.direct_commands
+        self._lane = Lane(client, direct=direct) if client is not None else None
         self._helpers: list[Any] = []
-        self._async_lane = AsyncLane(async_client) if async_client is not None else None
+        self._async_lane = AsyncLane(async_client, direct=direct) if async_client else None
         self._cluster = isinstance(handed, CLUSTER_TYPES) or options.cluster is not None
         self._lock = threading.Lock()
         self._loop_clients: dict[asyncio.AbstractEventLoop, _LoopEntry] = {}
@@ -266,7 +267,8 @@ class RedisStore(SessionStore):
                 if self._lane is None:
                     client, self._helpers = build_client(self.options)
                     limit = pool_limit(self.options)
-                    self._lane = Lane(client, limit, self.options.socket_timeout)
+                    timeout, direct = self.options.socket_timeout, self.options.direct_commands
+                    self._lane = Lane(client, limit, timeout, direct=direct)
                 lane = self._lane
         return lane
 
@@ -289,7 +291,8 @@ class RedisStore(SessionStore):
             # (redis-py fails commands sent while several tasks initialise it at once).
             ready = loop.create_task(client.initialize()) if self._cluster else None
             limit = pool_limit(self.options)
-            entry = (AsyncLane(client, limit, self.options.socket_timeout), holder, ready)
+            timeout, direct = self.options.socket_timeout, self.options.direct_commands
+            entry = (AsyncLane(client, limit, timeout, direct=direct), holder, ready)
             with self._lock:
                 self._loop_clients[loop] = entry
         lane, holder, ready = entry

@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pytest
 import redis
 import redis.asyncio
-from redis_servers import RedisProcess, create, new_prefix
+from redis_servers import Cluster, RedisProcess, SentinelSetup, create, new_prefix
 
 from session_core import Changes, Session, StoreUnreachableError
 from session_core.testing import make_record, run_in_threads
 from session_core_redis import RedisStore, redis_key
-from session_core_redis.wire import AsyncLane, Lane, pack
+from session_core_redis.wire import AsyncLane, Lane, pack, public_path_reason
 
 
 def connections_made(server: RedisProcess) -> int:
@@ -89,14 +89,86 @@ def test_own_standalone_client_keeps_connections(store: RedisStore) -> None:
 
 
 def test_sentinel_and_handed_over_clients_take_a_connection_per_command(shared_url: str) -> None:
-    with redis.Redis.from_url(shared_url) as client:
+    with redis.Redis.from_url(shared_url, protocol=2) as client:
         lane = Lane(client)
         assert lane.direct
         assert not lane.keeps_connections
-        sentinel = RedisStore({"sentinel": {"master": "m", "nodes": ["127.0.0.1:1"]}})
-        assert sentinel._sync_lane("load").direct  # nothing connects before the first command
-        assert not sentinel._sync_lane("load").keeps_connections
-        sentinel.close()
+        round_trip(RedisStore({"key_prefix": new_prefix()}, client=client))
+
+
+REDIS_PY_MAJOR = int(redis.__version__.split(".")[0])
+
+
+def test_which_clients_take_the_short_path(
+    shared_url: str, redis_cluster: Cluster, redis_sentinel: SentinelSetup
+) -> None:
+    # Only a RESP2 connection of a plain pool: on anything else the server may push messages
+    # (maintenance notifications, cache invalidations) or redis-py keeps books of its own.
+    sentinel = {"master": redis_sentinel.master_name, "nodes": [redis_sentinel.sentinel.address]}
+    cases: list[tuple[RedisStore, str | None]] = [
+        (RedisStore({"url": shared_url}), None),
+        (RedisStore({"url": shared_url, "direct_commands": False}), "off"),
+        (RedisStore({"sentinel": sentinel}), "Sentinel"),
+        (RedisStore({"cluster": redis_cluster.addresses}), "Cluster"),
+        (RedisStore(client=redis.Redis.from_url(shared_url, protocol=3)), "RESP3"),
+        (RedisStore(client=redis.Redis.from_url(shared_url, protocol=2)), None),
+        (
+            RedisStore(client=redis.Redis.from_url(shared_url, single_connection_client=True)),
+            "single-connection",
+        ),
+    ]
+    # RESP3 by default from redis-py 8.0, with maintenance notifications.
+    default_reason = "RESP3" if REDIS_PY_MAJOR >= 8 else None
+    cases.append((RedisStore(client=redis.Redis.from_url(shared_url)), default_reason))
+    for store, reason in cases:
+        lane = store._sync_lane("load")
+        if reason is None:
+            assert lane.direct, store
+        else:
+            assert not lane.direct, store
+            assert reason == "off" or reason in (public_path_reason(lane.client) or ""), store
+        round_trip(store)  # every path works
+        store.close()
+        if not store._owns:
+            lane.client.close()
+
+
+def test_client_side_caching_takes_the_public_path(shared_url: str) -> None:
+    cache = pytest.importorskip("redis.cache")  # client-side caching came with redis-py 5.1
+    with redis.Redis.from_url(shared_url, protocol=3, cache_config=cache.CacheConfig()) as client:
+        assert "client-side caching" in (public_path_reason(client) or "")
+        store = RedisStore({"key_prefix": new_prefix()}, client=client)
+        assert not store._sync_lane("load").direct  # (the server here is older than 7.4,
+        # which client-side caching needs: no round trip)
+
+
+@pytest.mark.skipif(REDIS_PY_MAJOR < 7, reason="maintenance notifications came with redis-py 7")
+def test_maintenance_notifications_take_the_public_path(shared_url: str) -> None:
+    from redis.maint_notifications import MaintNotificationsConfig
+
+    config = MaintNotificationsConfig(enabled=True)
+    with redis.Redis.from_url(shared_url, protocol=3, maint_notifications_config=config) as client:
+        assert public_path_reason(client) is not None
+        assert not Lane(client).direct
+
+
+def test_own_clients_speak_resp2_only_on_the_short_path(server: RedisProcess) -> None:
+    # What the server sees: the store's connections are RESP2 (nothing pushed unasked) when it
+    # sends commands itself, and redis-py's defaults with direct_commands = false.
+    def protocols(direct: bool) -> set[str]:
+        store = RedisStore(
+            {"url": server.url, "key_prefix": new_prefix(), "direct_commands": direct}
+        )
+        round_trip(store)
+        asyncio.run(around_trip(store))
+        with redis.Redis.from_url(server.url, protocol=2) as admin:
+            me = admin.client_id()
+            seen = {str(c["resp"]) for c in admin.client_list() if int(c["id"]) != me}
+        store.close()
+        return seen
+
+    assert protocols(True) == {"2"}
+    assert protocols(False) == ({"3"} if REDIS_PY_MAJOR >= 8 else {"2"})
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
