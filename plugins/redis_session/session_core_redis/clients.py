@@ -97,7 +97,7 @@ def _build(options: RedisOptions, flavour: types.SimpleNamespace) -> tuple[Any, 
         client = sentinel.master_for(options.sentinel.master, redis_class=flavour.Redis, **kwargs)
         return client, list(sentinel.sentinels)
     kwargs.pop("ssl", None)  # the URL's scheme says it
-    kwargs["max_connections"] = pool_limit(options)
+    kwargs["max_connections"] = options.max_connections or DEFAULT_MAX_CONNECTIONS
     url = options.url or DEFAULT_URL
     if not options.direct_commands:  # execute_command, with redis-py's defaults
         pool = flavour.BlockingConnectionPool.from_url(

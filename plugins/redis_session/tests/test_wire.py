@@ -567,3 +567,34 @@ def test_cancelled_request_never_leaves_its_reply_to_the_next(
 
     asyncio.run(scenario())
     store.close()
+
+
+def test_public_path_pool_is_bounded_and_waits(shared_url: str) -> None:
+    # With direct_commands = false the lane does not bound the commands: redis-py's blocking
+    # pool does, with the same size and wait.
+    store = RedisStore(
+        {
+            "url": shared_url,
+            "key_prefix": new_prefix(),
+            "direct_commands": False,
+            "max_connections": 3,
+        }
+    )
+    pool = store._sync_lane("load").client.connection_pool
+    assert isinstance(pool, redis.BlockingConnectionPool)
+    assert pool.max_connections == 3
+    assert pool.timeout == store.options.socket_timeout
+    round_trip(store)
+    store.close()
+
+    async def scenario() -> None:
+        store = RedisStore(
+            {"url": shared_url, "key_prefix": new_prefix(), "direct_commands": False}
+        )
+        lane = await store._loop_lane("load")
+        assert isinstance(lane.client.connection_pool, redis.asyncio.BlockingConnectionPool)
+        assert lane.client.connection_pool.max_connections == 100
+        await around_trip(store)
+        await store.aclose()
+
+    asyncio.run(scenario())
