@@ -18,7 +18,7 @@ from redis_servers import Cluster, RedisProcess, SentinelSetup, create, new_pref
 
 from session_core import Changes, Session, StoreUnreachableError
 from session_core.testing import make_record, run_in_threads
-from session_core_redis import RedisStore, redis_key
+from session_core_redis import RedisStore, _compat, redis_key
 from session_core_redis.wire import AsyncLane, Lane, pack, public_path_reason
 
 
@@ -268,23 +268,41 @@ def test_tasks_never_use_more_connections_than_the_limit(server: RedisProcess) -
 
 @pytest.fixture
 def pausable(throwaway: Callable[..., RedisProcess]) -> RedisProcess:
-    """A private server that can be made to answer nothing for a while (``DEBUG SLEEP``)."""
-    return throwaway("--enable-debug-command", "yes")
+    """A private server that can be made to answer nothing for a while (``CLIENT PAUSE``)."""
+    return throwaway()
 
 
-def pause(server: RedisProcess, seconds: float) -> threading.Thread:
+class Paused:
+    """``server`` answering nothing for ``seconds`` from now: ``CLIENT PAUSE ... ALL`` is in
+    effect when it returns (unlike ``DEBUG SLEEP`` sent from a thread, whose start is a guess),
+    and ends by the server's clock."""
+
+    def __init__(self, server: RedisProcess, seconds: float) -> None:
+        self.server = server
+        self.seconds = seconds
+        with redis.Redis.from_url(server.url, protocol=2) as client:
+            assert client.client_pause(int(seconds * 1000), all=True)
+
+    def join(self) -> None:
+        """Return once the server answers again (a PING waits out the pause)."""
+        with redis.Redis.from_url(self.server.url, socket_timeout=self.seconds + 30) as client:
+            assert client.ping()
+
+
+def pause(server: RedisProcess, seconds: float) -> Paused:
     """Make ``server`` answer nothing for ``seconds``, from now on (returns at once)."""
-    client = redis.Redis.from_url(server.url)
-    client.ping()
+    return Paused(server, seconds)
 
-    def sleep() -> None:
-        with client:
-            client.execute_command("DEBUG", "SLEEP", seconds)
 
-    thread = threading.Thread(target=sleep)
-    thread.start()
-    time.sleep(0.1)  # the server is asleep now
-    return thread
+async def until_kept_connections_closed(store: RedisStore) -> None:
+    """Until the event loop has read the server's close on the store's kept connections: the
+    condition a serving loop meets between requests, waited for instead of guessed."""
+    lane = await store._loop_lane("load")
+    deadline = time.monotonic() + 10
+    while not all(_compat.async_stream_at_eof(conn) for conn in lane._kept):
+        if time.monotonic() > deadline:
+            pytest.fail("the event loop never saw the server close the kept connections")
+        await asyncio.sleep(0.01)
 
 
 def test_a_request_waits_for_a_free_connection_then_fails(pausable: RedisProcess) -> None:
@@ -387,7 +405,7 @@ def test_cancelled_while_reconnecting_a_kept_connection_loses_nothing(
         try:
             assert await store.aload(store.generate_key()) is None  # one connection, kept
             admin.client_kill_filter(_type="normal", skipme=True)
-            await asyncio.sleep(0.2)  # the loop sees the close
+            await until_kept_connections_closed(store)
             for _ in range(3):
                 task = asyncio.ensure_future(store.aload(store.generate_key()))
                 await asyncio.sleep(0)
@@ -459,7 +477,7 @@ def test_kept_async_connection_closed_by_a_restart_is_reconnected_without_a_retr
         assert await store.aload(key) is not None
         server.stop()
         server.start()
-        await asyncio.sleep(0.2)  # a serving event loop runs between requests: it sees the close
+        await until_kept_connections_closed(store)
         record = await store.aload(key)
         assert record is not None
         assert record.data == {"user": 1}
@@ -547,19 +565,16 @@ def test_threads_share_a_lane_safely(store: RedisStore) -> None:
 def test_cancelled_request_never_leaves_its_reply_to_the_next(
     throwaway: Callable[..., RedisProcess],
 ) -> None:
-    server = throwaway("--enable-debug-command", "yes")
+    server = throwaway()
     store = RedisStore({"url": server.url, "key_prefix": new_prefix(), "max_connections": 1})
     first, second = create(store, {"who": "first"}), create(store, {"who": "second"})
 
     async def scenario() -> None:
         assert await store.aload(first) is not None  # the loop's one connection, kept
-        pause = redis.asyncio.Redis.from_url(server.url)
-        sleeping = asyncio.ensure_future(pause.execute_command("DEBUG", "SLEEP", "0.5"))
-        await asyncio.sleep(0.1)  # the server now answers nothing for a while
+        paused = pause(server, 3)  # the server now answers nothing for a while
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(store.aload(first), 0.1)  # sent, then given up on
-        await sleeping
-        await pause.aclose()
+        await asyncio.to_thread(paused.join)
         record = await store.aload(second)  # must never read the first one's late reply
         assert record is not None
         assert record.data == {"who": "second"}
