@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from redis_servers import RedisProcess, create, new_prefix
+from redis_servers import RedisProcess, SentinelSetup, create, new_prefix
 
 from session_core.cli import main
 from session_core_redis import RedisStore
@@ -95,6 +95,17 @@ def test_report_covers_every_cluster_master(redis_cluster: object) -> None:
         address.split(":") for address in addresses
     )
     assert all(note.warning for note in notes)  # the test cluster runs without persistence
+
+
+def test_report_on_sentinel_is_the_masters(redis_sentinel: SentinelSetup) -> None:
+    nodes = [redis_sentinel.sentinel.address]
+    store = RedisStore({"sentinel": {"master": redis_sentinel.master_name, "nodes": nodes}})
+    try:
+        [note] = store.check_report()
+    finally:
+        store.close()
+    assert note.text.startswith(f"redis persistence at sentinel master 'sessions' via {nodes[0]}")
+    assert note.warning  # the test setup runs without persistence
 
 
 @pytest.mark.parametrize(
