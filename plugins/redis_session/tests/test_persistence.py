@@ -69,6 +69,19 @@ def test_check_reports_the_persistence_mode(
         assert lines[-1] == "all checks passed"
 
 
+def test_check_warns_when_it_cannot_read_the_mode(
+    throwaway: Callable[..., RedisProcess], tmp_path: Path
+) -> None:
+    # An ACL that refuses CONFIG and INFO: the store works, and check says what it could not see.
+    server = throwaway("--user", "default", "on", "nopass", "~*", "&*", "+@all", "-config", "-info")
+    code, lines = check(tmp_path, server.url)
+    assert code == 0, lines
+    [line] = [line for line in lines if "persistence" in line]
+    assert line.startswith(f"warn could not read redis persistence at {server.url}: ")
+    assert "permission" in line.lower()
+    assert lines[-1] == "all checks passed, 1 warning(s)"
+
+
 def test_check_warns_when_the_server_limit_is_below_max_value_size(
     throwaway: Callable[..., RedisProcess], tmp_path: Path
 ) -> None:
