@@ -9,6 +9,7 @@ empty session and the bad cookie is replaced or removed.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 __all__ = [
@@ -24,6 +25,11 @@ __all__ = [
     "StoreNotFoundError",
     "StoreUnreachableError",
 ]
+
+
+_OUR_DISTRIBUTIONS = {"db": "session-core-db", "redis": "session-core-redis"}
+"""The stores this project publishes, by name: the only install hints that name a distribution
+(a name guessed from the store's would invite squatting)."""
 
 
 class SessionCoreError(Exception):
@@ -65,27 +71,42 @@ class StoreNotFoundError(SessionCoreError, LookupError):
     Attributes:
         name: the name that was asked for.
         available: the names of the stores that are available.
+        suggestion: the available name ``name`` is most likely a misspelling of, if any.
     """
 
     def __init__(self, name: str, available: Sequence[str]) -> None:
         self.name = name
         self.available = tuple(available)
+        close = difflib.get_close_matches(name, self.available, n=1, cutoff=0.6)
+        self.suggestion = close[0] if close else None
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
         names = ", ".join(repr(n) for n in self.available) or "none"
-        super().__init__(
-            f"no session store named {name!r} is installed (available: {names}); "
-            f"install the distribution that provides it, for example: "
-            f"pip install session-core-{name}"
-        )
+        if self.suggestion is not None:
+            hint = f"did you mean {self.suggestion!r}?"
+        elif self.name in _OUR_DISTRIBUTIONS:
+            hint = f"install it with: pip install {_OUR_DISTRIBUTIONS[self.name]}"
+        else:
+            hint = (
+                "install the distribution that provides it (its documentation names it); "
+                "`session-core stores` lists what is installed"
+            )
+        return f"no session store named {self.name!r} is installed (available: {names}); {hint}"
 
 
 class StoreDisabledError(StoreNotFoundError):
-    """The configured store is a plugin blocked by ``SESSION_CORE_DISABLE_PLUGINS``."""
+    """The configured store is a plugin blocked by ``SESSION_CORE_DISABLE_PLUGINS``.
 
-    def __init__(self, name: str, available: Sequence[str]) -> None:
-        super().__init__(name, available)
-        self.args = (
-            f"the session store {name!r} is disabled by the environment variable "
-            f"SESSION_CORE_DISABLE_PLUGINS; remove it from that list to use it",
+    Attributes:
+        name: the disabled store's name.
+        available: the names of the stores that are available.
+    """
+
+    def _describe(self) -> str:
+        return (
+            f"the session store {self.name!r} is disabled by the environment variable "
+            f"SESSION_CORE_DISABLE_PLUGINS; remove it from that list to use it"
         )
 
 

@@ -203,7 +203,7 @@ def test_without_uvicorn_the_error_says_what_to_install(monkeypatch):
 @pytest.mark.parametrize(
     ("args", "code", "expected"),
     [
-        (["--store", "no-such-store"], 1, "pip install session-core-no-such-store"),
+        (["--store", "no-such-store"], 1, "no session store named 'no-such-store'"),
         (["--config", "missing.toml"], 2, "cannot read the configuration file"),
         (["--store-option", "url"], 2, "write NAME=VALUE"),
     ],

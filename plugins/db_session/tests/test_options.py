@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from session_core import Changes, ConfigurationError, SessionConfig, create_store
 from session_core.testing import make_record
 from session_core_db import DEFAULT_SQLITE_FILE, DbStore, create_sql
+from session_core_db.commands import main
 from session_core_db.errors import unreachable
 from session_core_db.options import sync_url_for
-from session_core_db.schema import main
 
 SECRET = "s" * 40
 
