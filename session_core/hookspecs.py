@@ -88,8 +88,9 @@ def session_core_add_commands(subparsers: Subparsers) -> None:
             parser.add_argument("--name", default="world")
             parser.set_defaults(run=hello)
 
-    Called each time ``session-core`` starts, on every plugin that loads; a plugin that fails to
-    load (or whose hook raises) is reported on stderr and the command carries on without it.
+    Called when ``session-core`` starts with a command line that names no built-in command
+    (``--help`` included), on every plugin that loads; a plugin that fails to load (or whose
+    hook raises) is reported on stderr and the command carries on without it.
     Name commands after your plugin (the db store adds ``session-core db``): a name already taken
     is refused.
     """

@@ -379,6 +379,11 @@ def test_listing_accepts_a_store_that_refuses_empty_options(site):
 # ---------------------------------------------------------------------- extensions
 
 
+def extension(registry, name):
+    """The extension ``name`` as ``registry`` lists it (others may be installed around it)."""
+    return next(e for e in registry.extensions() if e.name == name)
+
+
 EXTENSION = """
 import session_core
 
@@ -400,7 +405,7 @@ def session_core_session_event(event):
 
 def test_extensions_are_listed_with_distribution_version_and_hooks(site):
     site.install("session-core-hello", "0.3", extensions=["hello"], source=EXTENSION)
-    [hello] = StoreRegistry().extensions()
+    hello = extension(StoreRegistry(), "hello")
     assert (hello.name, hello.distribution, hello.version, hello.status) == (
         "hello",
         "session-core-hello",
@@ -426,7 +431,7 @@ def test_an_extension_with_a_misspelt_hook_says_did_you_mean(site):
     source = OBSERVER.replace("session_core_session_event", "session_core_sesion_event")
     site.install("session-core-typo-ext", "1.0", extensions=["typo"], source=source)
     with pytest.warns(PluginLoadWarning):
-        [typo] = StoreRegistry().extensions()
+        typo = extension(StoreRegistry(), "typo")
     assert typo.status == "error"
     assert "did you mean 'session_core_session_event'?" in typo.error
 
@@ -435,7 +440,7 @@ def test_an_extension_with_a_misspelt_hook_says_did_you_mean(site):
 def test_disable_plugins_blocks_extensions(site, monkeypatch, blocked):
     module = site.install("session-core-hello", "0.3", extensions=["hello"], source=EXTENSION)
     monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", blocked)
-    [hello] = StoreRegistry().extensions()
+    hello = extension(StoreRegistry(), "hello")
     assert hello.status == "disabled"
     assert module not in sys.modules
 
@@ -443,7 +448,7 @@ def test_disable_plugins_blocks_extensions(site, monkeypatch, blocked):
 def test_an_extension_may_not_take_a_store_name(site):
     site.install("session-core-acme", "1.0", ["acme"])
     site.install("acme-tools", "1.0", extensions=["acme"], source=EXTENSION)
-    [acme] = StoreRegistry().extensions()
+    acme = extension(StoreRegistry(), "acme")
     assert acme.status == "conflict"
     assert "the store 'acme'" in acme.error
 
@@ -465,7 +470,7 @@ def test_observes_events_is_true_with_an_observer(site):
     site.install("session-core-metrics", "1.0", extensions=["metrics"], source=OBSERVER)
     registry = StoreRegistry()
     assert registry.observes_events is True
-    [metrics] = registry.extensions()
+    metrics = extension(registry, "metrics")
     assert metrics.hooks == ("session_core_session_event",)
 
 
