@@ -187,6 +187,7 @@ class StoreRegistry:
         self._disabled = frozenset(disabled) if disabled is not None else _disabled_names()
         self._lock = threading.RLock()
         self._aliases: dict[str, str] = {}  # entry-point name -> pluggy name of the same object
+        self._stores = set(BUILTIN_STORES)  # names loaded as stores (not extensions)
         self._extensions: list[ExtensionInfo] | None = None
         self._observes_events: bool | None = None
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -240,9 +241,8 @@ class StoreRegistry:
     def _plugin(self, name: str) -> object:
         """The loaded store plugin for ``name``, importing and validating it on first use."""
         with self._lock:
-            plugin = self._pm.get_plugin(self._aliases.get(name, name))
-            if plugin is not None:
-                return plugin
+            if name in self._stores:
+                return self._pm.get_plugin(self._aliases.get(name, name))
             if self._is_disabled(name):
                 raise StoreDisabledError(name, self._usable_names())
             claimants = self._entry_points().get(name, [])
@@ -259,6 +259,7 @@ class StoreRegistry:
             except PluginLoadError:
                 self._forget(name, plugin)
                 raise
+            self._stores.add(name)
             return plugin
 
     def _register(self, name: str, ep: EntryPoint) -> object:

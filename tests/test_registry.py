@@ -496,3 +496,11 @@ def test_session_event_is_typed():
     }
     with pytest.raises(AttributeError):
         event.user_id = 8  # frozen
+
+
+def test_an_extension_name_is_not_a_store(site):
+    site.install("session-core-hello", "0.3", extensions=["hello"], source=EXTENSION)
+    registry = StoreRegistry()
+    assert extension(registry, "hello").ok
+    with pytest.raises(StoreNotFoundError, match="no session store named 'hello'"):
+        registry.create(config("hello"))
