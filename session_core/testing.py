@@ -12,8 +12,10 @@ Subclass :class:`StoreConformance` in a pytest test module and say how to build 
         def dump_storage(self, store):  # server-side stores: everything the store holds, as text
             return "\\n".join(repr(row) for row in my_backend_rows())
 
-Every promise of :class:`~session_core.SessionStore` has a test here. Needs pytest
-(``pip install 'session-core[testing]'``).
+Within one test, every store :meth:`StoreConformance.make_store` builds must share one backend
+(the race between two app servers builds two): on a shared server, make the key prefix or table
+name once per test, in an autouse fixture. Every promise of :class:`~session_core.SessionStore`
+has a test here. Needs pytest (``pip install 'session-core[testing]'``).
 """
 
 from __future__ import annotations
