@@ -1,5 +1,6 @@
-"""The Flask integration, driven over real HTTP: Flask apps under waitress, a client that keeps
-cookies and follows redirects. Also the plain WSGI middleware under the same server."""
+"""The Flask integration, driven over real HTTP (Flask apps under waitress, a client that keeps
+cookies and follows redirects) and through Flask's test client: Flask's own settings, permanence,
+flashed messages and store outages. Also the plain WSGI middleware under the same server."""
 
 from __future__ import annotations
 
@@ -367,6 +368,24 @@ def test_settings_made_after_init_app_count_from_the_first_request():
     assert cookie.startswith("late=")
     assert "Secure" in cookie.split("; ")
     assert interface.store is store  # only the cookie changed: the store was kept
+
+
+def test_a_secret_key_set_after_init_app_signs_from_the_first_request():
+    later = "later-flask-secret-" + "l" * 32
+    app = flask_app()
+    first_store = init_app(app).store
+    app.secret_key = later
+    add_session_views(app)
+    client = app.test_client()
+    client.get("/set?n=late")
+    assert app.extensions[EXTENSION_KEY].store is not first_store  # rebuilt with the new key
+
+    other = flask_app(SECRET_KEY=later)
+    init_app(other)
+    add_session_views(other)
+    reader = other.test_client()
+    reader.set_cookie("session", client.get_cookie("session").value)
+    assert reader.get("/read").json["n"] == "late"
 
 
 def test_a_flask_setting_that_disagrees_with_session_core_is_refused(monkeypatch):

@@ -36,8 +36,9 @@ NOT_APPLICABLE = {
         "the session works"
     ),
     "test_session_secret_key_fallbacks": (
-        "its keys are 5 bytes (session-core needs 32) and it rotates them between requests; "
-        "tests/test_flask.py rotates SECRET_KEY_FALLBACKS the Flask way with long keys"
+        "its keys are 5 bytes (session-core needs 32), so session-core's own key signs and "
+        "changing Flask's changes nothing; tests/test_flask.py rotates SECRET_KEY_FALLBACKS the "
+        "Flask way with long keys"
     ),
     "test_session_special_types": (
         "bytes, UUID, datetime and Markup values need Flask's tagged serializer; session-core "
