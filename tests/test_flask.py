@@ -397,6 +397,9 @@ def test_a_flask_setting_that_disagrees_with_session_core_is_refused(monkeypatch
         init_app(flask_app(SESSION_COOKIE_NAME="sid"))
     agreeing = init_app(flask_app(SESSION_COOKIE_NAME="from_env"))
     assert agreeing.config.cookie_name == "from_env"
+    # Spelled as Werkzeug spells it: "strict" is Flask's "Strict", so no disagreement.
+    same = flask_app(SESSION_COOKIE_SAMESITE="strict", SESSION_CORE={"cookie_same_site": "Strict"})
+    assert init_app(same).config.cookie_same_site == "Strict"
 
 
 def test_a_conflict_made_after_init_app_is_refused_at_the_first_request():

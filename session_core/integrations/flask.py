@@ -229,11 +229,14 @@ def _flask_settings(app: Flask) -> tuple[dict[str, tuple[str, Any]], dict[str, A
             owned[key] = (name, value)
 
     for name, key in _COOKIE_SETTINGS:
-        value = config.get(name, defaults.get(name))
-        if key == "cookie_same_site" and not value:
-            continue  # Flask's None sends no SameSite; session-core always sends one (Lax)
-        if key == "cookie_domain" and value:
-            value = value.lstrip(".")  # as Werkzeug writes it (browsers ignore a leading dot)
+        value: Any = config.get(name, defaults.get(name))
+        # As Werkzeug writes them: SameSite in title case, no leading dot (browsers ignore it).
+        if key == "cookie_same_site":
+            if not value:
+                continue  # Flask's None sends no SameSite; session-core always sends one (Lax)
+            value = value.title() if isinstance(value, str) else value
+        elif key == "cookie_domain" and isinstance(value, str):
+            value = value.lstrip(".")
         take(key, name, value, value == defaults.get(name))
     path = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
     default_path = defaults.get("SESSION_COOKIE_PATH") or defaults.get("APPLICATION_ROOT") or "/"
