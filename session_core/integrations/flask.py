@@ -77,7 +77,11 @@ EXTENSION_KEY = "session_core"
 """Where :func:`init_app` keeps the interface, in ``app.extensions``."""
 
 PERMANENT_KEY = "_permanent"
+"""The session key that holds ``session.permanent`` (Flask's own name for it)."""
+
 FLASHES_KEY = "_flashes"
+"""The session key where ``flask.flash()`` keeps the messages (Flask's own name for it)."""
+
 _HTML = "html"  # third item of a stored flash whose message is Markup
 
 # Flask's cookie settings and the session-core setting each one is.
@@ -268,7 +272,8 @@ def _base_class_handler(app: Flask, error: Exception) -> Callable[[Any], Any] | 
     Flask looks for a handler class by class from the error's own, so the handler registered
     here for :class:`StoreUnreachableError` would hide one the app registered for a base class
     (``Exception``, ``ConnectionError``); this finds that one, through ``error_handler_spec``
-    (Flask's documented mapping of handlers, {blueprint: {code: {class: handler}}}).
+    ({blueprint: {code: {class: handler}}}: a documented attribute, whose layout Flask's docs
+    call internal; tests/test_flask.py's handler tests fail if it changes).
     """
     handlers = app.error_handler_spec.get(None, {}).get(None, {})
     for cls in type(error).__mro__[1:]:
