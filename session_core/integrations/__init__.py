@@ -8,7 +8,7 @@ framework itself, so ``import session_core`` never imports a web framework.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config import MIN_SECRET_BYTES, SessionConfig, layered_settings
@@ -25,6 +25,7 @@ def framework_config(
     framework_secret: str | bytes | None = None,
     owned: Mapping[str, tuple[str, Any]] | None = None,
     environ: Mapping[str, str] | None = None,
+    framework_fallbacks: Sequence[str | bytes] = (),
 ) -> SessionConfig:
     """A :class:`~session_core.SessionConfig` for an app of ``framework``.
 
@@ -36,6 +37,12 @@ def framework_config(
     ``owned`` maps setting names the framework decides to ``(its setting name, value)``: those
     values are used, and a different value for them anywhere else is an error, so the two can
     never disagree.
+
+    ``framework_fallbacks`` are the framework's older secrets (Django's and Flask's
+    ``SECRET_KEY_FALLBACKS``). They belong to the framework's secret, so they are the
+    ``fallback_secret_keys`` exactly when that secret is the ``secret_key``; rotating the key the
+    framework's way then keeps every visitor signed in. Different ``fallback_secret_keys`` given
+    elsewhere at the same time are an error.
 
     Raises:
         ConfigurationError: a setting is invalid or disagrees with the framework's, or there is
@@ -52,16 +59,49 @@ def framework_config(
             )
         merged[key] = value
     if merged.get("secret_key") is None and framework_secret:
-        size = len(
-            framework_secret.encode() if isinstance(framework_secret, str) else framework_secret
-        )
-        if size < MIN_SECRET_BYTES:
-            raise ConfigurationError(
-                "secret_key",
-                f"none is configured, and {framework}'s SECRET_KEY is only {size} bytes, "
-                f"under the {MIN_SECRET_BYTES} needed; set a longer SECRET_KEY, or give "
-                f"session-core its own in {setting_name}['secret_key'] (or "
-                f"SESSION_CORE_SECRET_KEY)",
-            )
+        _check_framework_key(framework_secret, "SECRET_KEY", framework, setting_name)
         merged["secret_key"] = framework_secret
+        if framework_fallbacks:
+            merged["fallback_secret_keys"] = _framework_fallbacks(
+                merged.get("fallback_secret_keys"), framework_fallbacks, framework, setting_name
+            )
     return SessionConfig.from_mapping(merged)
+
+
+def _check_framework_key(
+    key: str | bytes, their_name: str, framework: str, setting_name: str
+) -> None:
+    size = len(key.encode() if isinstance(key, str) else key)
+    if size >= MIN_SECRET_BYTES:
+        return
+    if their_name == "SECRET_KEY":
+        raise ConfigurationError(
+            "secret_key",
+            f"none is configured, and {framework}'s SECRET_KEY is only {size} bytes, "
+            f"under the {MIN_SECRET_BYTES} needed; set a longer SECRET_KEY, or give "
+            f"session-core its own in {setting_name}['secret_key'] (or "
+            f"SESSION_CORE_SECRET_KEY)",
+        )
+    raise ConfigurationError(
+        "fallback_secret_keys",
+        f"a key in {framework}'s {their_name} is only {size} bytes, under the "
+        f"{MIN_SECRET_BYTES} needed to verify session cookies; remove it (sessions it signed "
+        f"end), or give session-core its own secret_key in {setting_name}",
+    )
+
+
+def _framework_fallbacks(
+    given: Any, theirs: Sequence[str | bytes], framework: str, setting_name: str
+) -> tuple[str | bytes, ...]:
+    fallbacks = tuple(theirs)
+    if given is not None and tuple(given) != fallbacks:
+        raise ConfigurationError(
+            "fallback_secret_keys",
+            f"the secret key is {framework}'s SECRET_KEY, so the older keys are its "
+            f"SECRET_KEY_FALLBACKS, but different fallback_secret_keys were also given; list "
+            f"the old keys in SECRET_KEY_FALLBACKS only and remove fallback_secret_keys from "
+            f"{setting_name} and SESSION_CORE_FALLBACK_SECRET_KEYS",
+        )
+    for old in fallbacks:
+        _check_framework_key(old, "SECRET_KEY_FALLBACKS", framework, setting_name)
+    return fallbacks
