@@ -1,6 +1,7 @@
-"""The Django session engine: Django's own engine tests (tests/sessions_tests in Django) ported to
-``session_core.integrations.django`` on the cookie store and a server-side store, then a Django
-app under waitress driven over real HTTP."""
+"""The Django integration: the engine (Django's engine tests ported, plus what this engine adds
+and where it matches Django's engines), its settings, its system checks, its middleware's answer
+to a store outage, then a Django app under waitress driven over real HTTP. Django's own session
+tests, unchanged, run in tests/upstream/django_test_sessions.py."""
 
 from __future__ import annotations
 
@@ -616,6 +617,26 @@ def test_an_outage_at_first_use_in_the_view_is_a_503(outage, caplog):
 def test_an_outage_when_the_middleware_saves_is_a_503(outage, caplog):
     outage.down.add("save")
     _assert_503(Client().get("/"), caplog)
+
+
+def test_a_redis_server_that_is_down_is_a_503_over_http(live_wsgi_server, live_free_port, caplog):
+    # A real outage: the redis store pointed at a port nothing listens on (tox -e
+    # django-upstream installs the plugin; the core environment has no redis plugin).
+    pytest.importorskip("session_core_redis")
+    dead = f"redis://127.0.0.1:{live_free_port()}/0"
+    with override_settings(SESSION_CORE={"store": "redis", "store_options": {"url": dead}}):
+        url = live_wsgi_server(WSGIHandler())
+        with httpx.Client(base_url=url, timeout=30) as client:
+            writes = client.get("/")  # nothing to load: the save fails
+            reads = client.get("/", headers={"Cookie": "sessionid=" + "k" * 43})  # load fails
+    engine.reset()
+    for response in (writes, reads):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert "set-cookie" not in response.headers
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warnings] == ["session_core", "session_core"]
+    assert all(dead.rsplit("/", 1)[0] in r.getMessage() for r in warnings)
 
 
 class HandlesOutages:
