@@ -22,7 +22,12 @@ from session_core import ConfigurationError, CookieTooLargeError, StoreUnreachab
 from session_core.testing import MemoryStore
 
 sys.path.insert(0, str(Path(__file__).parent / "upstream"))
-from django_test_settings import DJANGO_SECRET, URLCONF, configure
+from django_test_settings import (
+    DJANGO_SECRET,
+    URLCONF,
+    configure,
+    without_session_core_environment,
+)
 
 configure()
 
@@ -41,6 +46,11 @@ from django.utils.log import log_response  # noqa: E402
 
 from session_core.integrations import django as engine  # noqa: E402
 from session_core.integrations.django import SessionStore  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _own_settings_only(monkeypatch):
+    without_session_core_environment(monkeypatch)
 
 
 @pytest.fixture(params=["cookie", "memory"])

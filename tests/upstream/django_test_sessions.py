@@ -27,7 +27,7 @@ from unittest import mock
 
 import django
 import pytest
-from django_test_settings import configure
+from django_test_settings import configure, without_session_core_environment
 
 configure()
 
@@ -75,6 +75,11 @@ def test_the_vendored_tests_match_the_installed_django():
         f"{django.get_version()} is installed: vendor that release's tests/sessions_tests "
         f"(see tests/upstream/django_sessions_tests/UPSTREAM.md)"
     )
+
+
+@pytest.fixture(autouse=True)
+def _own_settings_only(monkeypatch):
+    without_session_core_environment(monkeypatch)
 
 
 @pytest.fixture(scope="module", autouse=True)

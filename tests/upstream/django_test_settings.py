@@ -3,7 +3,10 @@ so the two can run in one process (Django is configured once per process)."""
 
 from __future__ import annotations
 
+import os
+
 import django
+import pytest
 from django.conf import settings
 
 DJANGO_SECRET = "django-test-secret-" + "d" * 40
@@ -34,3 +37,11 @@ def configure() -> None:
         LOGGING_CONFIG=None,
     )
     django.setup()
+
+
+def without_session_core_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove the ``SESSION_CORE_*`` settings variables (not ``SESSION_CORE_TEST_*``) of the
+    shell running the tests: the Django settings here are the whole configuration."""
+    for name in list(os.environ):
+        if name.startswith("SESSION_CORE_") and not name.startswith("SESSION_CORE_TEST_"):
+            monkeypatch.delenv(name)
