@@ -543,6 +543,14 @@ def test_the_check_names_an_invalid_setting():
     engine.reset()
 
 
+def test_the_check_names_an_option_the_store_refuses():
+    with override_settings(SESSION_CORE={"store": "cookie", "store_options": {"encrpyt": True}}):
+        found = _session_core_checks()
+    assert list(found) == ["session_core.E001"]
+    assert "has no option 'encrpyt'" in found["session_core.E001"].msg
+    engine.reset()
+
+
 def test_the_check_warns_about_djangos_middleware_and_an_unused_setting():
     with override_settings(MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"]):
         assert list(_session_core_checks()) == ["session_core.W002"]

@@ -7,9 +7,9 @@ Add the module to ``INSTALLED_APPS`` (it has no models, migrations or templates)
 ``manage.py check`` (and ``runserver``, ``migrate``, every command that runs the checks) then
 reports, with session-core's own message instead of a traceback at start-up:
 
-- ``session_core.E001``: ``SESSION_CORE`` or the Django settings it takes are invalid.
-- ``session_core.E002``: the configured store is not installed, failed to load, or refused its
-  ``store_options``.
+- ``session_core.E001``: ``SESSION_CORE`` or the Django settings it takes are invalid, or the
+  store refuses its ``store_options``.
+- ``session_core.E002``: the configured store is not installed, or failed to load.
 - ``session_core.W001``: ``SESSION_CORE`` is set but ``SESSION_ENGINE`` is not session-core's.
 - ``session_core.W002``: ``MIDDLEWARE`` has Django's ``SessionMiddleware`` instead of
   session-core's, so a store outage gives a 500 instead of a 503.
