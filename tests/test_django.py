@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import types
 from datetime import timedelta
 from pathlib import Path
@@ -338,6 +339,20 @@ def test_cookie_settings_are_djangos():
         assert config.cookie_same_site == "Strict"
         assert config.secret_key == DJANGO_SECRET
     engine.reset()
+
+
+@server_side
+def test_django_lifetime_settings_decide_the_cookie_and_the_record(session):
+    def view(request):
+        request.session["user"] = "ada"
+        return HttpResponse()
+
+    with override_settings(SESSION_COOKIE_AGE=60, SESSION_EXPIRE_AT_BROWSER_CLOSE=True):
+        request, response = _through_middleware(view)
+        record = settings.SESSION_CORE["store"].load(request.session.session_key)
+    cookie = response.cookies[settings.SESSION_COOKIE_NAME]
+    assert (cookie["max-age"], cookie["expires"]) == ("", "")  # ends with the browser
+    assert 0 < record.expires_at - time.time() <= 60  # the server keeps it SESSION_COOKIE_AGE
 
 
 def test_a_conflicting_cookie_setting_is_an_error():
