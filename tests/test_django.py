@@ -5,6 +5,7 @@ tests, unchanged, run in tests/upstream/django_test_sessions.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -40,7 +41,7 @@ from django.contrib.sessions.middleware import (  # noqa: E402
 from django.core import checks  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse  # noqa: E402
-from django.test import Client, RequestFactory, override_settings  # noqa: E402
+from django.test import AsyncClient, Client, RequestFactory, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django.utils.log import log_response  # noqa: E402
@@ -650,6 +651,12 @@ def test_an_outage_at_first_use_in_the_view_is_a_503(outage, caplog):
 def test_an_outage_when_the_middleware_saves_is_a_503(outage, caplog):
     outage.down.add("save")
     _assert_503(Client().get("/"), caplog)
+
+
+def test_an_outage_under_asgi_is_a_503_too(outage, caplog):
+    outage.down.add("save")
+    response = asyncio.run(AsyncClient().get("/"))
+    _assert_503(response, caplog)
 
 
 def test_a_redis_server_that_is_down_is_a_503_over_http(live_wsgi_server, live_free_port, caplog):
