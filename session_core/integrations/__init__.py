@@ -59,35 +59,23 @@ def framework_config(
             )
         merged[key] = value
     if merged.get("secret_key") is None and framework_secret:
-        _check_framework_key(framework_secret, "SECRET_KEY", framework, setting_name)
+        size = len(
+            framework_secret.encode() if isinstance(framework_secret, str) else framework_secret
+        )
+        if size < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                "secret_key",
+                f"none is configured, and {framework}'s SECRET_KEY is only {size} bytes, "
+                f"under the {MIN_SECRET_BYTES} needed; set a longer SECRET_KEY, or give "
+                f"session-core its own in {setting_name}['secret_key'] (or "
+                f"SESSION_CORE_SECRET_KEY)",
+            )
         merged["secret_key"] = framework_secret
         if framework_fallbacks:
             merged["fallback_secret_keys"] = _framework_fallbacks(
                 merged.get("fallback_secret_keys"), framework_fallbacks, framework, setting_name
             )
     return SessionConfig.from_mapping(merged)
-
-
-def _check_framework_key(
-    key: str | bytes, their_name: str, framework: str, setting_name: str
-) -> None:
-    size = len(key.encode() if isinstance(key, str) else key)
-    if size >= MIN_SECRET_BYTES:
-        return
-    if their_name == "SECRET_KEY":
-        raise ConfigurationError(
-            "secret_key",
-            f"none is configured, and {framework}'s SECRET_KEY is only {size} bytes, "
-            f"under the {MIN_SECRET_BYTES} needed; set a longer SECRET_KEY, or give "
-            f"session-core its own in {setting_name}['secret_key'] (or "
-            f"SESSION_CORE_SECRET_KEY)",
-        )
-    raise ConfigurationError(
-        "fallback_secret_keys",
-        f"a key in {framework}'s {their_name} is only {size} bytes, under the "
-        f"{MIN_SECRET_BYTES} needed to verify session cookies; remove it (sessions it signed "
-        f"end), or give session-core its own secret_key in {setting_name}",
-    )
 
 
 def _framework_fallbacks(
@@ -103,5 +91,12 @@ def _framework_fallbacks(
             f"{setting_name} and SESSION_CORE_FALLBACK_SECRET_KEYS",
         )
     for old in fallbacks:
-        _check_framework_key(old, "SECRET_KEY_FALLBACKS", framework, setting_name)
+        size = len(old.encode() if isinstance(old, str) else old)
+        if size < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                "fallback_secret_keys",
+                f"a key in {framework}'s SECRET_KEY_FALLBACKS is only {size} bytes, under the "
+                f"{MIN_SECRET_BYTES} needed to verify session cookies; remove it (the sessions "
+                f"it signed end), or give session-core its own secret_key in {setting_name}",
+            )
     return fallbacks
