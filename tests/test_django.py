@@ -572,6 +572,8 @@ def test_the_check_warns_about_djangos_middleware_and_an_unused_setting():
         assert list(_session_core_checks()) == ["session_core.W002"]
     with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.cache"):
         assert list(_session_core_checks()) == ["session_core.W001"]
+    with override_settings(SESSION_SERIALIZER="myapp.serializers.PickleSerializer"):
+        assert list(_session_core_checks()) == ["session_core.W003"]
     engine.reset()
 
 

@@ -13,6 +13,8 @@ reports, with session-core's own message instead of a traceback at start-up:
 - ``session_core.W001``: ``SESSION_CORE`` is set but ``SESSION_ENGINE`` is not session-core's.
 - ``session_core.W002``: ``MIDDLEWARE`` has Django's ``SessionMiddleware`` instead of
   session-core's, so a store outage gives a 500 instead of a 503.
+- ``session_core.W003``: ``SESSION_SERIALIZER`` names another serializer than Django's JSON one;
+  session-core does not use it (sessions hold JSON values only).
 
 No check connects to the store's server: checks run in build steps and on machines with no
 network.
@@ -37,6 +39,7 @@ MIDDLEWARE = "session_core.integrations.django.SessionMiddleware"
 """The ``MIDDLEWARE`` entry of the integration's session middleware."""
 
 _DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+_JSON_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 
 
 def check_session_core(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -53,7 +56,7 @@ def check_session_core(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 id="session_core.W001",
             )
         ]
-    return [*_check_backend(), *_check_middleware()]
+    return [*_check_backend(), *_check_middleware(), *_check_serializer()]
 
 
 checks.register(check_session_core, "session_core")
@@ -90,5 +93,19 @@ def _check_middleware() -> list[checks.CheckMessage]:
             "visitors get a 500 error page instead of a 503 with Retry-After",
             hint=f"replace {_DJANGO_MIDDLEWARE!r} with {MIDDLEWARE!r}",
             id="session_core.W002",
+        )
+    ]
+
+
+def _check_serializer() -> list[checks.CheckMessage]:
+    if settings.SESSION_SERIALIZER == _JSON_SERIALIZER:
+        return []
+    return [
+        checks.Warning(
+            f"SESSION_SERIALIZER is {settings.SESSION_SERIALIZER!r}, which session-core does not "
+            f"use: sessions hold JSON values only, and saving any other value raises TypeError",
+            hint="store JSON values (convert dates, decimals and the like to strings) and "
+            "remove SESSION_SERIALIZER",
+            id="session_core.W003",
         )
     ]
