@@ -40,6 +40,7 @@ from django.contrib.sessions.middleware import (  # noqa: E402
 )
 from django.core import checks  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse  # noqa: E402
 from django.test import AsyncClient, Client, RequestFactory, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
@@ -306,6 +307,20 @@ def test_a_cookie_too_large_for_browsers_is_an_error():
         session["blob"] = "".join(f"{n:x}" for n in range(3000))
         with pytest.raises(CookieTooLargeError):
             session.save()
+    engine.reset()
+
+
+def test_manage_py_clearsessions_cleans_the_store():
+    store = MemoryStore()
+    with override_settings(SESSION_CORE={"store": store}):
+        expired, live = SessionStore(), SessionStore()
+        expired["x"], live["y"] = 1, 2
+        expired.set_expiry(-timedelta(seconds=1))
+        expired.save()
+        live.save()
+        call_command("clearsessions")
+        assert len(store) == 1
+        assert SessionStore(live.session_key)["y"] == 2
     engine.reset()
 
 
