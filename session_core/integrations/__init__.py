@@ -40,10 +40,14 @@ def framework_config(
     never disagree.
 
     ``framework_defaults`` holds settings the framework gives by default (its setting left as
-    the framework ships it): they apply only where none of the layers above sets the key.
-    ``framework_fallbacks`` are the framework's older secrets (``SECRET_KEY_FALLBACKS``): they
-    become ``fallback_secret_keys`` when the framework's secret is the one used and no
-    ``fallback_secret_keys`` is configured; each must be long enough, as the secret must.
+    the framework ships it): each applies only where neither the TOML file, the environment nor
+    ``settings`` sets that key.
+
+    ``framework_fallbacks`` are the framework's older secrets (Django's and Flask's
+    ``SECRET_KEY_FALLBACKS``). They belong to the framework's secret, so they are the
+    ``fallback_secret_keys`` exactly when that secret is the ``secret_key``; rotating the key the
+    framework's way then keeps every visitor signed in. Different ``fallback_secret_keys`` given
+    elsewhere at the same time are an error.
 
     Raises:
         ConfigurationError: a setting is invalid or disagrees with the framework's, or there is
@@ -80,27 +84,24 @@ def framework_config(
 
 
 def _framework_fallbacks(
-    configured: Any, fallbacks: Sequence[str | bytes], framework: str, setting_name: str
-) -> list[str | bytes]:
-    """The fallback keys to use beside the framework's secret: its ``SECRET_KEY_FALLBACKS``,
-    which must be long enough and must not disagree with ``fallback_secret_keys``."""
-    keys = list(fallbacks)
-    if configured is not None and list(configured) != keys:
+    given: Any, theirs: Sequence[str | bytes], framework: str, setting_name: str
+) -> tuple[str | bytes, ...]:
+    fallbacks = tuple(theirs)
+    if given is not None and tuple(given) != fallbacks:
         raise ConfigurationError(
             "fallback_secret_keys",
-            f"{framework}'s SECRET_KEY signs sessions, so its SECRET_KEY_FALLBACKS are the keys "
-            f"that still verify, but a different fallback_secret_keys was also given; keep one: "
-            f"remove fallback_secret_keys from {setting_name} and "
-            f"SESSION_CORE_FALLBACK_SECRET_KEYS",
+            f"the secret key is {framework}'s SECRET_KEY, so the older keys are its "
+            f"SECRET_KEY_FALLBACKS, but different fallback_secret_keys were also given; list "
+            f"the old keys in SECRET_KEY_FALLBACKS only and remove fallback_secret_keys from "
+            f"{setting_name} and SESSION_CORE_FALLBACK_SECRET_KEYS",
         )
-    for index, key in enumerate(keys):
-        size = len(key.encode() if isinstance(key, str) else key)
+    for old in fallbacks:
+        size = len(old.encode() if isinstance(old, str) else old)
         if size < MIN_SECRET_BYTES:
             raise ConfigurationError(
                 "fallback_secret_keys",
-                f"{framework}'s SECRET_KEY_FALLBACKS[{index}] is only {size} bytes, under the "
-                f"{MIN_SECRET_BYTES} needed; sessions it signed could not be verified. Remove it "
-                f"(its sessions are then signed out) or give session-core its own keys in "
-                f"{setting_name} (secret_key and fallback_secret_keys)",
+                f"a key in {framework}'s SECRET_KEY_FALLBACKS is only {size} bytes, under the "
+                f"{MIN_SECRET_BYTES} needed to verify session cookies; remove it (the sessions "
+                f"it signed end), or give session-core its own secret_key in {setting_name}",
             )
-    return keys
+    return fallbacks
