@@ -18,6 +18,7 @@ from .session import Session
 from .store import SessionStore
 
 __all__ = [
+    "MAX_COOKIE_HEADER_BYTES",
     "RETRY_AFTER_SECONDS",
     "SessionCookie",
     "parse_cookie_value",
@@ -62,15 +63,32 @@ def _http_date(timestamp: float) -> str:
     return text
 
 
+MAX_COOKIE_HEADER_BYTES = 64 * 1024
+"""How much of a ``Cookie`` request header is looked at: 64 KiB.
+
+A real browser's header is never longer: every common server refuses a longer one before it
+reaches the app (nginx and Apache 8 KiB a header line, gunicorn 8 KiB, Node.js, IIS and h11 16
+KiB, Cloudflare 32 KiB and AWS load balancers 64 KiB for all the headers), and 64 KiB is sixteen
+cookies of the 4096 bytes a browser allows each. A longer header is hostile: only its first 64
+KiB are read (the cookies that end within them), so its cost is bounded whatever its size.
+"""
+
+
 def parse_cookie_value(header: str | None, name: str) -> str | None:
     """The value of the first cookie called ``name`` in a ``Cookie`` request header.
 
     Browsers send the cookie with the most specific path first, so the first one wins. Quotes
     around a value are removed; nothing else is decoded (session cookie values are plain ASCII).
-    Whitespace around names and values is ignored.
+    Whitespace around names and values is ignored. Only the first
+    :data:`MAX_COOKIE_HEADER_BYTES` of the header are read: a cookie that does not end within
+    them is ignored.
     """
     if not header:
         return None
+    if len(header) > MAX_COOKIE_HEADER_BYTES:
+        # Cut at the last separator within the bound, so that no cookie is read cut short
+        # (none at all: the first cookie alone is longer than the bound).
+        header = header[: max(0, header.rfind(";", 0, MAX_COOKIE_HEADER_BYTES + 1))]
     # Splitting the whole header once is cheaper than walking it with find().
     for pair in header.split(";"):
         key, eq, value = pair.partition("=")
