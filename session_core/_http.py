@@ -11,9 +11,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, overload
 
-from .config import SessionConfig
+from .config import MAX_COOKIE_AGE, SessionConfig
 from .cookie import MAX_COOKIE_BYTES
-from .errors import CookieTooLargeError, StoreUnreachableError
+from .errors import ConfigurationError, CookieTooLargeError, StoreUnreachableError
 from .session import Session
 from .store import SessionStore
 
@@ -199,6 +199,8 @@ class SessionCookie:
         if max_age is None:
             header = f"{self._prefix}{value}{self._attributes}{self._suffix}"
         else:
+            # Browsers cap a cookie's lifetime so; a datetime expiry may be further away.
+            max_age = min(max_age, MAX_COOKIE_AGE)
             expires = _http_date(time.time() + max_age)
             header = (
                 f"{self._prefix}{value}{self._attributes}; Max-Age={max_age}; "
@@ -287,7 +289,9 @@ def resolve_config(config: SessionConfig | None, settings: dict[str, Any]) -> Se
     if config is None:
         return SessionConfig.load(**settings)
     if not isinstance(config, SessionConfig):
-        raise TypeError(f"config must be a SessionConfig, not {type(config).__name__}")
+        raise ConfigurationError(
+            None, f"config must be a SessionConfig, not {type(config).__name__}"
+        )
     return config.replace(**settings) if settings else config
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
+from .errors import StoreContractError
+
 __all__ = [
     "KEY_BYTES",
     "STORE_API_VERSION",
@@ -232,7 +234,9 @@ class SessionStore(ABC):
         """
         new_key = self.save(None, record, Changes.everything(record))
         if new_key is None:  # pragma: no cover - a create always returns a key
-            raise RuntimeError(f"{type(self).__name__}.save(None, ...) returned None")
+            raise StoreContractError(
+                self.name or type(self).__name__, "save", "save(None, ...) returned no key"
+            )
         self.delete(key)
         return new_key
 

@@ -8,6 +8,7 @@ import socket
 import string
 import threading
 import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -22,6 +23,7 @@ from session_core import (
     StoreUnreachableError,
 )
 from session_core.asgi import SessionMiddleware as ASGIMiddleware
+from session_core.config import MAX_COOKIE_AGE
 from session_core.cookie import CookieStore
 from session_core.testing import MemoryStore, make_record
 from session_core.wsgi import SessionMiddleware as WSGIMiddleware
@@ -51,6 +53,10 @@ def handle(session, path, query):
         session.set_expiry(0)
         session["n"] = 1
         return 200, "browser"
+    if path == "/far-future":
+        session.set_expiry(datetime(9999, 12, 31, tzinfo=UTC))
+        session["n"] = 1
+        return 200, "far"
     if path == "/flush":
         session.flush()
         return 200, "flushed"
@@ -242,6 +248,21 @@ def test_write_sets_cookie_with_every_configured_attribute(kind):
     assert "httponly" in attrs
     assert attrs["samesite"] == "Strict"
     assert response.headers["vary"] == "Cookie"
+
+
+@pytest.mark.parametrize("store", ["cookie", "memory"])
+def test_an_expiry_far_in_the_future_caps_the_cookie_at_400_days(kind, store):
+    # Browsers keep a cookie at most 400 days; a date further away (here the last one a
+    # datetime can hold) is saved, and its cookie's Max-Age is capped, as browsers would.
+    client = Client(kind, store=MemoryStore() if store == "memory" else "cookie")
+    response = client.get("/far-future")
+    assert response.status_code == 200
+    [header] = set_cookies(response)
+    attrs = attributes(header)[2]
+    assert attrs["max-age"] == str(MAX_COOKIE_AGE)
+    expires = time.mktime(time.strptime(attrs["expires"], "%a, %d %b %Y %H:%M:%S GMT"))
+    assert time.gmtime(expires).tm_year <= time.gmtime().tm_year + 2
+    assert client.get("/read").json() == 1
 
 
 def test_partitioned_cookie_and_its_deletion_carry_the_attribute(kind):

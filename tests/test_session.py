@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from session_core import Session, generate_key, is_plausible_key
+from session_core import InvalidExpiryError, Session, generate_key, is_plausible_key
+from session_core.config import MAX_COOKIE_AGE
 from session_core.cookie import CookieStore
 from session_core.testing import MemoryStore
 
@@ -214,6 +215,50 @@ def test_non_json_values_raise_at_assignment_naming_the_key(store, value, fragme
     assert "basket" not in session
 
 
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("\ud800", r"lone surrogate '\\ud800' at index 0"),
+        ("café \udfff", "at index 5"),
+        (["ok", "\udc80"], r"\[1\]: the string holds a lone surrogate"),
+        ({"nested": {"deep": "\ud83d"}}, r"\['nested'\]\['deep'\]"),
+        ({"\ud800": 1}, r"\(a dict key\)"),
+    ],
+)
+def test_text_utf8_cannot_carry_raises_at_assignment_naming_the_key(store, value, fragment):
+    # A JSON request body can carry "\ud800"; no store can write it, so every response that
+    # saved it would fail. It is refused where it is set, like any other value JSON cannot hold.
+    session = Session(store)
+    with pytest.raises(TypeError, match="'basket'") as info:
+        session["basket"] = value
+    assert info.match(fragment)
+    assert "basket" not in session
+    session["basket"] = "café ☕ 😀"  # well-formed text of any script is fine
+    assert session.save() is not None
+
+
+def test_a_key_utf8_cannot_carry_raises_at_assignment(store):
+    session = Session(store)
+    with pytest.raises(TypeError, match="the key"):
+        session["\ud800"] = 1
+    assert not session.modified
+
+
+def test_a_lone_surrogate_put_in_place_is_refused_at_save(store):
+    session = Session(store, saved(store, {"cart": [], "tags": {}}))
+    session["cart"].append("\ud800")
+    with pytest.raises(TypeError, match="'cart'"):
+        session.save()
+    session = Session(store, saved(store, {"tags": {}}))
+    session["tags"]["\udfff"] = 1
+    with pytest.raises(TypeError, match=r"'tags'.*a dict key"):
+        session.save()
+    session = Session(store, saved(store, {"tags": {}}))
+    session.get("tags")["x"] = "\udfff"  # type: ignore[index]
+    with pytest.raises(TypeError, match="'tags'"):
+        session.mark_modified("tags")
+
+
 def test_non_str_keys_raise(store):
     session = Session(store)
     with pytest.raises(TypeError, match="session keys must be str"):
@@ -339,16 +384,32 @@ def test_set_expiry_none_returns_to_default(store):
 @pytest.mark.parametrize(
     ("value", "error"),
     [
-        (-1, ValueError),
-        (timedelta(seconds=-5), ValueError),
-        (datetime(2030, 1, 1), ValueError),  # naive
+        (-1, InvalidExpiryError),
+        (timedelta(seconds=-5), InvalidExpiryError),
+        (datetime(2030, 1, 1), InvalidExpiryError),  # naive
+        (MAX_COOKIE_AGE + 1, InvalidExpiryError),
+        (10**17, InvalidExpiryError),
+        (timedelta(days=401), InvalidExpiryError),
         (True, TypeError),
         ("3600", TypeError),
     ],
 )
 def test_set_expiry_rejects_bad_values(store, value, error):
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         Session(store).set_expiry(value)
+    if error is InvalidExpiryError:
+        assert isinstance(info.value, ValueError)  # what set_expiry raised before
+        assert info.value.value == value
+        assert repr(value) in str(info.value)
+
+
+def test_set_expiry_takes_400_days():
+    store = MemoryStore()
+    session = Session(store)
+    session["a"] = 1
+    session.set_expiry(MAX_COOKIE_AGE)
+    assert session.cookie_max_age == MAX_COOKIE_AGE
+    assert session.save() is not None
 
 
 # -------------------------------------------------------------------- async and cookie store
