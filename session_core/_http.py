@@ -64,13 +64,14 @@ def _http_date(timestamp: float) -> str:
 
 
 MAX_COOKIE_HEADER_BYTES = 64 * 1024
-"""How much of a ``Cookie`` request header is looked at: 64 KiB.
+"""How much of a ``Cookie`` request header is read: 64 KiB.
 
-A real browser's header is never longer: every common server refuses a longer one before it
+A real browser's header never gets that far: every common server refuses a longer one before it
 reaches the app (nginx and Apache 8 KiB a header line, gunicorn 8 KiB, Node.js, IIS and h11 16
-KiB, Cloudflare 32 KiB and AWS load balancers 64 KiB for all the headers), and 64 KiB is sixteen
-cookies of the 4096 bytes a browser allows each. A longer header is hostile: only its first 64
-KiB are read (the cookies that end within them), so its cost is bounded whatever its size.
+KiB, Cloudflare 32 KiB and AWS load balancers 64 KiB of headers in all), and 64 KiB holds fifteen
+cookies of the 4096 bytes a browser allows each, and the session cookie. A longer header is
+hostile: only the cookies that end within its first 64 KiB are read, so its cost is bounded
+whatever its size.
 """
 
 
@@ -191,7 +192,8 @@ class SessionCookie:
     def set_cookie_header(self, value: str, max_age: int | None) -> str:
         """The ``Set-Cookie`` value for a session cookie holding ``value``.
 
-        ``max_age=None`` makes a browser-session cookie (no Max-Age, no Expires).
+        ``max_age=None`` makes a browser-session cookie (no Max-Age, no Expires); a longer one
+        than :data:`~session_core.config.MAX_COOKIE_AGE` is capped to it, as browsers cap it.
 
         Raises:
             CookieTooLargeError: the whole ``Set-Cookie`` line is over 4096 bytes.
