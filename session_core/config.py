@@ -382,12 +382,12 @@ def _validate(cfg: SessionConfig) -> None:
         raise ConfigurationError(
             "cookie_path", f"{cfg.cookie_path!r} is not a path; it must start with '/'"
         )
-    for name in ("cookie_path", "cookie_domain"):
+    # Browsers ignore a longer Path or Domain; a name that long would leave too little of the
+    # 4096 bytes of a Set-Cookie line for the session, and every save would fail.
+    for name in ("cookie_name", "cookie_path", "cookie_domain"):
         if len(getattr(cfg, name) or "") > _MAX_ATTRIBUTE_BYTES:
             raise ConfigurationError(
-                name,
-                f"is longer than {_MAX_ATTRIBUTE_BYTES} bytes, and browsers ignore such an "
-                f"attribute; shorten it",
+                name, f"is longer than {_MAX_ATTRIBUTE_BYTES} bytes; shorten it"
             )
     _check_name_prefix(cfg)
     if isinstance(cfg.cookie_max_age, bool) or not isinstance(cfg.cookie_max_age, int):

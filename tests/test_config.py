@@ -178,6 +178,7 @@ def test_unknown_key_in_toml_names_the_file(tmp_path):
         ({"fallback_secret_keys": ["\udcff" * 40]}, "fallback_secret_keys", "not valid UTF-8"),
         ({"cookie_path": "/" + "p" * 1024}, "cookie_path", "longer than 1024 bytes"),
         ({"cookie_domain": "d" * 1025}, "cookie_domain", "longer than 1024 bytes"),
+        ({"cookie_name": "n" * 4000}, "cookie_name", "longer than 1024 bytes"),
         ({"cookie_name": "__Secure-sid"}, "cookie_name", "without Secure"),
         ({"cookie_name": "__SECURE-sid"}, "cookie_name", "without Secure"),
         ({"cookie_name": "__Host-sid"}, "cookie_name", "unless it is Secure"),
