@@ -464,8 +464,8 @@ class Session(MutableMapping[str, JSONValue]):
                 raise InvalidExpiryError(
                     value, "a naive datetime; pass an aware one, such as datetime.now(UTC) + ..."
                 )
-            # Any datetime will do: the cookie's Max-Age is capped at MAX_COOKIE_AGE, as
-            # browsers cap it, and the session is refreshed on each save until that moment.
+            # Any datetime will do (the record expires then): the cookie's Max-Age is capped at
+            # MAX_COOKIE_AGE, as browsers cap it, and each cookie sent is good for that long.
             policy = {"at": value.timestamp()}
         else:
             raise TypeError(
