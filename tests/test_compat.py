@@ -8,7 +8,7 @@ import platform
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from session_core import _compat
@@ -60,6 +60,7 @@ def test_the_core_uses_the_c_encoder_on_cpython():
 
 
 @on_cpython
+@settings(deadline=None)  # no per-example time limit: the machine may be busy
 @given(json_values)
 def test_the_c_encoder_writes_what_json_dumps_writes(value):
     encode = _compat.c_encoder()
@@ -73,6 +74,7 @@ def test_encode_basestring_keeps_characters_and_escapes_like_json_dumps():
     assert json.encoder.encode_basestring(text) == reference(text)
 
 
+@settings(deadline=None)
 @given(json_values)
 def test_without_the_c_encoder_the_fallback_is_exact(value):
     with pytest.MonkeyPatch.context() as patch:
