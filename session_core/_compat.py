@@ -5,6 +5,8 @@
   ``json.encoder.encode_basestring`` (its string encoder, undocumented): building the encoder once
   makes encoding a session several times cheaper than ``json.dumps``. A Python without them, or
   whose encoder no longer takes the arguments used here, gets ``json.JSONEncoder`` instead.
+- Django's ``HttpResponse._has_been_logged`` (``django.utils.log.log_response``): marks the 503
+  of a store outage as logged, see :func:`mark_logged`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["compact_json_encoder"]
+__all__ = ["compact_json_encoder", "mark_logged"]
 
 # A value that exercises every branch of the encoder, and the JSON it must give.
 _PROBE: Any = {"s": 'é"\\\n', "i": -1, "f": 0.5, "b": [True, False, None], "d": {}}
@@ -65,3 +67,14 @@ def compact_json_encoder() -> Callable[[Any], str]:
     except Exception:  # any failure of a private API means: do not use it
         return _fallback()
     return encode if works and encode is not None else _fallback()
+
+
+def mark_logged(response: Any) -> None:
+    """Tell Django's request logging that ``response`` was logged already.
+
+    The 503 of a store outage is logged once, by :func:`session_core._http.store_unavailable`,
+    with the store's message; without this, Django's handler logs it a second time as an error
+    ("Service Unavailable: /path"). Django marks the responses it logged with this attribute
+    (``django.utils.log.log_response``); there is no public way to do it.
+    """
+    response._has_been_logged = True

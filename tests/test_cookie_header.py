@@ -162,6 +162,7 @@ def _flask_app(store):
     from session_core.integrations.flask import init_app
 
     app = flask.Flask(__name__)
+    app.config["SESSION_COOKIE_NAME"] = "sessionid"  # Flask's default name is "session"
     init_app(app, secret_key=SECRET, store=store)
 
     @app.get("/")

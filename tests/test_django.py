@@ -744,7 +744,7 @@ def test_djangos_own_middleware_still_gives_its_500(outage):
 
 
 def test_compat_django_skips_logging_a_response_marked_logged(caplog):
-    from session_core.integrations._django_compat import mark_logged
+    from session_core._compat import mark_logged
 
     response = HttpResponse(status=503)
     mark_logged(response)

@@ -11,9 +11,9 @@ from typing import Any
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpResponse
 
+from .._compat import mark_logged
 from .._http import store_unavailable
 from ..errors import StoreUnreachableError
-from ._django_compat import mark_logged
 
 __all__ = ["SessionMiddleware"]
 
