@@ -301,6 +301,17 @@ def test_values_must_be_json(session):
         session.save()
 
 
+@pytest.mark.parametrize("value", ["\ud800", ["ok", {"x": "\udfff"}]])
+def test_a_lone_surrogate_is_refused_before_the_store_sees_it(session, value):
+    # JSON request bodies can carry one; UTF-8 cannot, so every store's save would fail.
+    session["text"] = value
+    with pytest.raises(TypeError, match=r"request.session\['text'\]"):
+        session.save()
+    session["text"] = "fine"
+    session.save()
+    assert SessionStore(session.session_key)["text"] == "fine"
+
+
 def test_a_cookie_too_large_for_browsers_is_an_error():
     with override_settings(SESSION_CORE={"store": "cookie"}):
         session = SessionStore()

@@ -175,8 +175,12 @@ setting_changed.connect(_on_setting_changed, dispatch_uid="session_core.integrat
 
 def _dumps(value: object, key: str) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(
+            value, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False
+        )
+        text.encode()  # a lone surrogate ("\ud800") has no UTF-8: refused here, not at save
+        return text
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise TypeError(
             f"request.session[{key!r}]: {exc}; a session holds str, int, float, bool, None, "
             f"and lists and dicts (str keys) of them"
