@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ConfigurationError",
@@ -18,9 +19,11 @@ __all__ = [
     "DuplicateStoreError",
     "EncryptionUnavailableError",
     "IncompatiblePluginError",
+    "InvalidExpiryError",
     "PluginLoadError",
     "SessionCoreError",
     "SessionNotLoadedError",
+    "StoreContractError",
     "StoreDisabledError",
     "StoreNotFoundError",
     "StoreUnreachableError",
@@ -33,7 +36,24 @@ _OUR_DISTRIBUTIONS = {"db": "session-core-db", "redis": "session-core-redis"}
 
 
 class SessionCoreError(Exception):
-    """The root of every exception raised by session-core and its stores."""
+    """The root of every exception raised by session-core and its stores.
+
+    Subclasses build their message from typed attributes in ``__init__``; a copy made by
+    :mod:`pickle` (a process pool, a log handler in another process) keeps both.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds an exception by calling its class with ``args`` (the message),
+        # which is not what these classes' __init__ take.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[SessionCoreError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    # The base's __init__ only keeps args (the class's own would rebuild the message).
+    BaseException.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(SessionCoreError, ValueError):
@@ -235,3 +255,38 @@ class StoreUnreachableError(SessionCoreError, ConnectionError):
         self.operation = operation
         detail = f": {reason}" if reason else ""
         super().__init__(f"session store {store!r} could not {operation} at {target}{detail}")
+
+
+class InvalidExpiryError(SessionCoreError, ValueError):
+    """:meth:`Session.set_expiry <session_core.Session.set_expiry>` was given an expiry of the
+    right type that no session can have (negative, a naive datetime, or longer than browsers
+    keep a cookie).
+
+    Attributes:
+        value: the expiry given.
+        problem: what is wrong with it and what to pass instead.
+    """
+
+    def __init__(self, value: object, problem: str) -> None:
+        self.value = value
+        self.problem = problem
+        super().__init__(f"set_expiry({value!r}): {problem}")
+
+
+class StoreContractError(SessionCoreError, RuntimeError):
+    """A store broke the store contract: a bug in the store, to report to its authors.
+
+    Attributes:
+        store: the store's name.
+        method: the store method that misbehaved.
+        problem: what it did.
+    """
+
+    def __init__(self, store: str, method: str, problem: str) -> None:
+        self.store = store
+        self.method = method
+        self.problem = problem
+        super().__init__(
+            f"session store {store!r} broke the store contract in {method}(): {problem}; "
+            f"report it to the store's authors"
+        )
