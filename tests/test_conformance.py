@@ -15,19 +15,8 @@ SECRET = "k" * 40
 HERE = Path(__file__).resolve().parent
 
 
-# The cookie's timestamp and lifetime count whole seconds, so a session can outlive its
-# expires_at by up to a second (or end up to a second early): a known bug of the cookie store.
-COOKIE_WHOLE_SECONDS = pytest.mark.xfail(
-    strict=True, reason="the cookie store keeps expiry in whole seconds"
-)
-
-
 class TestCookieStore(StoreConformance):
     server_side = False
-
-    @COOKIE_WHOLE_SECONDS
-    def test_sub_second_expiry_is_honoured(self, store):
-        super().test_sub_second_expiry_is_honoured(store)
 
     def make_store(self):
         return CookieStore([SECRET])
@@ -38,10 +27,6 @@ class TestEncryptedCookieStore(StoreConformance):
 
     def make_store(self):
         return CookieStore([SECRET], encrypt=True)
-
-    @COOKIE_WHOLE_SECONDS
-    def test_sub_second_expiry_is_honoured(self, store):
-        super().test_sub_second_expiry_is_honoured(store)
 
 
 class TestMemoryStore(StoreConformance):
