@@ -7,8 +7,8 @@ itsdangerous (its ``hmac`` key derivation). The payload is the JSON ``[data, exp
 zlib-compressed when that is smaller (marked by a leading ``.``); the session expires ``ttl``
 seconds after the signed timestamp (whole seconds, or a fraction to the millisecond, rounded
 down: a session never outlives its ``expires_at``). With ``encrypt=True`` the payload is sealed
-with AES-GCM (key derived from the secret with HKDF, separate from the signing key) before it is signed, so
-the visitor cannot read it (marked by a leading ``~``, and signed with a different salt).
+with AES-GCM (key derived from the secret with HKDF, separate from the signing key) before it is
+signed, so the visitor cannot read it (marked by a leading ``~``, and signed with a different salt).
 
 Signing and verifying run on every request, so they compute HMAC-SHA256 here instead of going
 through itsdangerous' signer objects (several times slower per call); the bytes are the same, and
