@@ -25,6 +25,7 @@ from session_core_db import (
     create_session_table,
     drop_session_table,
     schema_sql,
+    session_table,
 )
 
 SECRET = "s" * 40
@@ -272,7 +273,8 @@ def test_create_table_races_between_processes_and_threads(db: Database) -> None:
 
 
 def test_missing_table_says_how_to_create_it(db: Database) -> None:
-    store = DbStore(url=db.url, table_name=db.table("missing"), create_table=False)
+    table = db.table("missing")
+    store = DbStore(url=db.url, table_name=table, create_table=False)
     try:
         with pytest.raises(MissingTableError) as caught:
             store.load(store.generate_key())
@@ -281,7 +283,12 @@ def test_missing_table_says_how_to_create_it(db: Database) -> None:
         assert "python -m session_core_db" in message
         assert "schema.sql" in message
         assert "create_session_table(op" in message
-        assert isinstance(caught.value, session_core.ConfigurationError)
+        # Not a configuration error (those come at start-up): the database is not ready yet,
+        # so the middleware answers 503, and the store works once the table exists.
+        assert isinstance(caught.value, session_core.StoreUnreachableError)
+        assert not isinstance(caught.value, session_core.ConfigurationError)
+        assert caught.value.operation == "load"
+        assert caught.value.table_name == table
 
         async def scenario() -> None:
             try:
@@ -291,6 +298,10 @@ def test_missing_table_says_how_to_create_it(db: Database) -> None:
                 await store.aclose()
 
         asyncio.run(scenario())
+        with db.engine.begin() as connection:  # the migration runs; no restart of the app
+            session_table(sa.MetaData(), table).create(connection)
+        key = create(store, {"a": 1})
+        assert store.load(key) is not None
     finally:
         store.close()
 
