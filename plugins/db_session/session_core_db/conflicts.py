@@ -36,21 +36,22 @@ class Conflict(Exception):
     can start the transaction again."""
 
 
-def is_conflict(exc: BaseException) -> bool:
+def is_conflict(exc: BaseException | None) -> bool:
     """Whether the driver error ``exc`` (or the error it wraps) is a conflict between writers."""
-    error: BaseException | None = exc
+    error = exc
     for _ in range(3):  # the error itself, SQLAlchemy's wrapper's ``orig``, an adapter's cause
         if error is None:
             return False
-        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-        if isinstance(sqlstate, str):
-            return sqlstate in _POSTGRESQL
-        code = getattr(error, "sqlite_errorcode", None)
-        if isinstance(code, int):
-            return code & 0xFF in _SQLITE
         args = getattr(error, "args", ())
-        if args and type(args[0]) is int:
-            return args[0] in _MYSQL
+        if args and type(args[0]) is int and args[0] in _MYSQL:  # PyMySQL, aiomysql
+            return True
+        # psycopg, asyncpg and SQLAlchemy's asyncpg adapter; PyMySQL has one too (HY000...)
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if sqlstate in _POSTGRESQL:
+            return True
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE:
+            return True
         error = getattr(error, "orig", None) or error.__cause__
     return False
 

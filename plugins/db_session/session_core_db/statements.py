@@ -134,7 +134,12 @@ class Statements:
                 c.version == sa.bindparam("expected", type_=sa.BigInteger()),
                 c.expires_at > now,
             )
-            .values(**values),
+            .values(**values)
+            # InnoDB may pick the expires_at index for so small a table: the update would then
+            # lock that index's entry before the row, and deadlock against a writer that
+            # holds the row (the row lock of a locked merge) and must change that entry.
+            .with_hint("FORCE INDEX (PRIMARY)", dialect_name="mysql")
+            .with_hint("FORCE INDEX (PRIMARY)", dialect_name="mariadb"),
             "delete": sa.delete(table).where(c.key_hash == h),
             "clear": clear,
             # Only the primary key in the WHERE clause: the row lock is taken through it alone
