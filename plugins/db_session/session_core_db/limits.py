@@ -26,7 +26,8 @@ SQLITE_BYTES = 1_000_000_000
 """SQLite's default ``SQLITE_LIMIT_LENGTH``, the most a string may hold."""
 
 STATEMENT_ROOM = 4096
-"""Bytes kept for the rest of a statement (its SQL, the key hash, the expiry) beside the data."""
+"""Bytes kept for the rest of a statement or a row (its SQL, the key hash, the expiry) beside the
+data."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +63,11 @@ class SizeLimit:
 def default_limit(dialect_name: str) -> SizeLimit:
     """The limit of a database before its own settings are read (at first use)."""
     if dialect_name in ("mysql", "mariadb"):
-        return SizeLimit(MEDIUMTEXT_BYTES - STATEMENT_ROOM, "the MEDIUMTEXT data column", True)
+        return SizeLimit(MEDIUMTEXT_BYTES, "the MEDIUMTEXT data column", True)
     if dialect_name == "postgresql":
         return SizeLimit(POSTGRESQL_BYTES - STATEMENT_ROOM, "PostgreSQL's 1 GB limit on a value")
     if dialect_name == "sqlite":
-        return SizeLimit(SQLITE_BYTES, "SQLite's SQLITE_LIMIT_LENGTH")
+        return SizeLimit(SQLITE_BYTES - STATEMENT_ROOM, "SQLite's SQLITE_LIMIT_LENGTH")
     return SizeLimit(sys.maxsize, "none known")
 
 
@@ -90,6 +91,11 @@ def read_limit(connection: Connection) -> SizeLimit:
         if getlimit is not None:  # pysqlite; aiosqlite's connection has none
             import sqlite3
 
+            # The limit holds for the whole row too (SQLite stores it as one record).
             length = int(getlimit(sqlite3.SQLITE_LIMIT_LENGTH))
-            limit = SizeLimit(length, f"SQLite's SQLITE_LIMIT_LENGTH of {length} bytes")
+            limit = SizeLimit(
+                length - STATEMENT_ROOM,
+                f"SQLite's SQLITE_LIMIT_LENGTH of {length} bytes for a row, less "
+                f"{STATEMENT_ROOM} for its other columns",
+            )
     return limit

@@ -46,7 +46,14 @@ from session_core import (
 from session_core.store import Progress, decode_json, encode_json
 
 from .conflicts import ATTEMPTS, Conflict, is_conflict, pause
-from .errors import MissingTableError, StoreConflictError, describe, timed_out, unreachable
+from .errors import (
+    MissingTableError,
+    SessionTooLargeError,
+    StoreConflictError,
+    describe,
+    timed_out,
+    unreachable,
+)
 from .limits import default_limit, read_limit
 from .options import Settings
 from .schema import ensure_table, session_table, table_exists
@@ -889,6 +896,14 @@ class DbStore(SessionStore):
             result = self._drive(connection, plan)
             if not self._owns_engine:  # a given engine may not be in autocommit mode
                 self._commit(connection)
+        except SessionTooLargeError as exc:
+            # Refused before it was sent: the connection is fine (unless the rollback of the
+            # locked merge that refused it failed).
+            if connection.transaction:
+                connections.discard(connection, exc)
+            else:
+                connections.release(connection)
+            raise
         except Conflict as exc:
             # Refused by concurrent writers, again and again: the server answered, and the
             # connection is fine (the driver rolled back any transaction).

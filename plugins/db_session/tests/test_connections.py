@@ -574,3 +574,32 @@ def test_merges_of_one_session_take_turns_in_tasks(db: Database) -> None:
         _check_turns(store, key, seen)
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------------- error chains
+
+
+def test_a_failed_checkout_chains_only_its_real_cause(db: Database) -> None:
+    # The store keeps no idle connection and the pool is full: the call fails on the pool's
+    # timeout, and that is all its traceback shows (no "IndexError: pop from empty list" from
+    # looking at the empty stack of kept connections).
+    store = DbStore(
+        url=db.url, table_name=db.table("chain"), pool_size=1, max_overflow=1, pool_timeout=0.1
+    )
+    held: list[sa.Connection] = []
+    try:
+        key = create(store, {"a": 1})
+        store.close()  # the kept connection goes back to a fresh pool
+        held = [store.engine.connect(), store.engine.connect()]  # all the pool allows
+        with pytest.raises(StoreUnreachableError) as caught:
+            store.load(key)
+        chain: list[BaseException] = []
+        error: BaseException | None = caught.value
+        while error is not None and len(chain) < 10:
+            chain.append(error)
+            error = error.__cause__ or error.__context__
+        assert [type(e) for e in chain] == [StoreUnreachableError, sa.exc.TimeoutError]
+    finally:
+        for connection in held:
+            connection.close()
+        store.close()
