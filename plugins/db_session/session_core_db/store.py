@@ -625,6 +625,8 @@ class DbStore(SessionStore):
         self._lock = threading.Lock()
         self._merge_locks = _MergeLocks()
         self._async_url = None if settings.async_engine else settings.async_target()
+        if self._owns_engine:
+            settings.check_connect_args(self._url, self._async_url)
         self._async_engine = settings.async_engine
         self._async_sql: dict[tuple[str, str, str], dict[str, CompiledStatement]] = {}
         if self._async_engine is not None:

@@ -93,8 +93,8 @@ def row_is_locked(db: Database, table: str, key: str) -> bool:
 
 def short_lock_waits(db: Database) -> dict[str, Any]:
     """Store options that make a statement waiting for a lock give up quickly."""
-    if db.kind == "postgresql":
-        return {"connect_args": {"options": "-c lock_timeout=100"}}
+    if db.kind == "postgresql":  # libpq's options: psycopg's alone (asyncpg refuses them)
+        return {"connect_args": {"options": "-c lock_timeout=100"}, "native_async": False}
     if db.kind == "mariadb":
         return {"connect_args": {"init_command": "SET SESSION innodb_lock_wait_timeout=1"}}
     return {}
