@@ -84,7 +84,13 @@ def test_connect_args_the_driver_refuses_fail_at_start_up(
 
 def test_pool_limits_at_their_edges_work(tmp_path: Path) -> None:
     # -1 overflow and a pool size of 0 both mean "no limit" to SQLAlchemy.
-    store = DbStore(url=f"sqlite:///{tmp_path / 'edge.sqlite3'}", pool_size=0, max_overflow=-1)
+    saves_and_loads(
+        DbStore(url=f"sqlite:///{tmp_path / 'edge.sqlite3'}", pool_size=0, max_overflow=-1)
+    )
+
+
+def saves_and_loads(store: DbStore) -> None:
+    """Check that ``store`` saves and loads a session, then close it."""
     try:
         record = make_record({"a": 1})
         key = store.save(None, record, Changes.everything(record))
@@ -129,14 +135,8 @@ def test_default_is_a_sqlite_file_in_the_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     store = DbStore()
-    try:
-        assert store.engine.dialect.name == "sqlite"
-        record = make_record({"a": 1})
-        key = store.save(None, record, Changes.everything(record))
-        assert key is not None
-        assert store.load(key) is not None
-    finally:
-        store.close()
+    assert store.engine.dialect.name == "sqlite"
+    saves_and_loads(store)
     assert (tmp_path / DEFAULT_SQLITE_FILE).is_file()
     assert DEFAULT_SQLITE_FILE == "session_core_sessions.sqlite3"
 
