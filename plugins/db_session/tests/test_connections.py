@@ -450,13 +450,33 @@ def test_a_call_interrupted_inside_the_driver_never_leaves_its_connection(
         def interrupt(*_: object) -> None:
             raise _Interrupted
 
+        running = (
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(0.5)%'"
+            " AND ID <> CONNECTION_ID()"
+            if server.kind == "mariadb"
+            else "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.5)%'"
+            " AND state = 'active' AND pid <> pg_backend_pid()"
+        )
+        main = threading.get_ident()
+
+        def interrupt_once_running() -> None:
+            # The signal comes while the server runs the statement, so the driver is waiting
+            # for its reply: certain, whatever the machine's load.
+            with server.engine.connect() as watcher:
+                deadline = time.monotonic() + 60
+                while not watcher.execute(sa.text(running)).scalar_one():
+                    assert time.monotonic() < deadline
+                    watcher.rollback()
+            signal.pthread_kill(main, signal.SIGALRM)
+
         previous = signal.signal(signal.SIGALRM, interrupt)
+        watcher = threading.Thread(target=interrupt_once_running)
         try:
-            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            watcher.start()
             with pytest.raises(_Interrupted):
                 store.load(alice)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            watcher.join()
             signal.signal(signal.SIGALRM, previous)
         store._sql.compiled["load"] = load
         assert kept(store) == []
