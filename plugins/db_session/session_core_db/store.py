@@ -230,12 +230,12 @@ class _Connection:
 class _MergeLocks:
     """Serialises, within this process, the merges of saves of one session.
 
-    A save whose row changed since it was loaded re-reads the row, merges and retries. With
-    many requests of one session at once, retrying optimistically lets some writer lose race
-    after race; taking a lock per session (striped over a fixed set) before merging makes the
-    requests of this process take turns instead, so only writers in other processes can still
-    collide with a merge. The usual save (its row unchanged since it was loaded) takes no lock.
-    Async merges take an :class:`asyncio.Lock` of their own event loop's set.
+    A save whose row changed since it was loaded merges under the row's database lock. Taking
+    a lock per session (striped over a fixed set) first makes the merges of this process queue
+    here, instead of each holding a pooled connection while it waits for the row lock; only
+    writers in other processes wait on the database. The usual save (its row unchanged since
+    it was loaded) takes no lock. Async merges take an :class:`asyncio.Lock` of their own event
+    loop's set.
     """
 
     _STRIPES = 64
