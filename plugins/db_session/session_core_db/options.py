@@ -396,10 +396,12 @@ class Settings:
         return async_url_for(self.sync_target())
 
     def check_connect_args(self, *urls: URL | None) -> None:
-        """Refuse ``connect_args`` that the driver of any of ``urls`` does not take."""
+        """Refuse ``connect_args`` that the driver of any of ``urls`` does not take (as the
+        engine for that url gets them: asyncpg's ``connect_timeout`` is renamed, say)."""
         for url in urls:
-            if url is not None:
-                _check_connect_args(url, self.connect_args)
+            if url is not None and self.connect_args:
+                given = self.engine_arguments(url).get("connect_args", {})
+                _check_connect_args(url, given)
 
     @property
     def seconds(self) -> float | None:

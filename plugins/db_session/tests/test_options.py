@@ -82,6 +82,14 @@ def test_connect_args_the_driver_refuses_fail_at_start_up(
         DbStore(**options)
 
 
+@pytest.mark.postgresql
+def test_connect_args_are_checked_as_each_driver_gets_them() -> None:
+    # asyncpg calls it timeout: the store renames it for the async engine, so it is accepted.
+    store = DbStore(url="postgresql+psycopg://u@127.0.0.1/d", connect_args={"connect_timeout": 3})
+    assert store.async_driver == "asyncpg"
+    store.close()
+
+
 def test_pool_limits_at_their_edges_work(tmp_path: Path) -> None:
     # -1 overflow and a pool size of 0 both mean "no limit" to SQLAlchemy.
     saves_and_loads(
