@@ -38,19 +38,20 @@ class MissingTableError(StoreUnreachableError):
             operation,
             f"the sessions table {table_name!r} does not exist and create_table is false. "
             f"Create it with one of: set create_table = true; run the SQL printed by "
-            f"`python -m session_core_db --url '{target}' --table {table_name}`; run "
+            f"`session-core db schema --url '{target}' --table {table_name}`; run "
             f"the schema.sql shipped in the session_core_db package; or, with Alembic, call "
             f"session_core_db.create_session_table(op, {table_name!r}) in a migration",
         )
 
 
-class StoreConflictError(SessionCoreError):
+class StoreConflictError(StoreUnreachableError):
     """The database kept refusing a write because of concurrent writers, after retries.
 
     A deadlock, a lock wait timeout, a serialization failure or a busy SQLite file: the server
-    answered, so this is not a :class:`~session_core.StoreUnreachableError`. The store retries
-    such conflicts itself; this is what is left when they go on. The write did not happen, and
-    trying it again later is safe.
+    answered, and the message says so. The store retries such conflicts itself; this is what is
+    left when they go on. The write did not happen, and trying it again later is safe, so it is
+    a :class:`~session_core.StoreUnreachableError` (an operation on the store failed): every
+    middleware answers it with a 503 and ``Retry-After``, as for an outage.
 
     The underlying exception is chained as ``__cause__``.
 
@@ -62,14 +63,13 @@ class StoreConflictError(SessionCoreError):
     """
 
     def __init__(self, target: str, operation: str, attempts: int, reason: str) -> None:
-        self.store = "db"
-        self.target = target
-        self.operation = operation
         self.attempts = attempts
         super().__init__(
-            f"session store 'db' could not {operation} at {target}: the database refused it "
-            f"{attempts} times in a row because of concurrent writers ({reason}); the write "
-            f"did not happen, and it is safe to try again"
+            "db",
+            target,
+            operation,
+            f"the database refused it {attempts} times in a row because of concurrent writers "
+            f"({reason}); the write did not happen, and it is safe to try again",
         )
 
 

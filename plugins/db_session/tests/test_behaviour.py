@@ -293,7 +293,7 @@ def test_missing_table_says_how_to_create_it(db: Database) -> None:
             store.load(store.generate_key())
         message = str(caught.value)
         assert "create_table" in message
-        assert "python -m session_core_db" in message
+        assert "session-core db schema" in message
         assert "schema.sql" in message
         assert "create_session_table(op" in message
         # Not a configuration error (those come at start-up): the database is not ready yet,
