@@ -167,8 +167,9 @@ class _Misconfigured(SessionMiddleware):
         if scope["type"] == "lifespan":
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # Then raised, as Starlette's router does: servers and test clients wait for
+                # the app to end with an error after a failed startup.
                 await send({"type": "lifespan.startup.failed", "message": str(self.error)})
-                return
         raise self.error
 
 

@@ -1,0 +1,337 @@
+"""session_core.integrations.starlette: Starlette's SessionMiddleware signature and behaviour,
+start-up errors under a real uvicorn, and the 503 a store outage gives (ASGI, WSGI, Starlette)."""
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from session_core import ConfigurationError, StoreUnreachableError
+from session_core import asgi as session_asgi
+from session_core import wsgi as session_wsgi
+from session_core.integrations.starlette import SessionMiddleware
+from session_core.testing import MemoryStore
+
+SECRET = "starlette-integration-test-secret-of-48-bytes-xx"
+
+
+class FlakyStore(MemoryStore):
+    """A server-side store whose server can go down."""
+
+    down = False
+
+    def _check(self, operation):
+        if self.down:
+            raise StoreUnreachableError("flaky", "127.0.0.1:1", operation, "connection refused")
+
+    def load(self, key):
+        self._check("load")
+        return super().load(key)
+
+    def save(self, key, record, changes):
+        self._check("save")
+        return super().save(key, record, changes)
+
+
+async def write(request: Request) -> JSONResponse:
+    request.session.update(await request.json())
+    return JSONResponse(request.session)
+
+
+async def write_only(request: Request) -> PlainTextResponse:
+    request.session["a"] = 1  # no read: works without a load (asgi_preload=False)
+    return PlainTextResponse("written")
+
+
+async def view(request: Request) -> JSONResponse:
+    return JSONResponse(request.session)
+
+
+async def merge(request: Request) -> JSONResponse:
+    session = request.session
+    session |= await request.json()
+    return JSONResponse({"session": session})
+
+
+async def pop_last(request: Request) -> JSONResponse:
+    return JSONResponse({"popped": list(request.session.popitem()), "session": request.session})
+
+
+ROUTES = [
+    Route("/write", write, methods=["POST"]),
+    Route("/view", view),
+    Route("/set", write_only, methods=["POST"]),
+    Route("/merge", merge, methods=["POST"]),
+    Route("/pop", pop_last, methods=["POST"]),
+]
+
+
+def starlette_app(routes=ROUTES, handlers=None, **options):
+    options.setdefault("secret_key", SECRET)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SessionMiddleware, **options)],
+        exception_handlers=handlers,
+    )
+
+
+# -------------------------------------------------------------------- drop-in
+
+
+def test_dict_behaviour_through_request_session():
+    client = TestClient(starlette_app())
+    assert client.post("/write", json={"a": 1, "b": 2}).json() == {"a": 1, "b": 2}
+    assert client.get("/view").json() == {"a": 1, "b": 2}
+    assert client.post("/merge", json={"c": 3}).json() == {"session": {"a": 1, "b": 2, "c": 3}}
+    assert client.post("/pop").json() == {"popped": ["c", 3], "session": {"a": 1, "b": 2}}
+    assert client.get("/view").json() == {"a": 1, "b": 2}
+
+
+def test_starlette_arguments_shape_the_cookie():
+    client = TestClient(
+        starlette_app(
+            session_cookie="sid",
+            max_age=600,
+            path="/",
+            same_site="strict",
+            https_only=True,
+            domain="testserver.local",
+            partitioned=True,
+        ),
+        base_url="https://testserver.local",
+    )
+    cookie = client.post("/write", json={"a": 1}).headers["set-cookie"]
+    name, _, rest = cookie.partition("=")
+    assert name == "sid"
+    attributes = rest.split("; ")[1:]
+    assert attributes[0] == "path=/"
+    assert "Max-Age=600" in attributes
+    for flag in ("httponly", "samesite=strict", "secure", "domain=testserver.local", "partitioned"):
+        assert flag in attributes
+
+
+def test_max_age_none_makes_a_browser_session_cookie_kept_by_the_server():
+    store = MemoryStore()
+    client = TestClient(starlette_app(max_age=None, store=store))
+    cookie = client.post("/write", json={"a": 1}).headers["set-cookie"]
+    assert "Max-Age" not in cookie
+    assert "Expires" not in cookie
+    assert client.get("/view").json() == {"a": 1}
+    # The server still expires it, after the default lifetime.
+    (record,) = store._records.values() if hasattr(store, "_records") else [None]
+    if record is not None:
+        assert record.expiry == 0
+
+
+@pytest.mark.parametrize("max_age", [0, -1])
+def test_a_max_age_that_expires_at_once_is_refused(max_age):
+    with pytest.raises(ConfigurationError, match="None for a cookie that ends with the browser"):
+        SessionMiddleware(view, secret_key=SECRET, max_age=max_age)
+
+
+def test_starlettes_short_secret_is_refused_with_how_to_make_one():
+    with pytest.raises(ConfigurationError) as info:
+        SessionMiddleware(view, secret_key="example")
+    assert "secrets.token_urlsafe" in str(info.value)
+    assert "7 bytes" in str(info.value)
+
+
+def test_a_starlette_argument_and_the_same_key_must_agree():
+    with pytest.raises(ConfigurationError, match=r"set twice.*session_cookie"):
+        SessionMiddleware(view, secret_key=SECRET, session_cookie="a", cookie_name="b")
+    # Agreeing, or Starlette's default, is no conflict: the session-core key wins.
+    SessionMiddleware(view, secret_key=SECRET, session_cookie="a", cookie_name="a")
+    assert SessionMiddleware(view, secret_key=SECRET, cookie_name="b").config.cookie_name == "b"
+
+
+@pytest.mark.parametrize(
+    "middleware", [session_asgi.SessionMiddleware, session_wsgi.SessionMiddleware]
+)
+def test_settings_named_like_config_load_parameters_are_unknown_keys(middleware):
+    # path= used to reach SessionConfig.load's file argument ("cannot read ... '/'").
+    with pytest.raises(ConfigurationError, match="path") as info:
+        middleware(view, secret_key=SECRET, path="/")
+    assert "configuration file" not in str(info.value)
+    with pytest.raises(ConfigurationError, match="environ"):
+        middleware(view, secret_key=SECRET, environ={})
+
+
+# -------------------------------------------------------------------- start-up errors
+
+
+def test_a_bad_configuration_stops_uvicorn_at_start_up(tmp_path, live_free_port, live_clean_env):
+    (tmp_path / "badapp.py").write_text(
+        textwrap.dedent(
+            """
+            from starlette.applications import Starlette
+            from starlette.middleware import Middleware
+            from session_core.integrations.starlette import SessionMiddleware
+
+            app = Starlette(middleware=[Middleware(SessionMiddleware, secret_key="example")])
+            """
+        )
+    )
+    process = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "badapp:app", "--port", str(live_free_port())],
+        cwd=tmp_path,
+        env=live_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode != 0
+    assert "Application startup failed" in process.stderr
+    assert "secret_key" in process.stderr
+    assert "secrets.token_urlsafe" in process.stderr
+
+
+def test_a_bad_configuration_in_a_running_loop_fails_every_request():
+    app = Starlette(routes=ROUTES, middleware=[Middleware(SessionMiddleware, secret_key="x")])
+    with pytest.raises(ConfigurationError, match="secret_key"):
+        TestClient(app).get("/view")
+    with pytest.raises(ConfigurationError, match="secret_key"), TestClient(app):
+        pass  # the lifespan startup fails with the error
+
+
+# -------------------------------------------------------------------- store outage: 503
+
+
+def assert_503(response):
+    assert response.status_code == 503
+    assert response.headers["retry-after"].isdigit()
+    assert "set-cookie" not in response.headers
+
+
+def outage_warnings(caplog):
+    return [r for r in caplog.records if r.levelno == logging.WARNING and "503" in r.message]
+
+
+def signed_in(client):
+    assert client.post("/set").status_code == 200
+
+
+def test_starlette_preload_failure_is_a_503(caplog):
+    store = FlakyStore()
+    client = TestClient(starlette_app(store=store))
+    signed_in(client)
+    store.down = True
+    assert_503(client.get("/view"))
+    assert len(outage_warnings(caplog)) == 1
+    assert "connection refused" in outage_warnings(caplog)[0].message
+
+
+def test_starlette_save_failure_is_a_503_even_when_streaming(caplog):
+    async def stream(request):
+        request.session["n"] = 1
+
+        async def body():
+            yield b"one"
+            yield b"two"
+
+        return StreamingResponse(body())
+
+    store = FlakyStore()
+    client = TestClient(starlette_app(routes=[Route("/stream", stream)], store=store))
+    store.down = True
+    response = client.get("/stream")
+    assert_503(response)
+    assert b"one" not in response.content
+    assert len(outage_warnings(caplog)) == 1
+
+
+async def load_in_app(request):
+    await request.session.aload()
+    return PlainTextResponse("loaded")
+
+
+def test_starlette_app_handler_sees_errors_raised_inside_the_app():
+    async def handler(request, exc):
+        return PlainTextResponse(f"handled {type(exc).__name__}", status_code=502)
+
+    for handled in (StoreUnreachableError, ConnectionError, Exception):
+        store = FlakyStore()
+        client = TestClient(
+            starlette_app(
+                routes=[Route("/load", load_in_app), *ROUTES],
+                handlers={handled: handler},
+                store=store,
+                asgi_preload=False,
+            ),
+            raise_server_exceptions=False,
+        )
+        signed_in(client)
+        store.down = True
+        response = client.get("/load")
+        assert (response.status_code, response.text) == (502, "handled StoreUnreachableError")
+
+
+def test_starlette_error_inside_the_app_without_a_handler_is_a_503():
+    store = FlakyStore()
+    client = TestClient(
+        starlette_app(
+            routes=[Route("/load", load_in_app), *ROUTES], store=store, asgi_preload=False
+        )
+    )
+    signed_in(client)
+    store.down = True
+    assert_503(client.get("/load"))
+
+
+def test_plain_asgi_middleware_answers_503(caplog):
+    store = FlakyStore()
+
+    async def app(scope, receive, send):
+        scope["session"]["n"] = 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    client = TestClient(session_asgi.SessionMiddleware(app, secret_key=SECRET, store=store))
+    assert client.get("/").status_code == 200
+    store.down = True
+    assert_503(client.get("/"))  # the pre-load, then (below) the save
+    client.cookies.clear()
+    assert_503(client.get("/"))
+    assert len(outage_warnings(caplog)) == 2
+
+
+def call_wsgi(app, cookie=None):
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.input": None}
+    if cookie:
+        environ["HTTP_COOKIE"] = cookie
+    started = []
+
+    def start_response(status, headers, exc_info=None):
+        started.append((status, dict(headers)))
+        return lambda data: None
+
+    body = b"".join(app(environ, start_response))
+    return started[-1][0], started[-1][1], body
+
+
+@pytest.mark.parametrize("operation", ["load", "save"])
+def test_wsgi_middleware_answers_503(operation, caplog):
+    store = FlakyStore()
+
+    def app(environ, start_response):
+        session = environ[session_wsgi.ENVIRON_KEY]
+        session["n"] = session.get("n", 0) + 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    middleware = session_wsgi.SessionMiddleware(app, secret_key=SECRET, store=store)
+    status, headers, _ = call_wsgi(middleware)
+    cookie = headers["Set-Cookie"].partition(";")[0]
+    store.down = True
+    status, headers, body = call_wsgi(middleware, cookie if operation == "load" else None)
+    assert status.startswith("503")
+    assert headers["Retry-After"].isdigit()
+    assert b"session store" in body
+    assert len(outage_warnings(caplog)) == 1
