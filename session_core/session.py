@@ -37,7 +37,8 @@ class _Unloaded:
         return "<session data: use the Session's methods>"
 
 
-_UNLOADED = _Unloaded()
+_UNLOADED: Any = _Unloaded()
+_mark_storage = dict.__setitem__  # looked up once: it runs for every session made
 
 
 def _normalize_key(key: object) -> str:
@@ -146,7 +147,7 @@ class Session(dict[str, JSONValue]):
         max_age: int = DEFAULT_MAX_AGE,
         key_source: Callable[[], str | None] | None = None,
     ) -> None:
-        dict.__setitem__(self, _UNLOADED, None)  # type: ignore[misc]  # see _Unloaded
+        _mark_storage(self, _UNLOADED, None)  # see _Unloaded
         self._store = store
         self._key_source = key_source
         self._incoming = key
