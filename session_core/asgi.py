@@ -101,6 +101,14 @@ class SessionMiddleware:
         ``base``)."""
         return base
 
+    def unavailable(self, error: StoreUnreachableError) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The response (status, headers, body) for a request whose session store is down.
+
+        The default is a plain-text 503 with ``Retry-After``, logged as one warning; override
+        it in a subclass for your own page (log there too, if you want the line).
+        """
+        return store_unavailable(error)
+
     def _app_handles(self, scope: Scope, error: StoreUnreachableError) -> bool:
         """Whether the app has its own answer to ``error`` raised inside it, which then
         propagates instead of becoming the 503."""
@@ -121,7 +129,7 @@ class SessionMiddleware:
             try:
                 await session.aload()
             except StoreUnreachableError as error:
-                await _store_unavailable(kind, error, send)
+                await _store_unavailable(kind, self.unavailable(error), send)
                 return
 
         # Not a coroutine function: a message that needs nothing from the session is handed
@@ -134,7 +142,7 @@ class SessionMiddleware:
                 session._accessed or self._always_finish  # the property would cost a call
             ):
                 if self._server_side:
-                    return _finish_then_send(self.cookie, session, message, send, scope)
+                    return _finish_then_send(self, session, message, send, scope)
                 # A local store does no I/O: the session is finished here, synchronously.
                 status = message.get("status", 200)
                 return send(_with_headers(message, self.cookie.finish(session, status)))
@@ -149,7 +157,7 @@ class SessionMiddleware:
             # nothing of the response has gone out (the save marks the scope when it sends).
             if not self._server_side or _STARTED in scope or self._app_handles(scope, error):
                 raise
-            await _store_unavailable(kind, error, send)
+            await _store_unavailable(kind, self.unavailable(error), send)
             return
         if kind == "websocket" and self._server_side and session.modified:
             await session.asave()
@@ -209,24 +217,27 @@ class _Answered(Exception):
 
 
 async def _finish_then_send(
-    cookie: SessionCookie, session: Session, message: Message, send: Send, scope: Scope
+    middleware: SessionMiddleware, session: Session, message: Message, send: Send, scope: Scope
 ) -> None:
     try:
-        extra = await cookie.afinish(session, message.get("status", 200))
+        extra = await middleware.cookie.afinish(session, message.get("status", 200))
     except StoreUnreachableError as error:
         # The save comes before the response start is forwarded, so nothing has gone out yet
         # and the 503 can take the response's place.
-        await _store_unavailable(message["type"].partition(".")[0], error, send)
+        kind = message["type"].partition(".")[0]
+        await _store_unavailable(kind, middleware.unavailable(error), send)
         raise _Answered from error
     scope[_STARTED] = True
     await send(_with_headers(message, extra))
 
 
-async def _store_unavailable(kind: str, error: StoreUnreachableError, send: Send) -> None:
-    """Answer a connection whose session store is down: a 503 (see
-    :func:`~session_core._http.store_unavailable`), or for a websocket a close with 1013
-    (try again later)."""
-    status, headers, body = store_unavailable(error)
+async def _store_unavailable(
+    kind: str, response: tuple[int, list[tuple[str, str]], bytes], send: Send
+) -> None:
+    """Answer a connection whose session store is down with ``response`` (see
+    :meth:`SessionMiddleware.unavailable`), or a websocket with a close, code 1013 (try again
+    later)."""
+    status, headers, body = response
     if kind == "websocket":
         await send({"type": "websocket.close", "code": 1013, "reason": "session store unavailable"})
         return
