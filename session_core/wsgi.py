@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -84,6 +85,14 @@ class SessionMiddleware:
             # The load (in the app) or the save (in start_response, before the server's was
             # called) failed: the 503 takes the response's place. If the server already sent
             # headers, start_response re-raises (the exc_info rule), which is all there is left.
-            status, headers, body = store_unavailable(error)
-            start_response(f"{status} Service Unavailable", headers, sys.exc_info())
+            status, headers, body = self.unavailable(error)
+            start_response(f"{status} {HTTPStatus(status).phrase}", headers, sys.exc_info())
             return [body]
+
+    def unavailable(self, error: StoreUnreachableError) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The response (status, headers, body) for a request whose session store is down.
+
+        The default is a plain-text 503 with ``Retry-After``, logged as one warning; override
+        it in a subclass for your own page (log there too, if you want the line).
+        """
+        return store_unavailable(error)

@@ -167,13 +167,18 @@ def test_settings_named_like_config_load_parameters_are_unknown_keys(middleware)
 # -------------------------------------------------------------------- start-up errors
 
 
-def test_a_bad_configuration_stops_uvicorn_at_start_up(tmp_path, live_free_port, live_clean_env):
+@pytest.mark.parametrize("module", ["session_core.integrations.starlette", "session_core.asgi"])
+def test_a_bad_configuration_stops_uvicorn_at_start_up(
+    module, tmp_path, live_free_port, live_clean_env
+):
+    # Starlette builds its middleware at the lifespan startup, where uvicorn's default
+    # (--lifespan auto) takes an exception for "no lifespan support" and serves 500s.
     (tmp_path / "badapp.py").write_text(
         textwrap.dedent(
-            """
+            f"""
             from starlette.applications import Starlette
             from starlette.middleware import Middleware
-            from session_core.integrations.starlette import SessionMiddleware
+            from {module} import SessionMiddleware
 
             app = Starlette(middleware=[Middleware(SessionMiddleware, secret_key="example")])
             """
@@ -185,11 +190,11 @@ def test_a_bad_configuration_stops_uvicorn_at_start_up(tmp_path, live_free_port,
         env=live_clean_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=60,  # a server that starts anyway never exits: the test fails here
     )
     assert process.returncode != 0
     assert "Application startup failed" in process.stderr
-    assert "secret_key" in process.stderr
+    assert "'secret_key': is 7 bytes long" in process.stderr
     assert "secrets.token_urlsafe" in process.stderr
 
 
@@ -335,3 +340,88 @@ def test_wsgi_middleware_answers_503(operation, caplog):
     assert headers["Retry-After"].isdigit()
     assert b"session store" in body
     assert len(outage_warnings(caplog)) == 1
+
+
+def test_websocket_whose_session_cannot_load_is_closed_with_1013():
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocketDisconnect
+
+    async def socket(websocket):
+        await websocket.accept()
+        await websocket.send_json(websocket.session)
+        await websocket.close()
+
+    store = FlakyStore()
+    client = TestClient(starlette_app(routes=[WebSocketRoute("/ws", socket), *ROUTES], store=store))
+    signed_in(client)
+    with client.websocket_connect("/ws") as websocket:
+        assert websocket.receive_json() == {"a": 1}
+    store.down = True
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws"):
+        pass
+    assert info.value.code == 1013
+
+
+def test_the_503_response_can_be_replaced_by_a_subclass():
+    class OwnPage(session_asgi.SessionMiddleware):
+        def unavailable(self, error):
+            return 503, [("content-type", "text/html"), ("retry-after", "60")], b"<p>back soon</p>"
+
+    class OwnWSGIPage(session_wsgi.SessionMiddleware):
+        def unavailable(self, error):
+            return 503, [("Content-Type", "text/html"), ("Retry-After", "60")], b"<p>back soon</p>"
+
+    async def app(scope, receive, send):
+        scope["session"]["n"] = 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    store = FlakyStore()
+    store.down = True
+    response = TestClient(OwnPage(app, secret_key=SECRET, store=store)).get("/")
+    assert (response.status_code, response.text) == (503, "<p>back soon</p>")
+    assert response.headers["retry-after"] == "60"
+
+    def wsgi_app(environ, start_response):
+        environ[session_wsgi.ENVIRON_KEY]["n"] = 1
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    status, headers, body = call_wsgi(OwnWSGIPage(wsgi_app, secret_key=SECRET, store=store))
+    assert (status, headers["Retry-After"], body) == (
+        "503 Service Unavailable",
+        "60",
+        b"<p>back soon</p>",
+    )
+
+
+def test_fastapi_returns_request_session_as_a_dict():
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.add_middleware(SessionMiddleware, secret_key=SECRET)
+
+    @app.post("/add")
+    async def add(request: Request):
+        request.session["cart"] = [*request.session.get("cart", []), len(request.session) + 1]
+        return request.session
+
+    client = TestClient(app)
+    assert client.post("/add").json() == {"cart": [1]}
+    assert client.post("/add").json() == {"cart": [1, 2]}
+
+
+def test_a_failed_save_is_a_503_even_with_an_exception_handler():
+    seen = []
+
+    async def handler(request, exc):
+        seen.append(exc)
+        return PlainTextResponse("handled", status_code=500)
+
+    store = FlakyStore()
+    client = TestClient(
+        starlette_app(handlers={Exception: handler}, store=store), raise_server_exceptions=False
+    )
+    store.down = True
+    assert_503(client.post("/set"))  # the save happens outside the app
+    assert seen == []
