@@ -38,7 +38,9 @@ class _Unloaded:
 
 
 _UNLOADED: Any = _Unloaded()
-_mark_storage = dict.__setitem__  # looked up once: it runs for every session made
+# dict.setdefault, looked up once, marks the storage: it runs for every session made, and as a
+# fast-call method it costs half of dict.__setitem__ (a slot wrapper).
+_mark_storage = dict.setdefault
 
 
 def _normalize_key(key: object) -> str:
@@ -147,7 +149,7 @@ class Session(dict[str, JSONValue]):
         max_age: int = DEFAULT_MAX_AGE,
         key_source: Callable[[], str | None] | None = None,
     ) -> None:
-        _mark_storage(self, _UNLOADED, None)  # see _Unloaded
+        _mark_storage(self, _UNLOADED)  # type: ignore[misc]  # see _Unloaded
         self._store = store
         self._key_source = key_source
         self._incoming = key
