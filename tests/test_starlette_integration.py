@@ -152,6 +152,40 @@ def test_a_starlette_argument_and_the_same_key_must_agree():
     assert SessionMiddleware(view, secret_key=SECRET, cookie_name="b").config.cookie_name == "b"
 
 
+def test_starlette_defaults_yield_to_the_environment_and_arguments_override_it(monkeypatch):
+    monkeypatch.setenv("SESSION_CORE_COOKIE_NAME", "from_env")
+    monkeypatch.setenv("SESSION_CORE_COOKIE_SAME_SITE", "Strict")
+    config = SessionMiddleware(view, secret_key=SECRET).config
+    assert (config.cookie_name, config.cookie_same_site) == ("from_env", "Strict")
+    assert config.cookie_max_age == 14 * 24 * 3600
+    config = SessionMiddleware(view, secret_key=SECRET, session_cookie="mine").config
+    assert config.cookie_name == "mine"
+    # Starlette's own defaults where nothing else says: its cookie name, not session-core's.
+    monkeypatch.delenv("SESSION_CORE_COOKIE_NAME")
+    assert SessionMiddleware(view, secret_key=SECRET).config.cookie_name == "session"
+
+
+def test_secret_key_none_takes_it_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SESSION_CORE_SECRET_KEY", SECRET)
+    assert SessionMiddleware(view, secret_key=None).config.secret_key == SECRET
+
+
+def test_a_starlette_argument_and_a_config_that_sets_the_key_must_agree():
+    from session_core import SessionConfig
+
+    config = SessionConfig(secret_key=SECRET, cookie_name="from_config", cookie_max_age=60)
+    with pytest.raises(ConfigurationError, match=r"set twice.*max_age=600"):
+        SessionMiddleware(view, secret_key=SECRET, max_age=600, config=config)
+    with pytest.raises(ConfigurationError, match="a different secret"):
+        SessionMiddleware(
+            view, secret_key="another-secret-of-at-least-32-bytes-long", config=config
+        )
+    middleware = SessionMiddleware(view, secret_key=None, config=config, https_only=True)
+    assert middleware.config.cookie_name == "from_config"  # Starlette's default yields
+    assert middleware.config.cookie_max_age == 60
+    assert middleware.config.cookie_secure is True  # the config left it at the default
+
+
 @pytest.mark.parametrize(
     "middleware", [session_asgi.SessionMiddleware, session_wsgi.SessionMiddleware]
 )

@@ -17,19 +17,24 @@ start-up); see docs/integrations.md.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
-from .._http import SessionCookie
+from .._http import SessionCookie, resolve_config
 from ..asgi import ASGIApp, Scope
 from ..asgi import SessionMiddleware as _ASGISessionMiddleware
-from ..config import SessionConfig
+from ..config import SessionConfig, layered_settings
 from ..errors import ConfigurationError, StoreUnreachableError
 from ..session import Session
 
 __all__ = ["SessionMiddleware"]
 
+_UNSET: Any = object()
+_CORE_DEFAULTS = {field.name: field.default for field in dataclasses.fields(SessionConfig)}
+
 # Starlette's argument -> (session-core key, Starlette's default).
-_STARLETTE_NAMES = {
+_STARLETTE_NAMES: dict[str, tuple[str, Any]] = {
+    "secret_key": ("secret_key", None),  # required: never at its default
     "session_cookie": ("cookie_name", "session"),
     "max_age": ("cookie_max_age", 14 * 24 * 60 * 60),
     "path": ("cookie_path", "/"),
@@ -101,10 +106,15 @@ class SessionMiddleware(_ASGISessionMiddleware):
         super().__init__(app, config, **settings)
 
     def _resolve(self, config: SessionConfig | None, settings: dict[str, Any]) -> SessionConfig:
-        merged = _merge(self._starlette, settings, config)
+        given = dict(self._starlette)
         if self._secret_key is not None:
-            merged["secret_key"] = _secret(self._secret_key)
-        return super()._resolve(config, merged)
+            given["secret_key"] = self._secret_key
+        defaults, explicit = _split(given, settings, config)
+        if config is None:
+            # Starlette's defaults sit beneath the environment and the TOML file; arguments
+            # given explicitly sit with the keyword settings, above them.
+            return SessionConfig.from_mapping({**defaults, **layered_settings(), **explicit})
+        return resolve_config(config, explicit)
 
     def _configure(self, config: SessionConfig) -> None:
         super()._configure(config)
@@ -142,28 +152,39 @@ def _secret(secret_key: Any) -> str:
     return secret
 
 
-def _merge(
+def _split(
     given: dict[str, Any], settings: dict[str, Any], config: SessionConfig | None
-) -> dict[str, Any]:
-    """The settings Starlette's arguments and session-core's ``settings`` add up to."""
-    merged = dict(settings)
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Starlette's arguments as session-core settings: those left at Starlette's default, and
+    those given (with ``settings``), after checking that nothing says otherwise."""
+    defaults: dict[str, Any] = {}
+    explicit = dict(settings)
     for name, value in given.items():
         key, default = _STARLETTE_NAMES[name]
-        if value == default and (key in settings or config is not None):
-            continue  # Starlette's default yields to the key set the session-core way
         translated = _translate(name, value)
-        if key in settings and settings[key] != translated:
+        if name != "secret_key" and type(value) is type(default) and value == default:
+            if key not in settings:
+                defaults[key] = translated
+            continue
+        ours = settings.get(key, _UNSET)
+        if ours is _UNSET and config is not None and getattr(config, key) != _CORE_DEFAULTS[key]:
+            ours = getattr(config, key)  # a config that sets this key
+        if ours is not _UNSET and ours != translated:
+            shown = "a different secret" if name == "secret_key" else f"{value!r}"
             raise ConfigurationError(
                 key,
-                f"set twice, as Starlette's {name}={value!r} and as {key}={settings[key]!r}; "
-                f"keep one",
+                f"set twice: as Starlette's {name}={shown} and as {key}="
+                f"{'...' if name == 'secret_key' else repr(ours)} (in the keyword settings or "
+                f"the config); keep one",
             )
         if translated is not None or name == "domain":
-            merged[key] = translated
-    return merged
+            explicit[key] = translated
+    return defaults, explicit
 
 
 def _translate(name: str, value: Any) -> Any:
+    if name == "secret_key":
+        return _secret(value)
     if name == "same_site" and isinstance(value, str):
         return value.capitalize()
     if name == "max_age":
