@@ -1,5 +1,6 @@
 """ASGI middleware: a session for every HTTP and websocket connection, in ``scope["session"]``,
-so Starlette's and FastAPI's ``request.session`` work unchanged.
+so Starlette's and FastAPI's ``request.session`` work unchanged. To replace Starlette's own
+``SessionMiddleware`` with its arguments, use :mod:`session_core.integrations.starlette`.
 
 Example::
 
@@ -58,6 +59,15 @@ class SessionMiddleware:
     flushed one is deleted with its cookie, an accessed one adds ``Vary: Cookie``; nothing is
     saved on a 5xx response. A websocket's session is saved when it is accepted (the cookie rides
     on the accept), and server-side changes made later are saved when the connection ends.
+
+    A store that is down (:class:`~session_core.StoreUnreachableError` from the load before
+    the app, from the save before the response starts, or from the app before its response
+    started) gives the response of :meth:`unavailable`, a 503 with ``Retry-After``; a websocket
+    is closed with code 1013.
+
+    A configuration error is raised here, at start-up; built while an event loop runs (as
+    Starlette builds its middleware, at the server's first call), it fails the lifespan startup
+    instead (see ``__init__``).
 
     Args:
         app: the ASGI application to wrap.
