@@ -18,7 +18,13 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from functools import partial
 from typing import Any, TypeAlias
 
-from ._http import SessionCookie, parse_cookie_value, resolve_config, store_unavailable
+from ._http import (
+    MAX_COOKIE_HEADER_BYTES,
+    SessionCookie,
+    parse_cookie_value,
+    resolve_config,
+    store_unavailable,
+)
 from .config import SessionConfig
 from .errors import SessionCoreError, SessionNotLoadedError, StoreUnreachableError
 from .registry import create_store
@@ -35,12 +41,27 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def _key_from_headers(headers: Iterable[tuple[bytes, bytes]], cookie_name: str) -> str | None:
     found = None
+    lines: list[bytes] | None = None
+    size = 0
     for name, value in headers:
         if name == b"cookie":
-            # HTTP/2 may split the cookies over several headers: join them (rare, so the common
-            # case of one header builds no list).
-            found = value if found is None else found + b"; " + value
-    return None if found is None else parse_cookie_value(found.decode("latin-1"), cookie_name)
+            # HTTP/2 may split the cookies over several headers: they are joined once, at the
+            # end (joining line by line costs the square of their number), and only until the
+            # bound parse_cookie_value reads is reached. One header, the usual case, builds no
+            # list.
+            if found is None:
+                found = value
+            elif lines is None:
+                lines = [found, value]
+            else:
+                lines.append(value)
+            size += len(value) + 2
+            if size > MAX_COOKIE_HEADER_BYTES:
+                break
+    if found is None:
+        return None
+    joined = found if lines is None else b"; ".join(lines)
+    return parse_cookie_value(joined.decode("latin-1"), cookie_name)
 
 
 class SessionMiddleware:

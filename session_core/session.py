@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from .config import MAX_COOKIE_AGE
+from .errors import InvalidExpiryError
 from .store import Changes, JSONValue, SessionData, SessionRecord, SessionStore
 
 __all__ = ["DEFAULT_MAX_AGE", "Session"]
@@ -17,7 +19,7 @@ __all__ = ["DEFAULT_MAX_AGE", "Session"]
 DEFAULT_MAX_AGE = 1209600
 """Two weeks, in seconds: the default session lifetime."""
 
-_SCALARS = frozenset({str, int, bool, type(None)})
+_SCALARS = frozenset({int, bool, type(None)})
 _MISSING: Any = object()
 _NO_KEYS: frozenset[str] = frozenset()
 
@@ -51,8 +53,25 @@ def _normalize_key(key: object) -> str:
     raise TypeError(f"session keys must be str, not {type(key).__name__} {key!r}")
 
 
+def _check_text(text: str, key: str, path: str) -> None:
+    """Refuse a ``str`` that UTF-8 cannot encode: one holding a lone surrogate (``"\\ud800"``,
+    which a JSON request body can carry), which every store would fail to write."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise TypeError(
+            f"session[{key!r}]{path}: the string holds a lone surrogate "
+            f"{text[exc.start]!r} at index {exc.start}, which UTF-8 (and so a stored session) "
+            f"cannot carry; check or clean the text first"
+        ) from None
+
+
 def _check_json(value: object, key: str, path: str = "") -> None:
-    if value is None or isinstance(value, (str, int)):  # bool is an int; str/int enums encode
+    if isinstance(value, str):  # str enums encode as their value
+        if not value.isascii():
+            _check_text(value, key, path)
+        return
+    if value is None or isinstance(value, int):  # bool is an int; int enums encode
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -72,6 +91,8 @@ def _check_json(value: object, key: str, path: str = "") -> None:
                     f"session[{key!r}]{path}: dict key {inner_key!r} is not a str; "
                     f"JSON objects only have string keys"
                 )
+            if not inner_key.isascii():
+                _check_text(inner_key, key, f"{path} (a dict key)")
             _check_json(item, key, f"{path}[{inner_key!r}]")
         return
     hint = "; use a list" if isinstance(value, tuple) else ""
@@ -79,6 +100,18 @@ def _check_json(value: object, key: str, path: str = "") -> None:
         f"session[{key!r}]{path}: {type(value).__name__} is not a JSON value{hint}; a session "
         f"holds str, int, float, bool, None, and lists and dicts (str keys) of them"
     )
+
+
+def _checked_seconds(seconds: int, value: object) -> int:
+    if seconds < 0:
+        raise InvalidExpiryError(value, "a negative lifetime; pass 0 or more seconds")
+    if seconds > MAX_COOKIE_AGE:
+        raise InvalidExpiryError(
+            value,
+            f"longer than {MAX_COOKIE_AGE} seconds (400 days), the longest lifetime browsers "
+            f"give a cookie; pass at most that",
+        )
+    return seconds
 
 
 def _dumps(value: object) -> str:
@@ -229,8 +262,14 @@ class Session(dict[str, JSONValue]):
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
         key = key if type(key) is str else _normalize_key(key)
-        if type(value) not in _SCALARS:
+        # A plain str is the usual value: an ASCII one needs no further check.
+        if type(value) is str:
+            if not value.isascii():
+                _check_text(value, key, "")
+        elif type(value) not in _SCALARS:
             _check_json(value, key)
+        if not key.isascii():
+            _check_text(key, key, " (the key)")
         self._accessed = True
         if not self._loaded and not self._store.partial_writes:
             self.load()
@@ -538,6 +577,14 @@ class Session(dict[str, JSONValue]):
         - ``0``: when the browser closes (the cookie has no Max-Age; the server keeps the record
           for the default lifetime, ``cookie_max_age``);
         - ``None``: back to the default lifetime.
+
+        The cookie's Max-Age is at most :data:`~session_core.config.MAX_COOKIE_AGE` (400 days),
+        as browsers cap it.
+
+        Raises:
+            TypeError: ``value`` is none of these types.
+            InvalidExpiryError: negative seconds, more than 400 days of seconds, or a naive
+                datetime (also a :class:`ValueError`).
         """
         policy: JSONValue
         if value is None:
@@ -545,19 +592,16 @@ class Session(dict[str, JSONValue]):
         elif isinstance(value, bool):
             raise TypeError("set_expiry() takes seconds, a timedelta, a datetime, 0 or None")
         elif isinstance(value, int):
-            if value < 0:
-                raise ValueError(f"set_expiry({value}): seconds must be 0 or more")
-            policy = value
+            policy = _checked_seconds(value, value)
         elif isinstance(value, timedelta):
-            seconds = math.ceil(value.total_seconds())
-            if seconds < 0:
-                raise ValueError(f"set_expiry({value!r}): the timedelta is negative")
-            policy = seconds
+            policy = _checked_seconds(math.ceil(value.total_seconds()), value)
         elif isinstance(value, datetime):
             if value.tzinfo is None:
-                raise ValueError(
-                    "set_expiry() needs an aware datetime, such as datetime.now(UTC) + ..."
+                raise InvalidExpiryError(
+                    value, "a naive datetime; pass an aware one, such as datetime.now(UTC) + ..."
                 )
+            # Any datetime will do (the record expires then): the cookie's Max-Age is capped at
+            # MAX_COOKIE_AGE, as browsers cap it, and each cookie sent is good for that long.
             policy = {"at": value.timestamp()}
         else:
             raise TypeError(
