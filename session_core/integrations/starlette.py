@@ -23,9 +23,10 @@ from typing import Any, Literal
 from .._http import SessionCookie, resolve_config
 from ..asgi import ASGIApp, Scope
 from ..asgi import SessionMiddleware as _ASGISessionMiddleware
-from ..config import SessionConfig, layered_settings
+from ..config import SessionConfig
 from ..errors import ConfigurationError, StoreUnreachableError
 from ..session import Session
+from . import framework_config
 
 __all__ = ["SessionMiddleware"]
 
@@ -113,7 +114,12 @@ class SessionMiddleware(_ASGISessionMiddleware):
         if config is None:
             # Starlette's defaults sit beneath the environment and the TOML file; arguments
             # given explicitly sit with the keyword settings, above them.
-            return SessionConfig.from_mapping({**defaults, **layered_settings(), **explicit})
+            return framework_config(
+                explicit,
+                framework="Starlette",
+                setting_name="SessionMiddleware's arguments",
+                framework_defaults=defaults,
+            )
         return resolve_config(config, explicit)
 
     def _configure(self, config: SessionConfig) -> None:
