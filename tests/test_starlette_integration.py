@@ -459,3 +459,50 @@ def test_a_failed_save_is_a_503_even_with_an_exception_handler():
     store.down = True
     assert_503(client.post("/set"))  # the save happens outside the app
     assert seen == []
+
+
+def test_a_failed_save_of_a_streaming_response_under_asgi_2_3_is_a_503():
+    # uvicorn says ASGI 2.3: Starlette then streams inside a task group, which the signal that
+    # the 503 replaced the response must still get out of.
+    import asyncio
+
+    async def stream(request):
+        request.session["n"] = 1
+
+        async def body():
+            yield b"one"
+
+        return StreamingResponse(body())
+
+    store = FlakyStore()
+    store.down = True
+    app = starlette_app(routes=[Route("/stream", stream)], store=store)
+    sent, received = [], []
+
+    async def receive():
+        if received:
+            await asyncio.Event().wait()  # no disconnect: the app ends on its own
+        received.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/stream",
+        "raw_path": b"/stream",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "server": ("testserver", 80),
+        "client": ("testclient", 50000),
+    }
+    asyncio.run(app(scope, receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 503
+    assert b"one" not in sent[1]["body"]
