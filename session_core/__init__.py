@@ -1,7 +1,9 @@
 """session-core: sessions for WSGI and ASGI apps, with stores as plugins.
 
 The signed-cookie store is built in; every other store is a separate distribution found through
-the ``session_core.stores`` entry-point group and chosen by name (``store = "redis"``).
+the ``session_core.stores`` entry-point group and chosen by name (``store = "redis"``). Plugins
+that are not stores (extensions, in the ``session_core.extensions`` group) add commands and
+observe events.
 """
 
 from .config import SessionConfig
@@ -11,15 +13,25 @@ from .errors import (
     DuplicateStoreError,
     EncryptionUnavailableError,
     IncompatiblePluginError,
+    InvalidExpiryError,
     PluginLoadError,
     SessionCoreError,
     SessionNotLoadedError,
+    StoreContractError,
     StoreDisabledError,
     StoreNotFoundError,
     StoreUnreachableError,
 )
+from .events import EventKind, SessionEvent
 from .hookspecs import hookimpl
-from .registry import ENTRY_POINT_GROUP, StoreInfo, available_stores, create_store
+from .registry import (
+    ENTRY_POINT_GROUP,
+    EXTENSION_GROUP,
+    ExtensionInfo,
+    StoreInfo,
+    available_stores,
+    create_store,
+)
 from .session import Session
 from .store import (
     STORE_API_VERSION,
@@ -38,13 +50,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "EXTENSION_GROUP",
     "STORE_API_VERSION",
     "Changes",
     "ConfigurationError",
     "CookieTooLargeError",
     "DuplicateStoreError",
     "EncryptionUnavailableError",
+    "EventKind",
+    "ExtensionInfo",
     "IncompatiblePluginError",
+    "InvalidExpiryError",
     "JSONValue",
     "PluginLoadError",
     "Progress",
@@ -52,9 +68,11 @@ __all__ = [
     "SessionConfig",
     "SessionCoreError",
     "SessionData",
+    "SessionEvent",
     "SessionNotLoadedError",
     "SessionRecord",
     "SessionStore",
+    "StoreContractError",
     "StoreDisabledError",
     "StoreInfo",
     "StoreNotFoundError",

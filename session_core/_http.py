@@ -11,13 +11,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, overload
 
-from .config import SessionConfig
+from .config import MAX_COOKIE_AGE, SessionConfig, layered_settings
 from .cookie import MAX_COOKIE_BYTES
-from .errors import CookieTooLargeError, StoreUnreachableError
+from .errors import ConfigurationError, CookieTooLargeError, StoreUnreachableError
 from .session import Session
 from .store import SessionStore
 
 __all__ = [
+    "MAX_COOKIE_HEADER_BYTES",
     "RETRY_AFTER_SECONDS",
     "SessionCookie",
     "parse_cookie_value",
@@ -62,15 +63,33 @@ def _http_date(timestamp: float) -> str:
     return text
 
 
+MAX_COOKIE_HEADER_BYTES = 64 * 1024
+"""How much of a ``Cookie`` request header is read: 64 KiB.
+
+A real browser's header never gets that far: every common server refuses a longer one before it
+reaches the app (nginx and Apache 8 KiB a header line, gunicorn 8 KiB, Node.js, IIS and h11 16
+KiB, Cloudflare 32 KiB and AWS load balancers 64 KiB of headers in all), and 64 KiB holds fifteen
+cookies of the 4096 bytes a browser allows each, and the session cookie. A longer header is
+hostile: only the cookies that end within its first 64 KiB are read, so its cost is bounded
+whatever its size.
+"""
+
+
 def parse_cookie_value(header: str | None, name: str) -> str | None:
     """The value of the first cookie called ``name`` in a ``Cookie`` request header.
 
     Browsers send the cookie with the most specific path first, so the first one wins. Quotes
     around a value are removed; nothing else is decoded (session cookie values are plain ASCII).
-    Whitespace around names and values is ignored.
+    Whitespace around names and values is ignored. Only the first
+    :data:`MAX_COOKIE_HEADER_BYTES` of the header are read: a cookie that does not end within
+    them is ignored.
     """
     if not header:
         return None
+    if len(header) > MAX_COOKIE_HEADER_BYTES:
+        # Cut at the last separator within the bound, so that no cookie is read cut short
+        # (none at all: the first cookie alone is longer than the bound).
+        header = header[: max(0, header.rfind(";", 0, MAX_COOKIE_HEADER_BYTES + 1))]
     # Splitting the whole header once is cheaper than walking it with find().
     for pair in header.split(";"):
         key, eq, value = pair.partition("=")
@@ -173,7 +192,8 @@ class SessionCookie:
     def set_cookie_header(self, value: str, max_age: int | None) -> str:
         """The ``Set-Cookie`` value for a session cookie holding ``value``.
 
-        ``max_age=None`` makes a browser-session cookie (no Max-Age, no Expires).
+        ``max_age=None`` makes a browser-session cookie (no Max-Age, no Expires); a longer one
+        than :data:`~session_core.config.MAX_COOKIE_AGE` is capped to it, as browsers cap it.
 
         Raises:
             CookieTooLargeError: the whole ``Set-Cookie`` line is over 4096 bytes.
@@ -181,6 +201,8 @@ class SessionCookie:
         if max_age is None:
             header = f"{self._prefix}{value}{self._attributes}{self._suffix}"
         else:
+            # Browsers cap a cookie's lifetime so; a datetime expiry may be further away.
+            max_age = min(max_age, MAX_COOKIE_AGE)
             expires = _http_date(time.time() + max_age)
             header = (
                 f"{self._prefix}{value}{self._attributes}; Max-Age={max_age}; "
@@ -267,9 +289,13 @@ def resolve_config(config: SessionConfig | None, settings: dict[str, Any]) -> Se
     no ``config``, one built from ``settings``, ``SESSION_CORE_*`` variables and the TOML file
     named by ``SESSION_CORE_CONFIG``."""
     if config is None:
-        return SessionConfig.load(**settings)
+        # Not SessionConfig.load(**settings): its own parameters (path, environ) would take
+        # settings of those names (Starlette's path=) instead of rejecting them as unknown.
+        return SessionConfig.from_mapping({**layered_settings(), **settings})
     if not isinstance(config, SessionConfig):
-        raise TypeError(f"config must be a SessionConfig, not {type(config).__name__}")
+        raise ConfigurationError(
+            None, f"config must be a SessionConfig, not {type(config).__name__}"
+        )
     return config.replace(**settings) if settings else config
 
 

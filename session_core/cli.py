@@ -1,11 +1,13 @@
 """The ``session-core`` command (also ``python -m session_core``).
 
-Subcommands: ``stores`` lists the installed stores, ``check`` validates the configuration,
-makes a real round trip to the configured store and prints what the store reports about itself
-(a store's optional ``check_report()``, such as the redis store's persistence mode),
+Subcommands: ``stores`` lists the installed stores and extensions, ``check`` validates the
+configuration, makes a real round trip to the configured store and prints what the store reports
+about itself (a store's optional ``check_report()``, such as the redis store's persistence mode),
 ``clear-expired`` removes expired sessions, and ``demo`` serves a small app that shows sessions
-at work. Every subcommand reads the TOML file
-given by ``--config`` (or ``SESSION_CORE_CONFIG``) and ``SESSION_CORE_*`` variables.
+at work. Every subcommand reads the TOML file given by ``--config`` (or ``SESSION_CORE_CONFIG``)
+and ``SESSION_CORE_*`` variables. Plugins add their own subcommands (the hook
+``session_core_add_commands``); they are loaded only when the command line names no built-in
+subcommand, and one that fails to load is reported on stderr while the rest carries on.
 
 Bad input is reported in one line naming the problem and the fix, with a non-zero exit code:
 2 for a configuration problem, 1 for a store that failed.
@@ -22,15 +24,24 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TextIO
 
 from . import __version__
+from ._compat import Subparsers
 from .config import SessionConfig
 from .errors import ConfigurationError, SessionCoreError
-from .registry import available_stores, create_store
+from .registry import (
+    LoadedPlugin,
+    PluginInfo,
+    available_stores,
+    create_store,
+    default_registry,
+)
 from .session import Session
 from .store import SessionStore
 
 __all__ = ["CheckNote", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "demo")
 
 
 def _load_config(args: argparse.Namespace, **overrides: Any) -> SessionConfig:
@@ -47,30 +58,43 @@ def _cmd_stores(args: argparse.Namespace, out: TextIO) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures are shown in the table instead
         stores = available_stores()
+        extensions = default_registry().extensions()
     if args.json:
-        rows = [
-            {
-                "name": s.name,
-                "distribution": s.distribution,
-                "version": s.version,
-                "module": s.module,
-                "status": s.status,
-                "error": s.error,
-            }
-            for s in stores
-        ]
+        rows = [_row(s, "store") for s in stores]
+        rows += [{**_row(e, "extension"), "hooks": list(e.hooks)} for e in extensions]
         json.dump(rows, out, indent=2)
         out.write("\n")
         return EXIT_OK
+    _table(out, stores)
+    out.write("\nEXTENSIONS\n")
+    if extensions:
+        _table(out, extensions)
+    else:
+        out.write("none installed\n")
+    return EXIT_OK
+
+
+def _row(info: PluginInfo, kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "name": info.name,
+        "distribution": info.distribution,
+        "version": info.version,
+        "module": info.module,
+        "status": info.status,
+        "error": info.error,
+    }
+
+
+def _table(out: TextIO, plugins: Sequence[PluginInfo]) -> None:
     table = [("NAME", "DISTRIBUTION", "VERSION", "MODULE", "STATUS")]
-    for s in stores:
-        status = s.status if s.ok else f"{s.status}: {s.error}"
-        table.append((s.name, s.distribution, s.version, s.module, status))
+    for p in plugins:
+        status = p.status if p.ok else f"{p.status}: {p.error}"
+        table.append((p.name, p.distribution, p.version, p.module, status))
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         out.write("  ".join([*cells, row[4]]).rstrip() + "\n")
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- check
@@ -78,8 +102,8 @@ def _cmd_stores(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     config = _load_config(args, store=args.store)
+    store = create_store(config)  # the store's name and options are part of the configuration
     out.write(f"ok   configuration is valid (store {config.store_name!r})\n")
-    store = create_store(config)
     out.write(f"ok   store {config.store_name!r} loaded ({type(store).__module__})\n")
     try:
         code = _probe(store, out)
@@ -211,7 +235,7 @@ def _option_value(value: str) -> Any:
 # ---------------------------------------------------------------------- main
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, Subparsers]:
     parser = argparse.ArgumentParser(
         prog="session-core",
         description="Sessions for WSGI and ASGI apps: list stores, check a configuration, "
@@ -258,15 +282,68 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     demo.set_defaults(run=_cmd_demo)
-    return parser
+    return parser, commands
+
+
+# ---------------------------------------------------------------------- plugin commands
+
+
+def _needs_plugins(argv: Sequence[str]) -> bool:
+    """Whether the command line may name a plugin's command (or asks for the help that lists
+    them): loading every plugin is skipped for the built-in commands."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first not in BUILTIN_COMMANDS
+
+
+def _add_plugin_commands(commands: Subparsers) -> dict[str, LoadedPlugin]:
+    """Let every plugin that loads add its commands; returns which plugin added each one. A
+    plugin that fails is reported on stderr and left out."""
+    registry = default_registry()
+    loaded, failed = registry.load_plugins()
+    for error in failed:
+        _warn(f"{error}; its commands are not available (see `session-core stores`)")
+    owners: dict[str, LoadedPlugin] = {}
+    for plugin in loaded:
+        before = set(commands.choices)
+        try:
+            registry.add_commands(plugin, commands)
+        except Exception as exc:  # a plugin's bug must not take the command line down
+            _warn(
+                f"the plugin {plugin.name!r} ({plugin.distribution} {plugin.version}) could not "
+                f"add its commands: {_one_line(exc)}"
+            )
+        owners.update((name, plugin) for name in set(commands.choices) - before)
+    return owners
+
+
+def _warn(message: str) -> None:
+    print(f"session-core: warning: {message}", file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split()) or "no details"
+    return f"{type(exc).__name__}: {detail}"
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, commands = _parser()
+    owners = _add_plugin_commands(commands) if _needs_plugins(argv) else {}
+    args = parser.parse_args(argv)
     stream = out if out is not None else sys.stdout
+    run = getattr(args, "run", None)
+    if run is None:
+        owner = owners.get(args.command)
+        where = f" (from {owner.distribution} {owner.version})" if owner else ""
+        print(
+            f"session-core: error: the {args.command} command{where} set no handler: its "
+            f"plugin must call set_defaults(run=...) on the parser it adds",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     try:
-        code: int = args.run(args, stream)
+        code: int | None = run(args, stream)
     except ConfigurationError as exc:
         print(f"session-core: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -276,15 +353,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("session-core: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a store plugin's own error: one line, not a traceback
-        detail = " ".join(str(exc).split()) or "no details"
+    except Exception as exc:  # a plugin's own error: one line, not a traceback
+        owner = owners.get(args.command)
+        where = f" (from {owner.distribution} {owner.version})" if owner else ""
         print(
-            f"session-core: error: the {args.command} command failed: "
-            f"{type(exc).__name__}: {detail}",
+            f"session-core: error: the {args.command} command{where} failed: {_one_line(exc)}",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    return code
+    return EXIT_OK if code is None else code
 
 
 if __name__ == "__main__":  # pragma: no cover

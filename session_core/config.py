@@ -23,13 +23,24 @@ from .errors import ConfigurationError
 if TYPE_CHECKING:
     from .store import SessionStore
 
-__all__ = ["ENV_PREFIX", "MIN_SECRET_BYTES", "SessionConfig"]
+__all__ = ["ENV_PREFIX", "MAX_COOKIE_AGE", "MIN_SECRET_BYTES", "SessionConfig"]
 
 ENV_PREFIX = "SESSION_CORE_"
 """Prefix of the environment variables read by :meth:`SessionConfig.from_env`."""
 
 MIN_SECRET_BYTES = 32
 """The shortest secret key accepted, in bytes (UTF-8)."""
+
+MAX_COOKIE_AGE = 400 * 24 * 3600
+"""The longest session lifetime, in seconds: 400 days (34560000 seconds).
+
+Browsers keep a cookie at most 400 days whatever its Max-Age or Expires (RFC 6265bis, section
+5.6.1; Chrome since version 104, and Firefox and Safari alike), so a longer lifetime would only
+keep server records no browser can use. Also the most ``cookie_max_age`` and
+:meth:`Session.set_expiry <session_core.Session.set_expiry>` accept.
+"""
+
+_MAX_ATTRIBUTE_BYTES = 1024  # browsers ignore a longer Path or Domain (RFC 6265bis, 5.6)
 
 _NOT_CONFIG_ENV = frozenset({"SESSION_CORE_DISABLE_PLUGINS", "SESSION_CORE_CONFIG"})
 _TEST_ENV_PREFIX = "SESSION_CORE_TEST_"  # reserved for test suites (server URLs and the like)
@@ -300,7 +311,13 @@ def _check_secret(key: str, value: Any) -> None:
         raise ConfigurationError(
             key, f"must be a string, not {type(value).__name__}; {_HOW_TO_GET_A_KEY}"
         )
-    size = len(value.encode() if isinstance(value, str) else value)
+    try:
+        size = len(value.encode() if isinstance(value, str) else value)
+    except UnicodeEncodeError:
+        # A lone surrogate: what Python makes of bytes in the environment that are not UTF-8.
+        raise ConfigurationError(
+            key, f"is not valid UTF-8 text (from the environment?); {_HOW_TO_GET_A_KEY}"
+        ) from None
     if size < MIN_SECRET_BYTES:
         raise ConfigurationError(
             key,
@@ -365,6 +382,14 @@ def _validate(cfg: SessionConfig) -> None:
         raise ConfigurationError(
             "cookie_path", f"{cfg.cookie_path!r} is not a path; it must start with '/'"
         )
+    # Browsers ignore a longer Path or Domain; a name that long would leave too little of the
+    # 4096 bytes of a Set-Cookie line for the session, and every save would fail.
+    for name in ("cookie_name", "cookie_path", "cookie_domain"):
+        if len(getattr(cfg, name) or "") > _MAX_ATTRIBUTE_BYTES:
+            raise ConfigurationError(
+                name, f"is longer than {_MAX_ATTRIBUTE_BYTES} bytes; shorten it"
+            )
+    _check_name_prefix(cfg)
     if isinstance(cfg.cookie_max_age, bool) or not isinstance(cfg.cookie_max_age, int):
         raise _type_error("cookie_max_age", cfg.cookie_max_age, "a whole number of seconds")
     if cfg.cookie_max_age <= 0:
@@ -372,6 +397,12 @@ def _validate(cfg: SessionConfig) -> None:
             "cookie_max_age",
             f"must be a positive number of seconds, not {cfg.cookie_max_age}; "
             f"for sessions that end when the browser closes, call session.set_expiry(0)",
+        )
+    if cfg.cookie_max_age > MAX_COOKIE_AGE:
+        raise ConfigurationError(
+            "cookie_max_age",
+            f"{cfg.cookie_max_age} seconds is longer than browsers keep a cookie; the maximum "
+            f"is {MAX_COOKIE_AGE} (400 days)",
         )
 
     same_site = cfg.cookie_same_site
@@ -398,7 +429,34 @@ def _validate(cfg: SessionConfig) -> None:
     for option in cfg.store_options:
         if not isinstance(option, str):
             raise _type_error("store_options", option, "a mapping with string keys")
+    if cfg.store_options and not isinstance(cfg.store, str):
+        raise ConfigurationError(
+            "store_options",
+            f"is ignored when store is a ready store instance "
+            f"({type(cfg.store).__name__}); pass the options to the store when you build it, "
+            f"or set store to the store's name",
+        )
     object.__setattr__(cfg, "store_options", MappingProxyType(dict(cfg.store_options)))
+
+
+def _check_name_prefix(cfg: SessionConfig) -> None:
+    # Browsers drop, without a word, a cookie whose name prefix promises what its attributes
+    # do not keep (RFC 6265bis, 4.1.3): every response would then lose the session.
+    name = cfg.cookie_name
+    prefix = name.lower()  # newer browsers match the prefixes in any case
+    if prefix.startswith("__secure-") and not cfg.cookie_secure:
+        raise ConfigurationError(
+            "cookie_name", f"browsers reject a {name!r} cookie without Secure; set cookie_secure"
+        )
+    if prefix.startswith("__host-") and (
+        not cfg.cookie_secure or cfg.cookie_path != "/" or cfg.cookie_domain is not None
+    ):
+        raise ConfigurationError(
+            "cookie_name",
+            f"browsers reject a {name!r} cookie unless it is Secure, has cookie_path '/' "
+            f"and no cookie_domain; set cookie_secure = true, cookie_path = '/', and leave "
+            f"cookie_domain unset",
+        )
 
 
 def _field_kinds() -> dict[str, Any]:

@@ -5,9 +5,10 @@ Format: itsdangerous' ``TimestampSigner`` format, ``payload.timestamp.signature`
 HMAC-SHA256, a salt of this store's own, and the signing key derived from the secret by
 itsdangerous (its ``hmac`` key derivation). The payload is the JSON ``[data, expiry, ttl]``,
 zlib-compressed when that is smaller (marked by a leading ``.``); the session expires ``ttl``
-seconds after the signed timestamp. With ``encrypt=True`` the payload is sealed with AES-GCM
-(key derived from the secret with HKDF, separate from the signing key) before it is signed, so
-the visitor cannot read it (marked by a leading ``~``, and signed with a different salt).
+seconds after the signed timestamp (whole seconds, or a fraction to the millisecond, rounded
+down: a session never outlives its ``expires_at``). With ``encrypt=True`` the payload is sealed
+with AES-GCM (key derived from the secret with HKDF, separate from the signing key) before it is
+signed, so the visitor cannot read it (marked by a leading ``~``, and signed with a different salt).
 
 Signing and verifying run on every request, so they compute HMAC-SHA256 here instead of going
 through itsdangerous' signer objects (several times slower per call); the bytes are the same, and
@@ -47,6 +48,7 @@ _HKDF_INFO = b"session_core.cookie.aes-gcm"
 _AAD = b"session_core.cookie.v1"
 _NONCE_BYTES = 12
 _CLOCK_SKEW = 300  # seconds a timestamp may be ahead of this clock (servers behind a balancer)
+_MAX_TTL = 10**12  # seconds: beyond the last datetime (year 9999); refuses NaN and infinity
 _MAX_INFLATED = 1 << 20  # a compressed payload may not inflate past 1 MiB
 _COMPRESS_FROM = 96  # shorter JSON never gets smaller with zlib
 # zlib's fastest level: on cookie-sized JSON it compresses within about 1% of the default level
@@ -187,8 +189,13 @@ class CookieStore(SessionStore):
 
     # ------------------------------------------------------------------ encoding
 
-    def _encode(self, record: SessionRecord, now: float) -> bytes:
-        ttl = max(0, math.ceil(record.expires_at - now))
+    def _encode(self, record: SessionRecord, signed_at: int) -> bytes:
+        # The timestamp counts whole seconds, so the lifetime carries the fraction: rounded down
+        # to the millisecond, the cookie ends at its expires_at, never later.
+        ttl: float = max(0.0, record.expires_at - signed_at)
+        if not ttl.is_integer():
+            ttl = math.floor(ttl * 1000) / 1000
+        ttl = int(ttl) if ttl.is_integer() else ttl
         plain = encode_json([record.data, record.expiry, ttl]).encode()
         if self._aeads:
             if len(plain) >= _COMPRESS_FROM:
@@ -251,7 +258,8 @@ class CookieStore(SessionStore):
             type(payload) is not list
             or len(payload) != 3
             or type(payload[0]) is not dict
-            or type(payload[2]) is not int
+            or (type(payload[2]) is not int and type(payload[2]) is not float)
+            or not 0 <= payload[2] < _MAX_TTL  # refuses NaN and infinity too
         ):
             return None
         now = time.time()
@@ -264,8 +272,8 @@ class CookieStore(SessionStore):
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Return the signed cookie value holding the whole ``record``."""
-        now = time.time()
-        signed = self._encode(record, now) + b"." + _timestamp(int(now))
+        signed_at = int(time.time())
+        signed = self._encode(record, signed_at) + b"." + _timestamp(signed_at)
         return (signed + b"." + _b64encode(self._sign(signed))).decode()
 
     def delete(self, key: str) -> None:

@@ -9,7 +9,9 @@ empty session and the bad cookie is replaced or removed.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ConfigurationError",
@@ -17,17 +19,41 @@ __all__ = [
     "DuplicateStoreError",
     "EncryptionUnavailableError",
     "IncompatiblePluginError",
+    "InvalidExpiryError",
     "PluginLoadError",
     "SessionCoreError",
     "SessionNotLoadedError",
+    "StoreContractError",
     "StoreDisabledError",
     "StoreNotFoundError",
     "StoreUnreachableError",
 ]
 
 
+_OUR_DISTRIBUTIONS = {"db": "session-core-db", "redis": "session-core-redis"}
+"""The stores this project publishes, by name: the only install hints that name a distribution
+(a name guessed from the store's would invite squatting)."""
+
+
 class SessionCoreError(Exception):
-    """The root of every exception raised by session-core and its stores."""
+    """The root of every exception raised by session-core and its stores.
+
+    Subclasses build their message from typed attributes in ``__init__``; a copy made by
+    :mod:`pickle` (a process pool, a log handler in another process) keeps both.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds an exception by calling its class with ``args`` (the message),
+        # which is not what these classes' __init__ take.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[SessionCoreError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    # The base's __init__ only keeps args (the class's own would rebuild the message).
+    BaseException.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(SessionCoreError, ValueError):
@@ -65,27 +91,42 @@ class StoreNotFoundError(SessionCoreError, LookupError):
     Attributes:
         name: the name that was asked for.
         available: the names of the stores that are available.
+        suggestion: the available name ``name`` is most likely a misspelling of, if any.
     """
 
     def __init__(self, name: str, available: Sequence[str]) -> None:
         self.name = name
         self.available = tuple(available)
+        close = difflib.get_close_matches(name, self.available, n=1, cutoff=0.6)
+        self.suggestion = close[0] if close else None
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
         names = ", ".join(repr(n) for n in self.available) or "none"
-        super().__init__(
-            f"no session store named {name!r} is installed (available: {names}); "
-            f"install the distribution that provides it, for example: "
-            f"pip install session-core-{name}"
-        )
+        if self.suggestion is not None:
+            hint = f"did you mean {self.suggestion!r}?"
+        elif self.name in _OUR_DISTRIBUTIONS:
+            hint = f"install it with: pip install {_OUR_DISTRIBUTIONS[self.name]}"
+        else:
+            hint = (
+                "install the distribution that provides it (its documentation names it); "
+                "`session-core stores` lists what is installed"
+            )
+        return f"no session store named {self.name!r} is installed (available: {names}); {hint}"
 
 
 class StoreDisabledError(StoreNotFoundError):
-    """The configured store is a plugin blocked by ``SESSION_CORE_DISABLE_PLUGINS``."""
+    """The configured store is a plugin blocked by ``SESSION_CORE_DISABLE_PLUGINS``.
 
-    def __init__(self, name: str, available: Sequence[str]) -> None:
-        super().__init__(name, available)
-        self.args = (
-            f"the session store {name!r} is disabled by the environment variable "
-            f"SESSION_CORE_DISABLE_PLUGINS; remove it from that list to use it",
+    Attributes:
+        name: the disabled store's name.
+        available: the names of the stores that are available.
+    """
+
+    def _describe(self) -> str:
+        return (
+            f"the session store {self.name!r} is disabled by the environment variable "
+            f"SESSION_CORE_DISABLE_PLUGINS; remove it from that list to use it"
         )
 
 
@@ -214,3 +255,38 @@ class StoreUnreachableError(SessionCoreError, ConnectionError):
         self.operation = operation
         detail = f": {reason}" if reason else ""
         super().__init__(f"session store {store!r} could not {operation} at {target}{detail}")
+
+
+class InvalidExpiryError(SessionCoreError, ValueError):
+    """:meth:`Session.set_expiry <session_core.Session.set_expiry>` was given an expiry of the
+    right type that no session can have (negative, a naive datetime, or longer than browsers
+    keep a cookie).
+
+    Attributes:
+        value: the expiry given.
+        problem: what is wrong with it and what to pass instead.
+    """
+
+    def __init__(self, value: object, problem: str) -> None:
+        self.value = value
+        self.problem = problem
+        super().__init__(f"set_expiry({value!r}): {problem}")
+
+
+class StoreContractError(SessionCoreError, RuntimeError):
+    """A store broke the store contract: a bug in the store, to report to its authors.
+
+    Attributes:
+        store: the store's name.
+        method: the store method that misbehaved.
+        problem: what it did.
+    """
+
+    def __init__(self, store: str, method: str, problem: str) -> None:
+        self.store = store
+        self.method = method
+        self.problem = problem
+        super().__init__(
+            f"session store {store!r} broke the store contract in {method}(): {problem}; "
+            f"report it to the store's authors"
+        )

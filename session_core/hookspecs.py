@@ -1,8 +1,8 @@
-"""The hook specifications a store plugin implements.
+"""The hook specifications plugins implement.
 
 A store plugin is a module (or any object) named by an entry point in the group
-``session_core.stores``; the entry point's name is the store's public name. It implements both
-hooks below with :data:`session_core.hookimpl`::
+``session_core.stores``; the entry point's name is the store's public name. It implements the two
+store hooks below with :data:`session_core.hookimpl`::
 
     import session_core
 
@@ -14,8 +14,14 @@ hooks below with :data:`session_core.hookimpl`::
     def session_core_create_store(config: session_core.SessionConfig) -> session_core.SessionStore:
         return MyStore(**config.store_options)
 
-The hooks are called once, at start-up, and only on the configured plugin: nothing here runs per
-request.
+The store hooks are called once, at start-up, and only on the configured plugin: nothing here
+runs per request.
+
+An extension is a plugin that is not a store, named by an entry point in the group
+``session_core.extensions``. Extensions (and store plugins) may implement the other hooks:
+:func:`session_core_add_commands` adds subcommands to the ``session-core`` command, and
+:func:`session_core_session_event` observes what happens to sessions. Every hook's name starts
+with ``session_core_``; a misspelt one fails to load with a "did you mean".
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+from ._compat import Subparsers
+
 if TYPE_CHECKING:
     from .config import SessionConfig
+    from .events import SessionEvent
     from .store import SessionStore
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+__all__ = ["PROJECT_NAME", "Subparsers", "hookimpl", "hookspec"]
 
 PROJECT_NAME = "session_core"
 """The pluggy project name; every hook's name starts with ``session_core_``."""
@@ -57,4 +66,51 @@ def session_core_create_store(config: SessionConfig) -> SessionStore:  # type: i
     Called once per middleware (app), at start-up. Read the store's own settings from
     ``config.store_options``, and raise :class:`~session_core.ConfigurationError` for bad ones so
     that the app fails to start instead of failing its first request.
+    """
+
+
+@hookspec
+def session_core_add_commands(subparsers: Subparsers) -> None:
+    """Add subcommands to the ``session-core`` command.
+
+    ``subparsers`` is the command's :meth:`argparse.ArgumentParser.add_subparsers` action. Add a
+    parser for each command and give it a handler with ``set_defaults(run=handler)``; the
+    handler takes the parsed ``argparse.Namespace`` and the text stream to write to, and returns
+    the exit code::
+
+        def hello(args: argparse.Namespace, out: TextIO) -> int:
+            out.write(f"hello {args.name}\\n")
+            return 0
+
+        @session_core.hookimpl
+        def session_core_add_commands(subparsers):
+            parser = subparsers.add_parser("hello", help="say hello")
+            parser.add_argument("--name", default="world")
+            parser.set_defaults(run=hello)
+
+    Called when ``session-core`` starts with a command line that names no built-in command
+    (``--help`` included), on every plugin that loads; a plugin that fails to load (or whose
+    hook raises) is reported on stderr and the command carries on without it.
+    Name commands after your plugin (the db store adds ``session-core db``): a name already taken
+    is refused.
+    """
+
+
+@hookspec
+def session_core_session_event(event: SessionEvent) -> None:
+    """Observe one store call of a request: a session created, saved, cycled, flushed, revoked,
+    or a store error.
+
+    ``event`` is a :class:`~session_core.events.SessionEvent`: ``event.kind`` (an
+    :class:`~session_core.events.EventKind`, equal to ``"created"``, ``"saved"``, ``"cycled"``,
+    ``"flushed"``, ``"revoked"`` or ``"store_error"``), ``event.store`` (the store's name),
+    ``event.key_hash`` (never the key), ``event.user_id`` (``None`` when there is none) and
+    ``event.duration`` (seconds the store call took). The return value is ignored.
+
+    Called in the request, after the store call: keep it fast and never raise (count, time,
+    queue; do not do I/O inline). With no plugin implementing this hook nothing is called per
+    request (see :attr:`session_core.registry.StoreRegistry.observes_events`).
+
+    Not called yet: the specification is fixed so that extensions can be written against it, and
+    the middleware starts calling it in a later release.
     """

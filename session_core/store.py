@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
+from ._compat import compact_json_encoder
+from .errors import StoreContractError
+
 __all__ = [
     "KEY_BYTES",
     "STORE_API_VERSION",
@@ -59,24 +62,7 @@ KEY_BYTES = 32
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-def _not_json(value: object) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _compact_encoder() -> Callable[[Any], str]:
-    # json.dumps and JSONEncoder.encode build a new C encoder on every call; this one is built
-    # once. Sessions check their values when they are set, so it skips the circular-reference
-    # check (which needs a fresh dict per call); a cycle made afterwards fails with RecursionError.
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator (PyPy)
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    encode = make(
-        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-    return lambda value: "".join(encode(value, 0))
-
-
-_encode = _compact_encoder()
+_encode = compact_json_encoder()
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -232,7 +218,9 @@ class SessionStore(ABC):
         """
         new_key = self.save(None, record, Changes.everything(record))
         if new_key is None:  # pragma: no cover - a create always returns a key
-            raise RuntimeError(f"{type(self).__name__}.save(None, ...) returned None")
+            raise StoreContractError(
+                self.name or type(self).__name__, "save", "save(None, ...) returned no key"
+            )
         self.delete(key)
         return new_key
 

@@ -12,8 +12,10 @@ Subclass :class:`StoreConformance` in a pytest test module and say how to build 
         def dump_storage(self, store):  # server-side stores: everything the store holds, as text
             return "\\n".join(repr(row) for row in my_backend_rows())
 
-Every promise of :class:`~session_core.SessionStore` has a test here. Needs pytest
-(``pip install 'session-core[testing]'``).
+Within one test, every store :meth:`StoreConformance.make_store` builds must share one backend
+(the race between two app servers builds two): on a shared server, make the key prefix or table
+name once per test, in an autouse fixture. Every promise of :class:`~session_core.SessionStore`
+has a test here. Needs pytest (``pip install 'session-core[testing]'``).
 """
 
 from __future__ import annotations
@@ -93,6 +95,87 @@ def run_in_threads(
 def make_record(data: SessionData, ttl: float = 3600.0, expiry: Any = None) -> SessionRecord:
     """A record holding ``data`` that expires ``ttl`` seconds from now."""
     return SessionRecord(data=data, expires_at=time.time() + ttl, expiry=expiry)
+
+
+class _PausingData(dict[str, Any]):
+    """Session data that pauses the save reading it, on its first read, until the test says go.
+
+    The races below put it in ``record.data``: every store reads the values it writes while it
+    saves, so the pause lands inside the save, after whatever the store did first (a lock, a read
+    of the stored session) and before its write. Then the competing call runs, and the test sees
+    whether the store made it wait, noticed it, or let it be overwritten.
+    """
+
+    def __init__(
+        self, data: SessionData, paused: threading.Event, go: threading.Event, limit: float
+    ) -> None:
+        super().__init__(data)
+        self._paused = paused
+        self._go = go
+        self._limit = limit
+
+    def _pause(self) -> None:
+        if not self._paused.is_set():
+            self._paused.set()
+            # A store that makes the competing call wait for this save never sets go: the
+            # limit only bounds the test's run time, the outcome is checked afterwards.
+            self._go.wait(self._limit)
+
+    def __getitem__(self, name: str) -> Any:
+        self._pause()
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self._pause()
+        return super().get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        self._pause()
+        return super().__iter__()
+
+    def items(self) -> Any:
+        self._pause()
+        return super().items()
+
+    def values(self) -> Any:
+        self._pause()
+        return super().values()
+
+    def keys(self) -> Any:
+        self._pause()
+        return super().keys()
+
+
+def _save_racing(
+    save: Callable[[SessionRecord], str | None],
+    record: SessionRecord,
+    other: Callable[[], object],
+    limit: float,
+) -> str | None:
+    """Run ``save(record)`` here and ``other()`` in a second thread while the save is paused
+    inside the store (see :class:`_PausingData`); returns what the save returned, once both are
+    done, and fails if ``other`` raised."""
+    paused, go = threading.Event(), threading.Event()
+    record.data = _PausingData(record.data, paused, go, limit)
+    errors: list[BaseException] = []
+
+    def compete() -> None:
+        paused.wait()
+        try:
+            other()
+        except BaseException as exc:  # reported below, in the calling thread
+            errors.append(exc)
+        finally:
+            go.set()
+
+    thread = threading.Thread(target=compete)
+    thread.start()
+    try:
+        return save(record)
+    finally:
+        paused.set()  # a save that never read its data still lets the other call run
+        thread.join()
+        assert not errors, errors
 
 
 class MemoryStore(SessionStore):
@@ -201,8 +284,18 @@ class StoreConformance:
     expiry_wait: ClassVar[float] = 1.2
     """Seconds the short-expiry test waits for a record to expire."""
 
+    shared_backend: ClassVar[bool] = True
+    """Whether two stores built by :meth:`make_store` in one test see the same sessions, as two
+    app servers on one database or Redis do (so give both the same key prefix or table). False
+    for a store that keeps its data in its own process, such as :class:`MemoryStore`."""
+
+    race_wait: ClassVar[float] = 1.0
+    """Seconds a save paused mid-way waits for a competing call that the store makes wait for
+    it (the correct behaviour): a bound on the race tests' run time, not a verdict."""
+
     def make_store(self) -> SessionStore:
-        """Build a fresh store for one test."""
+        """Build a store for one test. Called twice in a test, it builds two stores on the same
+        backend (see :attr:`shared_backend`)."""
         raise NotImplementedError("override make_store() to build the store under test")
 
     def dump_storage(self, store: SessionStore) -> str:
@@ -312,6 +405,25 @@ class StoreConformance:
         time.sleep(self.expiry_wait + 1.0)
         assert store.load(key) is None
 
+    def test_sub_second_expiry_is_honoured(self, store: SessionStore) -> None:
+        """A record is gone as soon as its ``expires_at`` passes, even when that is a fraction of
+        a second away: a backend whose TTL or timestamps count whole seconds keeps it longer, so
+        ``load`` must still compare ``expires_at`` with the time. Two records, started half a
+        second apart, catch a store that rounds to whole seconds wherever in the second the test
+        happens to run."""
+        started = time.time()
+        for offset in (0.0, 0.5):
+            time.sleep(max(0.0, started + offset - time.time()))
+            record = make_record({"a": 1}, ttl=0.3)
+            key = store.save(None, record, Changes.everything(record))
+            assert key is not None
+            time.sleep(max(0.0, record.expires_at - time.time()) + 0.05)
+            assert store.load(key) is None, (
+                "load returned a record whose expires_at has passed; compare it with "
+                "time.time() in load, whatever TTL the backend keeps"
+            )
+            assert asyncio.run(store.aload(key)) is None, "aload returned an expired record"
+
     def test_clear_expired(self, store: SessionStore) -> None:
         """clear_expired removes expired records only, reports progress and a count."""
         live = [self._create(store, {"live": i}) for i in range(3)]
@@ -359,6 +471,66 @@ class StoreConformance:
         late.data["cart"] = [1]
         assert store.save(key, late, Changes(frozenset({"cart"}))) is None
         assert store.load(key) is None
+
+    def test_save_racing_a_delete_does_not_resurrect(self, store: SessionStore) -> None:
+        """A delete that lands while a save of the same session is under way wins: the session
+        stays deleted (whichever went first, nothing remains)."""
+        if not self.server_side:
+            pytest.skip("a client-side store has nothing to delete")
+        key = self._create(store, {"user": 1})
+        record = store.load(key)
+        assert record is not None
+        record.data["cart"] = [1]
+        changes = Changes(frozenset({"cart"}))
+        saved = _save_racing(
+            lambda r: store.save(key, r, changes), record, lambda: store.delete(key), self.race_wait
+        )
+        assert saved in (key, None)
+        assert store.load(key) is None, (
+            "a save racing a delete brought the deleted session back: make delete wait for a "
+            "save under way (the lock or transaction the save holds), or make the save's write "
+            "conditional on the session still being there"
+        )
+
+    def test_two_app_servers_merge_concurrent_changes(self, store: SessionStore) -> None:
+        """Two store objects on one backend (two app servers) saving different keys of one
+        session at the same time both keep their change."""
+        if not self.server_side:
+            pytest.skip("a client-side store's cookie is replaced whole")
+        if not self.shared_backend:
+            pytest.skip("stores from make_store() share no backend (shared_backend = False)")
+        other = self.make_store()
+        try:
+            key = self._create(store, {"start": 0})
+            mine, theirs = store.load(key), other.load(key)
+            assert mine is not None
+            assert theirs is not None, (
+                "a second store from make_store() does not see the first one's session: build "
+                "both on the same backend (same server, key prefix, table), or set "
+                "shared_backend = False for a store that keeps data in its own process"
+            )
+            mine.data["a"] = 1
+            theirs.data["b"] = 2
+
+            def their_save() -> None:
+                assert other.save(key, theirs, Changes(frozenset({"b"}))) == key
+
+            saved = _save_racing(
+                lambda r: store.save(key, r, Changes(frozenset({"a"}))),
+                mine,
+                their_save,
+                self.race_wait,
+            )
+            assert saved == key
+            final = store.load(key)
+            assert final is not None
+            assert final.data == {"start": 0, "a": 1, "b": 2}, (
+                "a change saved by another app server was lost: locks in this process do not "
+                "protect data shared with other processes; merge on the backend (a transaction, "
+                "a version check, a script) instead"
+            )
+        finally:
+            other.close()
 
     def test_update_of_unknown_key_creates_nothing(self, store: SessionStore) -> None:
         """A save to a key the store never made creates nothing."""

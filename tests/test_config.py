@@ -3,7 +3,10 @@
 import pytest
 
 from session_core import ConfigurationError, SessionConfig
+from session_core.asgi import SessionMiddleware as ASGIMiddleware
+from session_core.config import MAX_COOKIE_AGE
 from session_core.testing import MemoryStore
+from session_core.wsgi import SessionMiddleware as WSGIMiddleware
 
 SECRET = "s" * 40
 
@@ -168,6 +171,32 @@ def test_unknown_key_in_toml_names_the_file(tmp_path):
         ({"colour": "blue"}, "colour", "unknown setting"),
         ({"cookie_partitioned": True}, "cookie_partitioned", "without Secure"),
         ({"cookie_partitioned": "yes"}, "cookie_partitioned", "true or false"),
+        # Settings that used to pass start-up and fail at the first request:
+        ({"cookie_max_age": 10**17}, "cookie_max_age", "the maximum is 34560000 \\(400 days\\)"),
+        ({"cookie_max_age": MAX_COOKIE_AGE + 1}, "cookie_max_age", "longer than browsers keep"),
+        ({"secret_key": "\udcff" * 40}, "secret_key", "not valid UTF-8"),
+        ({"fallback_secret_keys": ["\udcff" * 40]}, "fallback_secret_keys", "not valid UTF-8"),
+        ({"cookie_path": "/" + "p" * 1024}, "cookie_path", "longer than 1024 bytes"),
+        ({"cookie_domain": "d" * 1025}, "cookie_domain", "longer than 1024 bytes"),
+        ({"cookie_name": "n" * 4000}, "cookie_name", "longer than 1024 bytes"),
+        ({"cookie_name": "__Secure-sid"}, "cookie_name", "without Secure"),
+        ({"cookie_name": "__SECURE-sid"}, "cookie_name", "without Secure"),
+        ({"cookie_name": "__Host-sid"}, "cookie_name", "unless it is Secure"),
+        (
+            {"cookie_name": "__Host-sid", "cookie_secure": True, "cookie_path": "/app"},
+            "cookie_name",
+            "cookie_path '/'",
+        ),
+        (
+            {"cookie_name": "__host-sid", "cookie_secure": True, "cookie_domain": "a.example"},
+            "cookie_name",
+            "no cookie_domain",
+        ),
+        (
+            {"store": MemoryStore(), "store_options": {"url": "redis://x"}},
+            "store_options",
+            "is ignored when store is a ready store instance \\(MemoryStore\\)",
+        ),
     ],
 )
 def test_each_mistake_is_a_clear_error(settings, key, message):
@@ -177,6 +206,32 @@ def test_each_mistake_is_a_clear_error(settings, key, message):
     with pytest.raises(ConfigurationError, match=message) as info:
         SessionConfig.from_mapping(full)
     assert info.value.key == key
+
+
+def test_the_limits_themselves_are_accepted():
+    config = SessionConfig(
+        secret_key=SECRET,
+        cookie_max_age=MAX_COOKIE_AGE,
+        cookie_path="/" + "p" * 1023,
+    )
+    assert config.cookie_max_age == 34_560_000
+    assert SessionConfig(secret_key=SECRET, cookie_name="__Host-sid", cookie_secure=True)
+    assert SessionConfig(secret_key=SECRET, cookie_name="__Secure-x", cookie_secure=True)
+
+
+def test_a_store_instance_with_options_from_the_environment_is_refused_at_start_up():
+    env = {"SESSION_CORE_SECRET_KEY": SECRET, "SESSION_CORE_STORE_OPTIONS": '{"url": "x"}'}
+    with pytest.raises(ConfigurationError, match="pass the options to the store") as info:
+        SessionConfig.from_env(env, store=MemoryStore())
+    assert info.value.key == "store_options"
+
+
+@pytest.mark.parametrize("middleware", [WSGIMiddleware, ASGIMiddleware])
+def test_middleware_refuse_bad_settings_at_start_up(middleware):
+    with pytest.raises(ConfigurationError, match="cookie_max_age"):
+        middleware(lambda *a: None, secret_key=SECRET, cookie_max_age=10**17)
+    with pytest.raises(ConfigurationError, match="config must be a SessionConfig, not dict"):
+        middleware(lambda *a: None, {"secret_key": SECRET})
 
 
 def test_same_site_none_with_secure_is_fine():

@@ -1,48 +1,59 @@
-"""The Django session engine: Django's own engine tests (tests/sessions_tests in Django) ported to
-``session_core.integrations.django`` on the cookie store and a server-side store, then a Django
-app under waitress driven over real HTTP."""
+"""The Django integration: the engine (Django's engine tests ported, plus what this engine adds
+and where it matches Django's engines), its settings, its system checks, its middleware's answer
+to a store outage, then a Django app under waitress driven over real HTTP. Django's own session
+tests, unchanged, run in tests/upstream/django_test_sessions.py."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import subprocess
 import sys
+import textwrap
+import time
 import types
 from datetime import timedelta
+from pathlib import Path
 
-import django
 import httpx
 import pytest
 from django.conf import settings
 
-from session_core import ConfigurationError, CookieTooLargeError
+from session_core import ConfigurationError, CookieTooLargeError, StoreUnreachableError
 from session_core.testing import MemoryStore
 
-DJANGO_SECRET = "django-test-secret-" + "d" * 40
-URLCONF = "session_core_test_django_urls"
+sys.path.insert(0, str(Path(__file__).parent / "upstream"))
+from django_test_settings import (
+    DJANGO_SECRET,
+    URLCONF,
+    configure,
+    without_session_core_environment,
+)
 
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY=DJANGO_SECRET,
-        ALLOWED_HOSTS=["127.0.0.1", "localhost", "testserver"],
-        ROOT_URLCONF=URLCONF,
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-        INSTALLED_APPS=[],
-        SESSION_ENGINE="session_core.integrations.django",
-        SESSION_CORE={},
-        USE_TZ=True,
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+configure()
 
 from django.contrib.sessions.backends.base import UpdateError  # noqa: E402
+from django.contrib.sessions.exceptions import SessionInterrupted  # noqa: E402
+from django.contrib.sessions.middleware import (  # noqa: E402
+    SessionMiddleware as DjangoSessionMiddleware,
+)
+from django.core import checks  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
-from django.http import HttpResponseRedirect, JsonResponse  # noqa: E402
-from django.test import override_settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse  # noqa: E402
+from django.test import AsyncClient, Client, RequestFactory, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from django.utils.log import log_response  # noqa: E402
 
 from session_core.integrations import django as engine  # noqa: E402
 from session_core.integrations.django import SessionStore  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _own_settings_only(monkeypatch):
+    without_session_core_environment(monkeypatch)
 
 
 @pytest.fixture(params=["cookie", "memory"])
@@ -290,12 +301,37 @@ def test_values_must_be_json(session):
         session.save()
 
 
+@pytest.mark.parametrize("value", ["\ud800", ["ok", {"x": "\udfff"}]])
+def test_a_lone_surrogate_is_refused_before_the_store_sees_it(session, value):
+    # JSON request bodies can carry one; UTF-8 cannot, so every store's save would fail.
+    session["text"] = value
+    with pytest.raises(TypeError, match=r"request.session\['text'\]"):
+        session.save()
+    session["text"] = "fine"
+    session.save()
+    assert SessionStore(session.session_key)["text"] == "fine"
+
+
 def test_a_cookie_too_large_for_browsers_is_an_error():
     with override_settings(SESSION_CORE={"store": "cookie"}):
         session = SessionStore()
         session["blob"] = "".join(f"{n:x}" for n in range(3000))
         with pytest.raises(CookieTooLargeError):
             session.save()
+    engine.reset()
+
+
+def test_manage_py_clearsessions_cleans_the_store():
+    store = MemoryStore()
+    with override_settings(SESSION_CORE={"store": store}):
+        expired, live = SessionStore(), SessionStore()
+        expired["x"], live["y"] = 1, 2
+        expired.set_expiry(-timedelta(seconds=1))
+        expired.save()
+        live.save()
+        call_command("clearsessions")
+        assert len(store) == 1
+        assert SessionStore(live.session_key)["y"] == 2
     engine.reset()
 
 
@@ -332,6 +368,20 @@ def test_cookie_settings_are_djangos():
     engine.reset()
 
 
+@server_side
+def test_django_lifetime_settings_decide_the_cookie_and_the_record(session):
+    def view(request):
+        request.session["user"] = "ada"
+        return HttpResponse()
+
+    with override_settings(SESSION_COOKIE_AGE=60, SESSION_EXPIRE_AT_BROWSER_CLOSE=True):
+        request, response = _through_middleware(view)
+        record = settings.SESSION_CORE["store"].load(request.session.session_key)
+    cookie = response.cookies[settings.SESSION_COOKIE_NAME]
+    assert (cookie["max-age"], cookie["expires"]) == ("", "")  # ends with the browser
+    assert 0 < record.expires_at - time.time() <= 60  # the server keeps it SESSION_COOKIE_AGE
+
+
 def test_a_conflicting_cookie_setting_is_an_error():
     with (
         override_settings(SESSION_CORE={"cookie_name": "other"}),
@@ -360,6 +410,359 @@ def test_session_core_must_be_a_dict():
     ):
         engine.backend()
     engine.reset()
+
+
+# ---------------------------------------------------------------------- keyless save, interruptions
+
+
+def _through_middleware(view, cookie=None, middleware=DjangoSessionMiddleware):
+    request = RequestFactory().get("/")
+    if cookie is not None:
+        request.COOKIES[settings.SESSION_COOKIE_NAME] = cookie
+    return request, middleware(view)(request)
+
+
+def _give_a_key(request):
+    if not request.session.session_key:
+        request.session.save()
+    return HttpResponse(request.session.session_key)
+
+
+def test_a_keyless_save_sends_the_cookie_of_the_record_it_made(django_store):
+    # The common "give this visitor a key" pattern: the key must reach the browser, and a
+    # server store must hold the record it names (and no other).
+    request, response = _through_middleware(_give_a_key)
+    cookie = response.cookies[settings.SESSION_COOKIE_NAME].value
+    assert cookie == request.session.session_key
+    assert SessionStore(cookie).load() == {}
+    assert SessionStore(cookie).session_key == cookie
+    if django_store == "memory":
+        assert len(settings.SESSION_CORE["store"]) == 1
+        assert response.content.decode() == cookie  # the key the view saw is the one sent
+
+
+def test_a_keyless_save_marks_the_session_modified_as_djangos_engines_do(session):
+    session.save()
+    assert session.session_key is not None
+    assert session.modified is True
+
+
+@server_side
+def test_a_session_deleted_before_the_middleware_saves_is_interrupted(session):
+    # Django's own middleware test (test_session_update_error_redirect), on this engine.
+    def view(request):
+        request.session.save()
+        request.session.delete()
+        return HttpResponse()
+
+    with pytest.raises(SessionInterrupted, match="deleted before the request completed"):
+        _through_middleware(view)
+    assert len(settings.SESSION_CORE["store"]) == 0  # not brought back
+
+
+@server_side
+def test_a_sign_out_in_a_concurrent_request_interrupts_the_other(session):
+    session["user"] = "ada"
+    session.save()
+    key = session.session_key
+
+    def view(request):
+        request.session["cart"] = ["book"]  # loads the session, then another request signs out
+        SessionStore(key).flush()
+        return HttpResponse()
+
+    with pytest.raises(SessionInterrupted):
+        _through_middleware(view, cookie=key)
+    assert SessionStore(key).load() == {}
+
+
+# ---------------------------------------------------------------------- key rotation
+
+
+def _saved_under(secret, **extra):
+    with override_settings(SECRET_KEY=secret, SESSION_CORE={"store": "cookie"}, **extra):
+        session = SessionStore()
+        session["user"] = "ada"
+        session.save()
+        return session.session_key
+
+
+NEW_SECRET = "django-new-secret-" + "n" * 40
+
+
+def test_rotating_secret_key_the_django_way_keeps_visitors_signed_in():
+    key = _saved_under(DJANGO_SECRET)
+    with override_settings(
+        SECRET_KEY=NEW_SECRET, SECRET_KEY_FALLBACKS=[DJANGO_SECRET], SESSION_CORE={}
+    ):
+        assert engine.backend().config.fallback_secret_keys == (DJANGO_SECRET,)
+        assert SessionStore(key)["user"] == "ada"
+    engine.reset()
+
+
+def test_the_new_secret_key_signs_and_a_retired_one_verifies_nothing():
+    old = _saved_under(DJANGO_SECRET)
+    with override_settings(
+        SECRET_KEY=NEW_SECRET, SECRET_KEY_FALLBACKS=[DJANGO_SECRET], SESSION_CORE={}
+    ):
+        session = SessionStore(old)
+        session["seen"] = True
+        session.save()
+        resigned = session.session_key
+    with override_settings(SECRET_KEY=NEW_SECRET, SECRET_KEY_FALLBACKS=[], SESSION_CORE={}):
+        assert SessionStore(resigned)["user"] == "ada"  # signed with the new key
+        assert SessionStore(old).get("user") is None  # the retired key verifies nothing
+    engine.reset()
+
+
+def test_fallbacks_in_both_places_must_agree():
+    with (
+        override_settings(
+            SECRET_KEY_FALLBACKS=[NEW_SECRET],
+            SESSION_CORE={"fallback_secret_keys": ["another-old-secret-" + "o" * 40]},
+        ),
+        pytest.raises(ConfigurationError, match="SECRET_KEY_FALLBACKS only"),
+    ):
+        engine.backend()
+    with override_settings(
+        SECRET_KEY_FALLBACKS=[NEW_SECRET], SESSION_CORE={"fallback_secret_keys": [NEW_SECRET]}
+    ):
+        assert engine.backend().config.fallback_secret_keys == (NEW_SECRET,)
+    engine.reset()
+
+
+def test_a_short_django_fallback_is_refused_by_name():
+    with (
+        override_settings(SECRET_KEY_FALLBACKS=["short"], SESSION_CORE={}),
+        pytest.raises(ConfigurationError, match="SECRET_KEY_FALLBACKS is only 5 bytes"),
+    ):
+        engine.backend()
+    engine.reset()
+
+
+def test_djangos_fallbacks_belong_to_djangos_key_only():
+    own = "session-core-own-secret-" + "s" * 40
+    with override_settings(
+        SECRET_KEY_FALLBACKS=[NEW_SECRET], SESSION_CORE={"secret_key": own, "store": "cookie"}
+    ):
+        assert engine.backend().config.fallback_secret_keys == ()
+    engine.reset()
+
+
+def test_a_partitioned_cookie_is_refused_as_django_cannot_write_it():
+    with (
+        override_settings(SESSION_COOKIE_SECURE=True, SESSION_CORE={"cookie_partitioned": True}),
+        pytest.raises(ConfigurationError, match="cannot add the Partitioned attribute"),
+    ):
+        engine.backend()
+    engine.reset()
+
+
+# ---------------------------------------------------------------------- system checks
+
+
+def _session_core_checks():
+    return {m.id: m for m in checks.run_checks(tags=["session_core"])}
+
+
+def test_the_check_passes_a_valid_configuration(django_store):
+    assert _session_core_checks() == {}
+
+
+def test_the_check_names_a_store_that_is_not_installed():
+    with override_settings(SESSION_CORE={"store": "nosuchstore"}):
+        found = _session_core_checks()
+    assert list(found) == ["session_core.E002"]
+    assert "no session store named 'nosuchstore' is installed" in found["session_core.E002"].msg
+    engine.reset()
+
+
+def test_the_check_names_an_invalid_setting():
+    with override_settings(SESSION_CORE={"cokie_name": "x"}):
+        found = _session_core_checks()
+    assert list(found) == ["session_core.E001"]
+    assert "did you mean 'cookie_name'" in found["session_core.E001"].msg
+    engine.reset()
+
+
+def test_the_check_names_an_option_the_store_refuses():
+    with override_settings(SESSION_CORE={"store": "cookie", "store_options": {"encrpyt": True}}):
+        found = _session_core_checks()
+    assert list(found) == ["session_core.E001"]
+    assert "has no option 'encrpyt'" in found["session_core.E001"].msg
+    engine.reset()
+
+
+def test_the_check_warns_about_djangos_middleware_and_an_unused_setting():
+    with override_settings(MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"]):
+        assert list(_session_core_checks()) == ["session_core.W002"]
+    with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.cache"):
+        assert list(_session_core_checks()) == ["session_core.W001"]
+    with override_settings(SESSION_SERIALIZER="myapp.serializers.PickleSerializer"):
+        assert list(_session_core_checks()) == ["session_core.W003"]
+    engine.reset()
+
+
+def test_manage_py_check_fails_with_the_real_message(tmp_path, live_clean_env):
+    (tmp_path / "project_settings.py").write_text(
+        textwrap.dedent(f"""
+            SECRET_KEY = {DJANGO_SECRET!r}
+            INSTALLED_APPS = ["django.contrib.sessions", "session_core.integrations.django_checks"]
+            MIDDLEWARE = ["session_core.integrations.django.SessionMiddleware"]
+            SESSION_ENGINE = "session_core.integrations.django"
+            SESSION_CORE = {{"store": "nosuchstore"}}
+        """)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "check", "--settings=project_settings"],
+        cwd=tmp_path,
+        env=live_clean_env(PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path])),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "session_core.E002" in result.stderr
+    assert "no session store named 'nosuchstore' is installed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------- store outages
+
+
+class OutageStore(MemoryStore):
+    """A memory store whose server is down for the operations in ``down``."""
+
+    def __init__(self):
+        super().__init__()
+        self.down: set[str] = set()
+
+    def _check(self, operation):
+        if operation in self.down:
+            raise StoreUnreachableError("memory", "memory://test", operation, "connection refused")
+
+    def load(self, key):
+        self._check("load")
+        return super().load(key)
+
+    def save(self, key, record, changes):
+        self._check("save")
+        return super().save(key, record, changes)
+
+
+@pytest.fixture
+def outage():
+    store = OutageStore()
+    with override_settings(SESSION_CORE={"store": store}):
+        yield store
+    engine.reset()
+
+
+def _assert_503(response, caplog):
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in response
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in logged] == ["session_core"]  # once, and not again by Django
+    assert "could not " in logged[0].getMessage()
+    assert "connection refused" in logged[0].getMessage()
+
+
+def test_an_outage_at_first_use_in_the_view_is_a_503(outage, caplog):
+    client = Client()
+    assert client.get("/").status_code == 200
+    outage.down.add("load")
+    _assert_503(client.get("/"), caplog)
+
+
+def test_an_outage_when_the_middleware_saves_is_a_503(outage, caplog):
+    outage.down.add("save")
+    _assert_503(Client().get("/"), caplog)
+
+
+def test_an_outage_under_asgi_is_a_503_too(outage, caplog):
+    outage.down.add("save")
+    response = asyncio.run(AsyncClient().get("/"))
+    _assert_503(response, caplog)
+
+
+def test_a_redis_server_that_is_down_is_a_503_over_http(live_wsgi_server, live_free_port, caplog):
+    # A real outage: the redis store pointed at a port nothing listens on (the core and
+    # django-upstream environments install the plugin).
+    dead = f"redis://127.0.0.1:{live_free_port()}/0"
+    with override_settings(SESSION_CORE={"store": "redis", "store_options": {"url": dead}}):
+        url = live_wsgi_server(WSGIHandler())
+        with httpx.Client(base_url=url, timeout=30) as client:
+            writes = client.get("/")  # nothing to load: the save fails
+            reads = client.get("/", headers={"Cookie": "sessionid=" + "k" * 43})  # load fails
+    engine.reset()
+    for response in (writes, reads):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert "set-cookie" not in response.headers
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warnings] == ["session_core", "session_core"]
+    assert all(dead.rsplit("/", 1)[0] in r.getMessage() for r in warnings)
+
+
+class HandlesOutages:
+    """An app's own middleware that answers store outages itself."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, StoreUnreachableError):
+            return HttpResponse("read-only mode", status=200)
+        return None
+
+
+def test_an_app_that_handles_the_outage_itself_keeps_its_answer(outage):
+    with override_settings(
+        MIDDLEWARE=[
+            "session_core.integrations.django.SessionMiddleware",
+            f"{__name__}.HandlesOutages",
+        ]
+    ):
+        client = Client()  # loads MIDDLEWARE at its first request
+        client.get("/")
+        outage.down.add("load")
+        response = client.get("/")
+    assert (response.status_code, response.content) == (200, b"read-only mode")
+
+
+class MaintenancePage(engine.SessionMiddleware):
+    def store_unavailable(self, request, error):
+        return HttpResponse(f"back soon ({error.store})", status=503)
+
+
+def test_the_503_is_customised_by_overriding_store_unavailable(outage):
+    outage.down.add("save")
+    with override_settings(MIDDLEWARE=[f"{__name__}.MaintenancePage"]):
+        response = Client().get("/")
+    assert (response.status_code, response.content) == (503, b"back soon (memory)")
+
+
+def test_djangos_own_middleware_still_gives_its_500(outage):
+    outage.down.add("save")
+    with override_settings(MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"]):
+        client = Client(raise_request_exception=False)
+        assert client.get("/").status_code == 500
+
+
+def test_compat_django_skips_logging_a_response_marked_logged(caplog):
+    from session_core._compat import mark_logged
+
+    response = HttpResponse(status=503)
+    mark_logged(response)
+    log_response("%s", "x", response=response)
+    unmarked = HttpResponse(status=503)
+    log_response("%s", "y", response=unmarked)
+    assert [r.getMessage() for r in caplog.records] == ["y"]
 
 
 # ---------------------------------------------------------------------- over HTTP

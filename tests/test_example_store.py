@@ -107,3 +107,33 @@ def test_works_behind_the_middleware(installed, tmp_path):
     [stored] = list(folder.glob("*.json"))
     assert key not in stored.name
     assert key not in stored.read_text()
+
+
+def test_clear_expired_reports_progress_per_hundred_removals(installed, tmp_path):
+    from session_core import Changes
+    from session_core.testing import make_record
+    from session_core_files import FileStore
+
+    store = FileStore(tmp_path / "sessions")
+    for n in range(150):
+        store.save(None, make_record({"live": n}), Changes(frozenset({"live"})))
+    for n in range(250):
+        store.save(None, make_record({"dead": n}, ttl=-1), Changes(frozenset({"dead"})))
+    seen = []
+    assert store.clear_expired(seen.append) == 250
+    assert seen == [100, 200, 250], "progress counts removals, once per hundred and at the end"
+
+
+def test_building_the_store_touches_no_disk(installed, tmp_path):
+    folder = tmp_path / "sessions"
+    config = SessionConfig(
+        secret_key=SECRET, store="files", store_options={"directory": str(folder)}
+    )
+    store = create_store(config)
+    assert not folder.exists(), "the create hook must not do I/O (session-core stores calls it)"
+    from session_core import Session
+
+    session = Session(store)
+    session["a"] = 1
+    assert session.save() is not None
+    assert folder.is_dir()

@@ -2,18 +2,18 @@
 which headers it sends. Every behaviour is checked on both interfaces."""
 
 import asyncio
+import calendar
 import json
 import random
-import socket
 import string
 import threading
 import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import pytest
-import uvicorn
 
 from session_core import (
     CookieTooLargeError,
@@ -22,6 +22,7 @@ from session_core import (
     StoreUnreachableError,
 )
 from session_core.asgi import SessionMiddleware as ASGIMiddleware
+from session_core.config import MAX_COOKIE_AGE
 from session_core.cookie import CookieStore
 from session_core.testing import MemoryStore, make_record
 from session_core.wsgi import SessionMiddleware as WSGIMiddleware
@@ -51,6 +52,10 @@ def handle(session, path, query):
         session.set_expiry(0)
         session["n"] = 1
         return 200, "browser"
+    if path == "/far-future":
+        session.set_expiry(datetime(9999, 12, 31, tzinfo=UTC))
+        session["n"] = 1
+        return 200, "far"
     if path == "/flush":
         session.flush()
         return 200, "flushed"
@@ -172,6 +177,11 @@ def _close_clients(monkeypatch):
         client.close()
 
 
+def http_date(text):
+    """The Unix time of an HTTP date (``Expires``), read as UTC."""
+    return calendar.timegm(time.strptime(text, "%a, %d %b %Y %H:%M:%S GMT"))
+
+
 def set_cookies(response):
     return response.headers.get_list("set-cookie")
 
@@ -226,7 +236,9 @@ def test_write_sets_cookie_with_every_configured_attribute(kind):
         cookie_http_only=True,
         cookie_same_site="Strict",
     )
+    before = int(time.time())
     response = client.get("/write")
+    after = time.time()
     [header] = set_cookies(response)
     name, value, attrs = attributes(header)
     assert name == "sid"
@@ -234,14 +246,25 @@ def test_write_sets_cookie_with_every_configured_attribute(kind):
     assert attrs["path"] == "/"
     assert attrs["domain"] == "testserver.local"
     assert attrs["max-age"] == "3600"
-    expires = (
-        time.mktime(time.strptime(attrs["expires"], "%a, %d %b %Y %H:%M:%S GMT")) - time.timezone
-    )
-    assert abs(expires - (time.time() + 3600)) < 5
+    assert before + 3600 <= http_date(attrs["expires"]) <= after + 3600
     assert "secure" in attrs
     assert "httponly" in attrs
     assert attrs["samesite"] == "Strict"
     assert response.headers["vary"] == "Cookie"
+
+
+@pytest.mark.parametrize("store", ["cookie", "memory"])
+def test_an_expiry_far_in_the_future_caps_the_cookie_at_400_days(kind, store):
+    # Browsers keep a cookie at most 400 days; a date further away (here the last one a
+    # datetime can hold) is saved, and its cookie's Max-Age is capped, as browsers would.
+    client = Client(kind, store=MemoryStore() if store == "memory" else "cookie")
+    response = client.get("/far-future")
+    assert response.status_code == 200
+    [header] = set_cookies(response)
+    attrs = attributes(header)[2]
+    assert attrs["max-age"] == str(MAX_COOKIE_AGE)
+    assert http_date(attrs["expires"]) <= time.time() + MAX_COOKIE_AGE + 1
+    assert client.get("/read").json() == 1
 
 
 def test_partitioned_cookie_and_its_deletion_carry_the_attribute(kind):
@@ -374,12 +397,13 @@ def test_sign_out_takes_effect_even_on_5xx(kind):
     assert attributes(set_cookies(response)[0])[2]["max-age"] == "0"
 
 
-def test_save_every_request_refreshes_a_read_only_request(kind):
+def test_save_every_request_refreshes_a_read_only_request(kind, monkeypatch):
     client = Client(kind, save_every_request=True)
-    client.get("/write")
-    time.sleep(1.1)  # a new timestamp, so the cookie value changes
-    response = client.get("/read")
-    assert len(set_cookies(response)) == 1
+    [first] = set_cookies(client.get("/write"))
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 2)  # later, without waiting
+    [refreshed] = set_cookies(client.get("/read"))
+    assert attributes(refreshed)[1] != attributes(first)[1]  # signed anew, at the new time
 
 
 def test_save_every_request_does_not_create_sessions_for_visitors_without_one(kind):
@@ -610,12 +634,6 @@ def test_asgi_websocket_gets_its_session():
 # -------------------------------------------------------------------- real sockets
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class QuietHandler(WSGIRequestHandler):
     def log_message(self, *args):
         pass
@@ -637,24 +655,10 @@ def test_wsgi_over_a_real_socket():
         server.server_close()
 
 
-def test_asgi_over_a_real_socket():
-    port = free_port()
-    app = ASGIMiddleware(asgi_app, secret_key=SECRET)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            assert [client.get("/write").json() for _ in range(3)] == [1, 2, 3]
-            client.get("/flush")
-            assert "sessionid" not in client.cookies
-            assert client.get("/read").json() is None
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def test_asgi_over_a_real_socket(live_asgi_server):
+    url = live_asgi_server(ASGIMiddleware(asgi_app, secret_key=SECRET))
+    with httpx.Client(base_url=url) as client:
+        assert [client.get("/write").json() for _ in range(3)] == [1, 2, 3]
+        client.get("/flush")
+        assert "sessionid" not in client.cookies
+        assert client.get("/read").json() is None

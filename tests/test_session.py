@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from session_core import Session, generate_key, is_plausible_key
+from session_core import InvalidExpiryError, Session, generate_key, is_plausible_key
+from session_core.config import MAX_COOKIE_AGE
 from session_core.cookie import CookieStore
 from session_core.testing import MemoryStore
 
@@ -214,6 +215,50 @@ def test_non_json_values_raise_at_assignment_naming_the_key(store, value, fragme
     assert "basket" not in session
 
 
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("\ud800", r"lone surrogate '\\ud800' at index 0"),
+        ("café \udfff", "at index 5"),
+        (["ok", "\udc80"], r"\[1\]: the string holds a lone surrogate"),
+        ({"nested": {"deep": "\ud83d"}}, r"\['nested'\]\['deep'\]"),
+        ({"\ud800": 1}, r"\(a dict key\)"),
+    ],
+)
+def test_text_utf8_cannot_carry_raises_at_assignment_naming_the_key(store, value, fragment):
+    # A JSON request body can carry "\ud800"; no store can write it, so every response that
+    # saved it would fail. It is refused where it is set, like any other value JSON cannot hold.
+    session = Session(store)
+    with pytest.raises(TypeError, match="'basket'") as info:
+        session["basket"] = value
+    assert info.match(fragment)
+    assert "basket" not in session
+    session["basket"] = "café ☕ 😀"  # well-formed text of any script is fine
+    assert session.save() is not None
+
+
+def test_a_key_utf8_cannot_carry_raises_at_assignment(store):
+    session = Session(store)
+    with pytest.raises(TypeError, match="the key"):
+        session["\ud800"] = 1
+    assert not session.modified
+
+
+def test_a_lone_surrogate_put_in_place_is_refused_at_save(store):
+    session = Session(store, saved(store, {"cart": [], "tags": {}}))
+    session["cart"].append("\ud800")
+    with pytest.raises(TypeError, match="'cart'"):
+        session.save()
+    session = Session(store, saved(store, {"tags": {}}))
+    session["tags"]["\udfff"] = 1
+    with pytest.raises(TypeError, match=r"'tags'.*a dict key"):
+        session.save()
+    session = Session(store, saved(store, {"tags": {}}))
+    session.get("tags")["x"] = "\udfff"  # type: ignore[index]
+    with pytest.raises(TypeError, match="'tags'"):
+        session.mark_modified("tags")
+
+
 def test_non_str_keys_raise(store):
     session = Session(store)
     with pytest.raises(TypeError, match="session keys must be str"):
@@ -278,7 +323,9 @@ def test_default_expiry(store):
     assert session.expiry_age == 600
     assert not session.expire_at_browser_close
     assert session.cookie_max_age == 600
-    assert abs(session.expires_at.timestamp() - (time.time() + 600)) < 2
+    before = time.time()
+    expires_at = session.expires_at.timestamp()
+    assert before + 600 - 1e-3 <= expires_at <= time.time() + 600 + 1e-3
 
 
 @pytest.mark.parametrize("value", [3600, timedelta(hours=1)])
@@ -286,9 +333,11 @@ def test_relative_expiry_is_stored_with_the_session(store, value):
     session = Session(store)
     session["a"] = 1
     session.set_expiry(value)
+    before = time.time()
     key = session.save()
+    after = time.time()
     record = store.load(key)
-    assert abs(record.expires_at - (time.time() + 3600)) < 2
+    assert before + 3600 <= record.expires_at <= after + 3600
     reloaded = Session(store, key)
     reloaded.load()
     assert reloaded.expiry_age == 3600
@@ -316,16 +365,19 @@ def test_browser_session_expiry_is_remembered_on_the_next_request(store):
     later["b"] = 2
     assert later.expire_at_browser_close
     assert later.cookie_max_age is None
+    before = time.time()
     later.save()
-    assert abs(store.load(key).expires_at - (time.time() + 900)) < 2
+    assert before + 900 <= store.load(key).expires_at <= time.time() + 900
 
 
-def test_expired_session_on_the_server_loads_empty(store):
+def test_expired_session_on_the_server_loads_empty(store, monkeypatch):
     session = Session(store)
     session["a"] = 1
-    session.set_expiry(datetime.now(UTC) + timedelta(seconds=1))
+    session.set_expiry(datetime.now(UTC) + timedelta(seconds=60))
     key = session.save()
-    time.sleep(1.2)
+    assert dict(Session(store, key)) == {"a": 1}
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 61)  # a minute later
     assert dict(Session(store, key)) == {}
 
 
@@ -339,16 +391,32 @@ def test_set_expiry_none_returns_to_default(store):
 @pytest.mark.parametrize(
     ("value", "error"),
     [
-        (-1, ValueError),
-        (timedelta(seconds=-5), ValueError),
-        (datetime(2030, 1, 1), ValueError),  # naive
+        (-1, InvalidExpiryError),
+        (timedelta(seconds=-5), InvalidExpiryError),
+        (datetime(2030, 1, 1), InvalidExpiryError),  # naive
+        (MAX_COOKIE_AGE + 1, InvalidExpiryError),
+        (10**17, InvalidExpiryError),
+        (timedelta(days=401), InvalidExpiryError),
         (True, TypeError),
         ("3600", TypeError),
     ],
 )
 def test_set_expiry_rejects_bad_values(store, value, error):
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         Session(store).set_expiry(value)
+    if error is InvalidExpiryError:
+        assert isinstance(info.value, ValueError)  # what set_expiry raised before
+        assert info.value.value == value
+        assert repr(value) in str(info.value)
+
+
+def test_set_expiry_takes_400_days():
+    store = MemoryStore()
+    session = Session(store)
+    session["a"] = 1
+    session.set_expiry(MAX_COOKIE_AGE)
+    assert session.cookie_max_age == MAX_COOKIE_AGE
+    assert session.save() is not None
 
 
 # -------------------------------------------------------------------- async and cookie store

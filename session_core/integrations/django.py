@@ -2,24 +2,32 @@
 
 In ``settings.py``::
 
+    INSTALLED_APPS = [..., "session_core.integrations.django_checks"]  # manage.py check
+    MIDDLEWARE = [..., "session_core.integrations.django.SessionMiddleware", ...]
     SESSION_ENGINE = "session_core.integrations.django"
     SESSION_CORE = {"store": "redis", "store_options": {"url": "redis://127.0.0.1:6379/0"}}
 
-Django's own ``SessionMiddleware`` stays in ``MIDDLEWARE``: it reads the cookie, calls this engine's
-:class:`SessionStore`, and writes the cookie. So that the two always agree, the cookie settings are
+:class:`SessionMiddleware` is Django's own (it reads the cookie, calls this engine's
+:class:`SessionStore`, and writes the cookie), plus a ``503`` with ``Retry-After`` while the store
+is down; Django's ``django.contrib.sessions.middleware.SessionMiddleware`` works too, with
+Django's 500 page then. So that the two always agree, the cookie and lifetime settings are
 Django's: session-core's ``cookie_name``, ``cookie_path``, ``cookie_domain``, ``cookie_secure``,
 ``cookie_http_only``, ``cookie_same_site``, ``cookie_max_age`` and ``save_every_request`` are taken
 from ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_PATH``, ``SESSION_COOKIE_DOMAIN``,
 ``SESSION_COOKIE_SECURE``, ``SESSION_COOKIE_HTTPONLY``, ``SESSION_COOKIE_SAMESITE``,
 ``SESSION_COOKIE_AGE`` and ``SESSION_SAVE_EVERY_REQUEST``, and giving a different value for them in
-``SESSION_CORE`` (or ``SESSION_CORE_*`` variables) is an error.
+``SESSION_CORE`` (or ``SESSION_CORE_*`` variables) is an error. ``SESSION_EXPIRE_AT_BROWSER_CLOSE``
+and ``set_expiry`` work as in Django. Django's middleware cannot write a ``Partitioned`` cookie,
+so ``cookie_partitioned`` is refused.
 
 ``SESSION_CORE`` holds the other settings (``store``, ``store_options``, ``secret_key``,
 ``fallback_secret_keys``), over the TOML file named by ``SESSION_CORE_CONFIG`` and
 ``SESSION_CORE_*`` environment variables. With no ``secret_key``, Django's ``SECRET_KEY`` is used
-if it has at least 32 bytes. The store is built once per process, when this module is first
-imported with settings configured (so a bad configuration stops the server at start-up), and
-again if those settings change (as ``override_settings`` does in tests).
+if it has at least 32 bytes, and then ``SECRET_KEY_FALLBACKS`` are the fallback keys, so rotating
+keys the way Django documents keeps everyone signed in. The store is built once per process, when
+this module is first imported with settings configured (so a bad configuration stops the server
+at start-up; ``manage.py check`` reports it with :mod:`~session_core.integrations.django_checks`),
+and again if those settings change (as ``override_settings`` does in tests).
 
 What this engine adds to Django's built-in ones: only the keys a request changed are written, so
 concurrent requests that change different keys both keep their change; the server record is
@@ -37,6 +45,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import django
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
@@ -49,12 +58,14 @@ from ..registry import create_store
 from ..store import Changes, SessionData, SessionRecord
 from ..store import SessionStore as CoreStore
 from . import framework_config
+from .django_middleware import SessionMiddleware
 
-__all__ = ["Backend", "SessionStore", "backend", "reset"]
+__all__ = ["Backend", "SessionMiddleware", "SessionStore", "backend", "reset"]
 
 _OWN_SETTINGS = frozenset(
     {
         "SECRET_KEY",
+        "SECRET_KEY_FALLBACKS",
         "SESSION_CORE",
         "SESSION_COOKIE_NAME",
         "SESSION_COOKIE_PATH",
@@ -106,11 +117,19 @@ def _config_from_settings() -> SessionConfig:
             "settings.SESSION_CORE must be a dict of session-core settings, such as "
             "{'store': 'redis', 'store_options': {'url': 'redis://127.0.0.1:6379/0'}}",
         )
+    if given.get("cookie_partitioned"):
+        raise ConfigurationError(
+            "cookie_partitioned",
+            "under Django, its SessionMiddleware writes the session cookie, and Django "
+            f"{django.get_version()} cannot add the Partitioned attribute to it; remove "
+            "cookie_partitioned from settings.SESSION_CORE",
+        )
     return framework_config(
         given,
         framework="Django",
         setting_name="settings.SESSION_CORE",
         framework_secret=getattr(settings, "SECRET_KEY", None),
+        framework_fallbacks=getattr(settings, "SECRET_KEY_FALLBACKS", ()),
         owned=owned,
     )
 
@@ -156,8 +175,12 @@ setting_changed.connect(_on_setting_changed, dispatch_uid="session_core.integrat
 
 def _dumps(value: object, key: str) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(
+            value, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False
+        )
+        text.encode()  # a lone surrogate ("\ud800") has no UTF-8: refused here, not at save
+        return text
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise TypeError(
             f"request.session[{key!r}]: {exc}; a session holds str, int, float, bool, None, "
             f"and lists and dicts (str keys) of them"
@@ -195,8 +218,10 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         return record.data
 
     def exists(self, session_key: str) -> bool:
-        """Whether a live record is stored under ``session_key``."""
-        return bool(session_key) and self._backend.store.load(session_key) is not None
+        """Whether a live record is stored under ``session_key``; always false for the cookie
+        store, which stores nothing on the server (as Django's ``signed_cookies`` engine)."""
+        store = self._backend.store
+        return bool(session_key) and not store.local and store.load(session_key) is not None
 
     # ------------------------------------------------------------------ writing
 
@@ -225,35 +250,40 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             self._backend.cookie.set_cookie_header(key, max_age)
 
     def save(self, must_create: bool = False) -> None:
-        """Write the session. With ``must_create``, or no key yet, a new record is made under a
-        fresh key; otherwise only the keys this request changed are merged into the stored ones.
+        """Write the session. With no key yet, or ``must_create``, a new record is made under a
+        fresh key (as :meth:`create` does, so Django's middleware then sends its cookie);
+        otherwise only the keys this request changed are merged into the stored ones.
 
         Raises:
             UpdateError: the session was deleted meanwhile (a sign-out in another request); it
-                is not brought back.
+                is not brought back, and Django's ``SessionMiddleware`` answers
+                ``SessionInterrupted`` (400).
             CookieTooLargeError: a cookie-store session outgrew the browser's cookie limit.
         """
-        data = self._get_session(no_load=must_create)
+        key = self.session_key
+        if key is None or must_create:
+            self.create()
+            return
+        data = self._get_session()
         record, dumped = self._record(data)
-        store = self._backend.store
-        key = None if must_create else self.session_key
-        if key is None:
-            new_key = store.save(None, record, Changes.everything(record))
-            if new_key is None:  # pragma: no cover - a create always returns a key
-                raise CreateError
-        else:
-            changes = Changes(
-                updated=frozenset(k for k, v in dumped.items() if self._snapshot.get(k) != v),
-                deleted=frozenset(self._snapshot.keys() - dumped.keys()),
-            )
-            new_key = store.save(key, record, changes)
-            if new_key is None:
-                raise UpdateError
+        changes = Changes(
+            updated=frozenset(k for k, v in dumped.items() if self._snapshot.get(k) != v),
+            deleted=frozenset(self._snapshot.keys() - dumped.keys()),
+        )
+        new_key = self._backend.store.save(key, record, changes)
+        if new_key is None:
+            raise UpdateError
         self._adopt(new_key, record, dumped)
 
     def create(self) -> None:
-        """Save the current data under a new key."""
-        self.save(must_create=True)
+        """Save the current data under a new key, and mark the session modified so that the
+        key reaches the browser (what Django's own engines do)."""
+        data = self._get_session(no_load=True)
+        record, dumped = self._record(data)
+        new_key = self._backend.store.save(None, record, Changes.everything(record))
+        if new_key is None:  # pragma: no cover - a create always returns a key
+            raise CreateError
+        self._adopt(new_key, record, dumped)
         self.modified = True
 
     def cycle_key(self) -> None:

@@ -129,18 +129,23 @@ def test_far_more_concurrent_writers_than_a_browser_lose_nothing_silently(
     rel_server_setup: StoreSetup,
 ):
     """Beyond any browser (HTTP/2 allows about 100 streams): every write either lands or its
-    request fails with StoreUnreachableError. The failures are reported, not asserted away."""
+    request fails with StoreUnreachableError (or, on the db store, StoreConflictError: the
+    database kept refusing it because of the other writers). The failures are reported, not
+    asserted away."""
+    from session_core_db import StoreConflictError
+
     tasks, writes = scaled((60, 3), (60, 40))
     client, cookie, acknowledged, errors = hammer_async(rel_server_setup, tasks, writes)
     try:
-        assert all(isinstance(e, StoreUnreachableError) for e in errors), errors[:3]
-        reasons = Counter(str(e).rsplit(": ", 1)[-1] for e in errors)
+        reported = (StoreUnreachableError, StoreConflictError)
+        assert all(isinstance(e, reported) for e in errors), errors[:3]
+        reasons = Counter(f"{type(e).__name__}: {str(e).rsplit(': ', 1)[-1]}" for e in errors)
         final = client.get("/read", f"sessionid={cookie}").body["data"]
         lost = {key for key, _ in acknowledged} - set(final)
         record_figure(
             "concurrency",
             f"{rel_server_setup.kind}: {tasks} async tasks x {writes} writes to one session: "
-            f"{len(lost)} lost updates, {len(errors)} requests failed with StoreUnreachableError"
+            f"{len(lost)} lost updates, {len(errors)} requests failed visibly"
             + (f" ({dict(reasons)})" if reasons else ""),
         )
         assert not lost

@@ -17,6 +17,7 @@ FOLDERS = [
     ROOT,
     *sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir()),
     ROOT / "tests" / "example_store",
+    ROOT / "tests" / "example_extension",
 ]
 
 

@@ -4,7 +4,7 @@ Select it with ``store = "db"`` and configure it with ``store_options`` (``url``
 ``table_name``, pool settings, ``create_table``, ...); see :class:`Settings`.
 """
 
-from .errors import MissingTableError
+from .errors import MissingTableError, SessionTooLargeError, StoreConflictError
 from .options import DEFAULT_SQLITE_FILE, DEFAULT_TIMEOUT, DEFAULT_URL, Settings
 from .schema import (
     DEFAULT_TABLE_NAME,
@@ -25,7 +25,9 @@ __all__ = [
     "DEFAULT_URL",
     "DbStore",
     "MissingTableError",
+    "SessionTooLargeError",
     "Settings",
+    "StoreConflictError",
     "__version__",
     "create_session_table",
     "create_sql",

@@ -1,5 +1,6 @@
-"""``python -m session_core_db``: print the SQL that creates the sessions table."""
+"""``python -m session_core_db``: print the SQL that creates the sessions table (the same
+command as ``session-core db schema``)."""
 
-from .schema import main
+from .commands import main
 
 raise SystemExit(main())

@@ -1,51 +1,119 @@
-"""The db store's own exception, and how database errors become session-core ones."""
+"""The db store's own exceptions, and how database errors become session-core ones."""
 
 from __future__ import annotations
 
 from sqlalchemy.engine import URL
 
-from session_core import ConfigurationError, StoreUnreachableError
+from session_core import SessionCoreError, StoreUnreachableError
 
-__all__ = ["MissingTableError", "timed_out", "unreachable"]
+__all__ = [
+    "MissingTableError",
+    "SessionTooLargeError",
+    "StoreConflictError",
+    "describe",
+    "timed_out",
+    "unreachable",
+]
 
 
-class MissingTableError(ConfigurationError):
+class MissingTableError(StoreUnreachableError):
     """The sessions table does not exist and ``create_table`` is false.
 
-    Raised by the first operation that finds it missing, with the ways to create it.
+    Raised by each operation while the table is missing, with the ways to create it. It is a
+    :class:`~session_core.StoreUnreachableError` (the middleware answers 503 with Retry-After),
+    not a :class:`~session_core.ConfigurationError`: nothing in the configuration is wrong, the
+    database is not ready yet (an app started before its migration ran), and the store works as
+    soon as the table exists, with no restart. Checking at start-up instead would make building
+    a store a database round trip, and an app unable to start while its database is down.
 
     Attributes:
         table_name: the missing table.
-        target: the database URL, without its password.
     """
 
-    def __init__(self, table_name: str, target: str) -> None:
+    def __init__(self, table_name: str, target: str, operation: str) -> None:
         self.table_name = table_name
-        self.target = target
         super().__init__(
-            "store_options",
-            f"the sessions table {table_name!r} does not exist in {target} and create_table "
-            f"is false. Create it with one of: set create_table = true; run the SQL printed by "
-            f"`python -m session_core_db --url '{target}' --table {table_name}`; run "
+            "db",
+            target,
+            operation,
+            f"the sessions table {table_name!r} does not exist and create_table is false. "
+            f"Create it with one of: set create_table = true; run the SQL printed by "
+            f"`session-core db schema --url '{target}' --table {table_name}`; run "
             f"the schema.sql shipped in the session_core_db package; or, with Alembic, call "
             f"session_core_db.create_session_table(op, {table_name!r}) in a migration",
         )
 
 
-def unreachable(url: URL, operation: str, exc: BaseException) -> StoreUnreachableError:
-    """A :class:`~session_core.StoreUnreachableError` for ``exc``, naming the db store and
-    ``url`` without its password (also scrubbed from the driver's message).
+class StoreConflictError(StoreUnreachableError):
+    """The database kept refusing a write because of concurrent writers, after retries.
 
-    Only the first line of the driver's message is kept: SQLAlchemy's own message would add
-    the statement's parameters, which hold session data.
+    A deadlock, a lock wait timeout, a serialization failure or a busy SQLite file: the server
+    answered, and the message says so. The store retries such conflicts itself; this is what is
+    left when they go on. The write did not happen, and trying it again later is safe, so it is
+    a :class:`~session_core.StoreUnreachableError` (an operation on the store failed): every
+    middleware answers it with a 503 and ``Retry-After``, as for an outage.
+
+    The underlying exception is chained as ``__cause__``.
+
+    Attributes:
+        store: the store's name (``"db"``).
+        target: the database URL, without its password.
+        operation: what it was doing (``"save"``, ...).
+        attempts: how many times it tried.
+    """
+
+    def __init__(self, target: str, operation: str, attempts: int, reason: str) -> None:
+        self.attempts = attempts
+        super().__init__(
+            "db",
+            target,
+            operation,
+            f"the database refused it {attempts} times in a row because of concurrent writers "
+            f"({reason}); the write did not happen, and it is safe to try again",
+        )
+
+
+class SessionTooLargeError(SessionCoreError, ValueError):
+    """A session is larger than its database can store; nothing was sent to the database.
+
+    Attributes:
+        size: the session's encoded size in bytes, as it would be sent.
+        limit: the largest size the database takes, in bytes.
+        reason: where the limit comes from (``"max_allowed_packet"``, ...).
+        target: the database URL, without its password.
+    """
+
+    def __init__(self, size: int, limit: int, reason: str, target: str) -> None:
+        self.size = size
+        self.limit = limit
+        self.reason = reason
+        self.target = target
+        super().__init__(
+            f"session store 'db' cannot save a session of {size} bytes at {target}: the limit "
+            f"is {limit} bytes ({reason}); keep large data out of the session (store it "
+            f"elsewhere and keep its id in the session)"
+        )
+
+
+def describe(url: URL, exc: BaseException) -> str:
+    """The first line of the driver's message for ``exc``, with ``url``'s password scrubbed.
+
+    Only the first line: SQLAlchemy's own message would add the statement's parameters, which
+    hold session data.
     """
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip() or type(original).__name__
     reason = text.splitlines()[0]
     if url.password:
         reason = reason.replace(str(url.password), "***")
+    return f"{type(original).__name__}: {reason}"
+
+
+def unreachable(url: URL, operation: str, exc: BaseException) -> StoreUnreachableError:
+    """A :class:`~session_core.StoreUnreachableError` for ``exc``, naming the db store and
+    ``url`` without its password (also scrubbed from the driver's message)."""
     target = url.render_as_string(hide_password=True)
-    return StoreUnreachableError("db", target, operation, f"{type(original).__name__}: {reason}")
+    return StoreUnreachableError("db", target, operation, describe(url, exc))
 
 
 def timed_out(url: URL, operation: str, seconds: float) -> StoreUnreachableError:

@@ -6,9 +6,10 @@ start-up, never at the first request.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,14 @@ DEFAULT_URL = f"sqlite:///{DEFAULT_SQLITE_FILE}"
 DEFAULT_TIMEOUT = 10.0
 """Seconds a statement may take by default (the ``timeout`` option)."""
 
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,59}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,48}$")
+"""49 characters at most: the index is ``ix_<table>_expires_at``, and PostgreSQL cuts names at
+63 characters (MySQL and MariaDB refuse those over 64)."""
+
+_MOST_ROWS = 2**31 - 1
+"""The largest LIMIT every database takes."""
+
+_NOT_SQL = {"redis", "rediss", "valkey", "valkeys", "unix", "memcached", "mongodb", "http", "https"}
 
 # The driver used for a URL that names none, per backend (SQLAlchemy's own defaults,
 # psycopg2 and mysqlclient, need C builds; these install from wheels everywhere).
@@ -93,20 +101,98 @@ def async_url_for(url: URL) -> URL | None:
     return None
 
 
+def _loaded_dialect(url: URL) -> Any:
+    try:
+        return url.get_dialect()
+    except sa.exc.NoSuchModuleError:  # a driver SQLAlchemy does not know: the engine says so
+        return None
+
+
 def _check(key: str, value: Any, kinds: tuple[type, ...], wanted: str) -> None:
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
         raise ConfigurationError("store_options", f"{key} must be {wanted}, not {value!r}")
 
 
+_EXAMPLE = "write it like 'postgresql+psycopg://user:password@host:5432/dbname'"
+
+
 def _parse_url(key: str, value: str | URL) -> URL:
     try:
-        return sa.make_url(value)
+        url = sa.make_url(value)
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(
-            "store_options",
-            f"{key} is not a database URL ({exc}); write it like "
-            f"'postgresql+psycopg://user:password@host:5432/dbname'",
+            "store_options", f"{key} is not a database URL ({exc}); {_EXAMPLE}"
         ) from None
+    _check_backend(key, url)
+    return url
+
+
+def _check_backend(key: str, url: URL) -> None:
+    """Refuse a URL of something that is not a SQL database SQLAlchemy knows (a Redis URL, say),
+    which would otherwise read as a missing driver. A known database with a driver that is not
+    installed is left to the engine's creation, which names the pip command."""
+    backend = url.get_backend_name()
+    try:
+        sa.make_url(f"{backend}://").get_dialect()
+    except sa.exc.NoSuchModuleError:
+        shown = url.render_as_string(hide_password=True)
+        hint = ""
+        if backend in _NOT_SQL:
+            hint = "; for Redis, use store = 'redis' (pip install session-core-redis)"
+            hint = hint if backend.startswith(("redis", "valkey")) else ""
+        raise ConfigurationError(
+            "store_options",
+            f"{key} {shown!r} is not the URL of a SQL database SQLAlchemy knows (no dialect "
+            f"{backend!r}); {_EXAMPLE}{hint}",
+        ) from None
+
+
+def _check_number(key: str, value: float | None, ok: Callable[[float], bool], wanted: str) -> None:
+    if value is not None and not (math.isfinite(value) and ok(value)):
+        raise ConfigurationError("store_options", f"{key} must be {wanted}, not {value!r}")
+
+
+def _connect_function(url: URL) -> Callable[..., Any] | None:
+    """The driver's own ``connect()`` for ``url`` (under SQLAlchemy's adapter, for async
+    drivers), or ``None`` when it cannot be loaded (the engine's creation says so)."""
+    try:
+        dbapi = url.get_dialect().import_dbapi()
+    except (ImportError, sa.exc.NoSuchModuleError):
+        return None
+    for module in ("asyncpg", "aiomysql", "asyncmy", "aiosqlite"):
+        adapted = getattr(dbapi, module, None)
+        if adapted is not None:
+            return getattr(adapted, "connect", None)
+    return getattr(dbapi, "connect", None)
+
+
+def _check_connect_args(url: URL, connect_args: Mapping[str, Any]) -> None:
+    """Refuse ``connect_args`` the driver of ``url`` does not take: it would fail every connect,
+    from the first request on. Drivers that take any keyword (psycopg, aiosqlite) are left to
+    check them when connecting."""
+    connect = _connect_function(url)
+    if connect is None or not connect_args:
+        return
+    try:
+        parameters = inspect.signature(connect).parameters.values()
+    except (TypeError, ValueError):  # a builtin (sqlite3.connect) without a signature
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    taken = {p.name for p in parameters}
+    unknown = sorted(set(connect_args) - taken)
+    if unknown:
+        driver = url.get_driver_name()
+        raise ConfigurationError(
+            "store_options",
+            f"connect_args: {driver} does not take {', '.join(map(repr, unknown))}"
+            + (
+                "; the async engine gets the same connect_args: give it its own with "
+                "async_engine, or set native_async = false"
+                if url.get_dialect().is_async
+                else ""
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,21 +248,39 @@ class Settings:
             raise ConfigurationError(
                 "store_options",
                 f"table_name {self.table_name!r} must be letters, digits and underscores "
-                f"(60 at most), not starting with a digit",
+                f"(49 at most, so that its index's name fits every database), not starting "
+                f"with a digit",
             )
         _check("create_table", self.create_table, (bool,), "true or false")
         for key in ("pool_size", "max_overflow"):
             _check(key, getattr(self, key), (int, type(None)), "a whole number")
         for key in ("pool_timeout", "pool_recycle"):
             _check(key, getattr(self, key), (int, float, type(None)), "a number of seconds")
+        # Each of these passed SQLAlchemy's create_engine and failed at the first request (a
+        # negative max_overflow recursed until RecursionError; a negative pool_timeout was a
+        # ValueError from the pool's queue once it was full).
+        _check_number("pool_size", self.pool_size, lambda v: v >= 0, "0 (no limit) or more")
+        _check_number(
+            "max_overflow", self.max_overflow, lambda v: v >= -1, "-1 (no limit), 0 or more"
+        )
+        _check_number("pool_timeout", self.pool_timeout, lambda v: v > 0, "seconds above 0")
+        _check_number(
+            "pool_recycle",
+            self.pool_recycle,
+            lambda v: v == -1 or v > 0,
+            "-1 (never) or seconds above 0",
+        )
         _check("pool_pre_ping", self.pool_pre_ping, (bool,), "true or false")
         _check("connect_args", self.connect_args, (Mapping,), "a mapping")
         _check("cleanup_batch_size", self.cleanup_batch_size, (int,), "a whole number")
-        if self.cleanup_batch_size < 1:
-            raise ConfigurationError("store_options", "cleanup_batch_size must be 1 or more")
+        _check_number(
+            "cleanup_batch_size",
+            self.cleanup_batch_size,
+            lambda v: 1 <= v <= _MOST_ROWS,
+            f"from 1 to {_MOST_ROWS}",
+        )
         _check("cleanup_pause", self.cleanup_pause, (int, float), "a number of seconds")
-        if self.cleanup_pause < 0:
-            raise ConfigurationError("store_options", "cleanup_pause must be 0 or more")
+        _check_number("cleanup_pause", self.cleanup_pause, lambda v: v >= 0, "0 or more seconds")
         _check("timeout", self.timeout, (int, float, type(None)), "a number of seconds")
         if self.timeout is not None and not (0 <= self.timeout < math.inf):
             raise ConfigurationError(
@@ -189,6 +293,8 @@ class Settings:
             _check("async_engine", self.async_engine, (AsyncEngine,), "an AsyncEngine")
         if self.engine is not None:
             self._check_engine_given()
+        if self.async_engine is not None:
+            self._check_async_engine_given()
         if self.native_async and self.async_engine is None and self.async_target() is None:
             backend = _backend(self.sync_target())
             raise ConfigurationError(
@@ -210,6 +316,26 @@ class Settings:
                 "store_options",
                 f"{', '.join(clashing)} cannot be used with engine: they configure the engine "
                 f"the store builds; set them on your engine instead",
+            )
+        if self.url is not None:
+            raise ConfigurationError(
+                "store_options",
+                "url cannot be used with engine: the store would use the engine and ignore the "
+                "url; give one of them",
+            )
+
+    def _check_async_engine_given(self) -> None:
+        if self.async_url is not None:
+            raise ConfigurationError(
+                "store_options",
+                "async_url cannot be used with async_engine: the store would use the engine "
+                "and ignore the url; give one of them",
+            )
+        if self.native_async is False:
+            raise ConfigurationError(
+                "store_options",
+                "native_async = false contradicts async_engine (which is only used for native "
+                "async calls); drop one of them",
             )
 
     @classmethod
@@ -242,8 +368,40 @@ class Settings:
         if self.native_async is False:
             return None
         if self.async_url is not None:
-            return _parse_url("async_url", self.async_url)
+            url = _parse_url("async_url", self.async_url)
+            dialect = _loaded_dialect(url)
+            if dialect is None:
+                raise ConfigurationError(
+                    "store_options",
+                    f"async_url: SQLAlchemy knows no driver {url.get_driver_name()!r} for "
+                    f"{url.get_backend_name()}; name an async driver (asyncpg, psycopg_async, "
+                    f"aiosqlite, aiomysql, asyncmy)",
+                )
+            if not dialect.is_async:
+                raise ConfigurationError(
+                    "store_options",
+                    f"async_url must name an async driver (asyncpg, psycopg_async, aiosqlite, "
+                    f"aiomysql, asyncmy), not {url.drivername!r}; for example "
+                    f"'postgresql+asyncpg://user:password@host/dbname'",
+                )
+            try:
+                dialect.import_dbapi()
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "store_options",
+                    f"async_url: cannot load the driver {url.get_driver_name()!r} ({exc}); "
+                    f"install it, for example: pip install 'session-core-db[async]'",
+                ) from exc
+            return url
         return async_url_for(self.sync_target())
+
+    def check_connect_args(self, *urls: URL | None) -> None:
+        """Refuse ``connect_args`` that the driver of any of ``urls`` does not take (as the
+        engine for that url gets them: asyncpg's ``connect_timeout`` is renamed, say)."""
+        for url in urls:
+            if url is not None and self.connect_args:
+                given = self.engine_arguments(url).get("connect_args", {})
+                _check_connect_args(url, given)
 
     @property
     def seconds(self) -> float | None:

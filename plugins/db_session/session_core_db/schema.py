@@ -8,17 +8,15 @@ One row per session::
     expires_at  DOUBLE            Unix time after which the row is dead (indexed)
     version     BIGINT            row version for optimistic concurrency, 1 on creation
 
-Print the DDL for a database with ``python -m session_core_db --url URL`` (or
-``--dialect postgresql|sqlite|mariadb|mysql``); ``schema.sql`` next to this module holds it for
-PostgreSQL, SQLite and MariaDB with the default table name.
+Print the DDL for a database with ``session-core db schema --url URL`` (or
+``--dialect postgresql|sqlite|mariadb|mysql``; ``python -m session_core_db`` is the same command);
+``schema.sql`` next to this module holds it for PostgreSQL, SQLite and MariaDB with the default
+table name.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -154,28 +152,3 @@ def _create_index(connection: Connection, index: sa.Index) -> None:
         connection.execute(CreateIndex(index))
     else:
         connection.execute(CreateIndex(index, if_not_exists=True))
-
-
-def _dialect_for(args: argparse.Namespace) -> Dialect:
-    dialect: Dialect = sa.make_url(args.url or f"{args.dialect}://").get_dialect()()
-    return dialect
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the DDL for the sessions table: ``python -m session_core_db --help``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m session_core_db",
-        description="Print the SQL that creates the session-core-db sessions table.",
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--url", help="a SQLAlchemy database URL (only its dialect is used)")
-    where.add_argument(
-        "--dialect",
-        default="sqlite",
-        choices=["postgresql", "sqlite", "mariadb", "mysql"],
-        help="the database kind (default: sqlite)",
-    )
-    parser.add_argument("--table", default=DEFAULT_TABLE_NAME, help="the table name")
-    args = parser.parse_args(argv)
-    sys.stdout.write(create_sql(_dialect_for(args), args.table))
-    return 0

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-Statement = sa.Select[Any] | sa.Insert | sa.Update | sa.Delete
+Statement = sa.Select[Any] | sa.Insert | sa.Update | sa.Delete | sa.TextClause
 """A statement the store runs."""
 
 __all__ = ["CompiledStatement", "Statement", "Statements"]
@@ -95,6 +95,11 @@ class Statements:
     Parameters: ``h`` the key hash, ``now`` and ``cutoff`` Unix times, ``p_data`` and
     ``p_expiry`` JSON text, ``p_expires_at`` a Unix time, ``p_version`` the version a write sets
     and ``expected`` the version an update expects to find.
+
+    ``begin``, ``lock``, ``commit`` and ``rollback`` are the locked merge's: a transaction that
+    locks the session's row (``SELECT ... FOR UPDATE``; on SQLite, whose locks are per file,
+    ``BEGIN IMMEDIATE`` takes the write lock at once) so that no other writer can change it
+    before the merge is written.
     """
 
     def __init__(self, table: sa.Table, dialect: Dialect, batch_size: int) -> None:
@@ -129,9 +134,22 @@ class Statements:
                 c.version == sa.bindparam("expected", type_=sa.BigInteger()),
                 c.expires_at > now,
             )
-            .values(**values),
+            .values(**values)
+            # InnoDB may pick the expires_at index for so small a table: the update would then
+            # lock that index's entry before the row, and deadlock against a writer that
+            # holds the row (the row lock of a locked merge) and must change that entry.
+            .with_hint("FORCE INDEX (PRIMARY)", dialect_name="mysql")
+            .with_hint("FORCE INDEX (PRIMARY)", dialect_name="mariadb"),
             "delete": sa.delete(table).where(c.key_hash == h),
             "clear": clear,
+            # Only the primary key in the WHERE clause: the row lock is taken through it alone
+            # (an index range on expires_at would lock more); the expiry is checked by the store.
+            "lock": sa.select(c.data, c.expiry, c.expires_at, c.version)
+            .where(c.key_hash == h)
+            .with_for_update(),
+            "begin": sa.text("BEGIN IMMEDIATE" if dialect.name == "sqlite" else "BEGIN"),
+            "commit": sa.text("COMMIT"),
+            "rollback": sa.text("ROLLBACK"),
         }
         self.compiled = {
             name: CompiledStatement.of(statement, dialect)

@@ -9,8 +9,10 @@ what a missing row means).
 
 Concurrency, in short (the README has the long form): every row has a version. An update whose
 loaded version still matches is one ``UPDATE ... WHERE key_hash = ? AND version = ?``; if another
-request saved in between, the row is read again, this request's changed keys are applied to it,
-and the ``UPDATE`` retried. A row that is gone (deleted or expired) is never written again.
+request saved in between, the save locks the row in a transaction, applies this request's changed
+keys to it and writes it, so it cannot lose again. A row that is gone (deleted or expired) is
+never written again. A statement the database refuses because of concurrent writers (a
+deadlock, a busy SQLite file) is tried again (see :mod:`.conflicts`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import socket
 import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -39,34 +40,46 @@ from session_core import (
     SessionData,
     SessionRecord,
     SessionStore,
-    StoreUnreachableError,
     hash_key,
     is_plausible_key,
 )
 from session_core.store import Progress, decode_json, encode_json
 
-from .errors import MissingTableError, timed_out, unreachable
+from .conflicts import ATTEMPTS, Conflict, is_conflict, pause
+from .errors import (
+    MissingTableError,
+    SessionTooLargeError,
+    StoreConflictError,
+    describe,
+    timed_out,
+    unreachable,
+)
+from .limits import default_limit, read_limit
 from .options import Settings
 from .schema import ensure_table, session_table, table_exists
 from .statements import CompiledStatement, Statements
 
 if TYPE_CHECKING:  # SQLAlchemy's asyncio extension imports only with greenlet installed
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = ["DbStore"]
 
 T = TypeVar("T")
 
 # One step of a plan: ("row", statement, params) returns the first row or None,
-# ("count", statement, params) the number of rows written, ("sleep", "", seconds) nothing.
+# ("count", statement, params) the number of rows written, ("tx", "begin" | "commit" |
+# "rollback", {}) nothing, ("sleep", "", seconds) nothing. A statement refused by a conflict
+# outside a transaction is tried again by the driver; inside one, the driver rolls the
+# transaction back and throws Conflict into the plan, which starts it again.
 Step = tuple[str, str, Any]
 Plan = Generator[Step, Any, T]
 
+_BEGIN: Step = ("tx", "begin", {})
+_COMMIT: Step = ("tx", "commit", {})
+_ROLLBACK: Step = ("tx", "rollback", {})
+
 _CURSOR = "session_core_db.cursor"
 _SEEN = "session_core_db.seen"
-
-MAX_ATTEMPTS = 40
-"""How many times a conflicting update is re-read and retried before giving up."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -78,28 +91,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=15000")
     finally:
         cursor.close()
-
-
-class _Steps(Generic[T]):
-    """Iterates over a plan's steps; the driver sets :attr:`result` to each step's outcome
-    before the next one, and reads :attr:`value`, what the plan returned, at the end."""
-
-    __slots__ = ("_plan", "result", "value")
-
-    def __init__(self, plan: Plan[T]) -> None:
-        self._plan = plan
-        self.result: Any = None
-
-    def __iter__(self) -> Iterator[Step]:
-        return self
-
-    def __next__(self) -> Step:
-        result, self.result = self.result, None
-        try:
-            return self._plan.send(result)
-        except StopIteration as done:
-            self.value: T = done.value
-            raise StopIteration from None
 
 
 def _break_socket(dbapi_connection: Any) -> bool:
@@ -214,7 +205,7 @@ _WATCHDOGS: weakref.WeakSet[_Watchdog] = weakref.WeakSet()
 class _Connection:
     """A pooled DB-API connection checked out by the store, with the cursor it keeps on it."""
 
-    __slots__ = ("cursor", "dbapi", "generation", "proxy", "recycle_at")
+    __slots__ = ("cursor", "dbapi", "generation", "proxy", "recycle_at", "transaction")
 
     def __init__(
         self, proxy: PoolProxiedConnection, recycle: float | None, generation: int = 0
@@ -227,6 +218,7 @@ class _Connection:
         # info dict when it replaces a connection), not from its cursor, which an error drops.
         since: float = proxy.info.setdefault(_SEEN, time.monotonic())
         self.recycle_at = None if recycle is None else since + recycle
+        self.transaction = False  # inside a locked merge's transaction
 
     def forget_cursor(self) -> None:
         """Close the cursor (quietly) and drop it from the connection's info dict."""
@@ -238,12 +230,12 @@ class _Connection:
 class _MergeLocks:
     """Serialises, within this process, the merges of saves of one session.
 
-    A save whose row changed since it was loaded re-reads the row, merges and retries. With
-    many requests of one session at once, retrying optimistically lets some writer lose race
-    after race; taking a lock per session (striped over a fixed set) before merging makes the
-    requests of this process take turns instead, so only writers in other processes can still
-    collide with a merge. The usual save (its row unchanged since it was loaded) takes no lock.
-    Async merges take an :class:`asyncio.Lock` of their own event loop's set.
+    A save whose row changed since it was loaded merges under the row's database lock. Taking
+    a lock per session (striped over a fixed set) first makes the merges of this process queue
+    here, instead of each holding a pooled connection while it waits for the row lock; only
+    writers in other processes wait on the database. The usual save (its row unchanged since
+    it was loaded) takes no lock. Async merges take an :class:`asyncio.Lock` of their own event
+    loop's set.
     """
 
     _STRIPES = 64
@@ -321,8 +313,10 @@ class _Connections:
         if not self._keep:
             return self._from_pool()
         try:
-            connection = self._idle.pop()
+            connection: _Connection | None = self._idle.pop()
         except IndexError:
+            connection = None
+        if connection is None:  # outside the except block: its errors are not "during" it
             connection = self._checkout()
         while connection.recycle_at is not None and time.monotonic() >= connection.recycle_at:
             connection.proxy.close()  # too old: the pool replaces it when it hands it out
@@ -339,7 +333,7 @@ class _Connections:
                 return self._idle.pop()
             except IndexError:
                 pass
-            return self._from_pool()
+            return self._from_pool()  # outside the except block, as in acquire()
         finally:
             with self._waiting_lock:
                 self._waiting -= 1
@@ -477,6 +471,84 @@ def _execute_step(
         raise
 
 
+async def _adrive(
+    connection: AsyncConnection,
+    compiled: dict[str, CompiledStatement],
+    plan: Plan[T],
+    seconds: float | None,
+    refusals: tuple[type[Exception], ...],
+) -> T:
+    """The async twin of :meth:`DbStore._drive`: run ``plan``'s steps on ``connection``."""
+    result: Any = None
+    conflict: Conflict | None = None
+    transaction = False
+    try:
+        while True:
+            try:
+                step = plan.send(result) if conflict is None else plan.throw(conflict)
+            except StopIteration as done:
+                value: T = done.value
+                return value
+            conflict = None
+            kind, name, params = step
+            if kind == "sleep":
+                await asyncio.sleep(params)
+                result = None
+                continue
+            try:
+                result = await _astep(connection, compiled[name], kind, params, seconds)
+            except refusals as exc:
+                if not is_conflict(exc):
+                    raise
+                if transaction:
+                    await _astep(connection, compiled["rollback"], "tx", {}, seconds)
+                    transaction = False
+                    conflict = Conflict()
+                    conflict.__cause__ = exc
+                else:
+                    result = await _aretry(connection, compiled[name], step, exc, seconds, refusals)
+            if kind == "tx":
+                transaction = name == "begin"
+    except BaseException:
+        if transaction:  # never back to the pool inside a transaction (the pool resets nothing)
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+        raise
+
+
+async def _aretry(
+    connection: AsyncConnection,
+    statement: CompiledStatement,
+    step: Step,
+    exc: Exception,
+    seconds: float | None,
+    refusals: tuple[type[Exception], ...],
+) -> Any:
+    """The async twin of :meth:`DbStore._retry`."""
+    kind, _, params = step
+    for attempt in range(ATTEMPTS - 1):
+        await asyncio.sleep(pause(attempt))
+        try:
+            return await _astep(connection, statement, kind, params, seconds)
+        except refusals as again:
+            if not is_conflict(again):
+                raise
+            exc = again
+    raise Conflict from exc
+
+
+async def _astep(
+    connection: AsyncConnection,
+    statement: CompiledStatement,
+    kind: str,
+    params: Any,
+    seconds: float | None,
+) -> Any:
+    # The compiled SQL straight to the driver's (adapted) cursor, as on the sync path:
+    # SQLAlchemy's execute() machinery costs about as much CPU as the rest of the call.
+    return await _within(connection.run_sync(_execute_step, statement, kind, params), seconds)
+
+
 async def _within(awaitable: Awaitable[T], seconds: float | None) -> T:
     if seconds is None:
         return await awaitable
@@ -547,9 +619,14 @@ class DbStore(SessionStore):
         )
         self._connections = _Connections(self._engine, settings, self._owns_engine)
         self._ready = False
+        # Until the database's own limit is read at first use (see _prepare).
+        self._size_limit = default_limit(self._engine.dialect.name)
+        self._quick_size = self._size_limit.quick
         self._lock = threading.Lock()
         self._merge_locks = _MergeLocks()
         self._async_url = None if settings.async_engine else settings.async_target()
+        if self._owns_engine:
+            settings.check_connect_args(self._url, self._async_url)
         self._async_engine = settings.async_engine
         self._async_sql: dict[tuple[str, str, str], dict[str, CompiledStatement]] = {}
         if self._async_engine is not None:
@@ -628,11 +705,15 @@ class DbStore(SessionStore):
             return None
         return self._record((yield self._load_step(key)))
 
-    @staticmethod
-    def _values(record: SessionRecord, data: SessionData, version: int, h: str) -> dict[str, Any]:
+    def _values(
+        self, record: SessionRecord, data: SessionData, version: int, h: str
+    ) -> dict[str, Any]:
+        text = encode_json(data)
+        if len(text) > self._quick_size:  # only a large session is measured
+            self._size_limit.check(text, self.target)
         return {
             "h": h,
-            "p_data": encode_json(data),
+            "p_data": text,
             "p_expiry": None if record.expiry is None else encode_json(record.expiry),
             "p_expires_at": float(record.expires_at),
             "p_version": version,
@@ -673,32 +754,59 @@ class DbStore(SessionStore):
         record.version = cast(int, record.version) + 1
         return key
 
+    @staticmethod
+    def _merged(row: Any, record: SessionRecord, changes: Changes) -> dict[str, Any]:
+        """The data of ``row`` with this request's changed and deleted keys applied."""
+        data: dict[str, Any] = decode_json(row[0])
+        for name in changes.updated:
+            if name in record.data:
+                data[name] = record.data[name]
+        for name in changes.deleted:
+            data.pop(name, None)
+        return data
+
     def _merge_plan(
-        self, key: str, h: str, record: SessionRecord, changes: Changes
+        self, key: str, h: str, record: SessionRecord, changes: Changes, conflicted: bool
     ) -> Plan[str | None]:
-        for attempt in range(MAX_ATTEMPTS):
+        """Save ``record``'s changes into the row as it is now. A save that has not met a
+        conflict yet (its record did not know the row's version) tries once without a lock;
+        after a conflict it takes the row lock (:meth:`_locked_merge_plan`)."""
+        if not conflicted:
             row = yield ("row", "load", {"h": h, "now": time.time()})
             if row is None:
                 return None  # deleted or expired meanwhile: not brought back
-            data: dict[str, Any] = decode_json(row[0])
-            for name in changes.updated:
-                if name in record.data:
-                    data[name] = record.data[name]
-            for name in changes.deleted:
-                data.pop(name, None)
+            data = self._merged(row, record, changes)
             written = yield self._update(record, data, h, int(row[3]))
             if written:
                 # The caller's copy lacks what the other writers added: its next save re-reads.
                 record.version = None
                 return key
-            pause = random.uniform(0, 0.002 * (attempt + 1))  # noqa: S311 - jitter, not secrets
-            yield ("sleep", "", pause)
-        raise StoreUnreachableError(
-            self.name,
-            self.target,
-            "save",
-            f"the session changed under {MAX_ATTEMPTS} concurrent saves in a row; try again",
-        )
+        return (yield from self._locked_merge_plan(key, h, record, changes))
+
+    def _locked_merge_plan(
+        self, key: str, h: str, record: SessionRecord, changes: Changes
+    ) -> Plan[str | None]:
+        """Merge in a transaction holding the row's lock, so no other writer can change the row
+        between the read and the write: this save cannot lose a race again."""
+        for attempt in range(ATTEMPTS):
+            try:
+                yield _BEGIN
+                row = yield ("row", "lock", {"h": h})
+                if row is None or float(row[2]) <= time.time():
+                    yield _ROLLBACK
+                    return None  # deleted or expired meanwhile: not brought back
+                data = self._merged(row, record, changes)
+                written = yield self._update(record, data, h, int(row[3]))
+                yield _COMMIT
+            except Conflict:  # a deadlock, say: rolled back by the driver; start again
+                if attempt == ATTEMPTS - 1:
+                    raise
+                yield ("sleep", "", pause(attempt))
+                continue
+            record.version = None
+            # Under the lock the version matched, so only an expiry passing meanwhile stops it.
+            return key if written else None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @staticmethod
     def _delete_step(key: str) -> Step:
@@ -731,11 +839,13 @@ class DbStore(SessionStore):
 
     # ------------------------------------------------------------------ first use
 
-    def _prepare(self, connection: Connection) -> None:
+    def _prepare(self, connection: Connection, operation: str) -> None:
         if self.settings.create_table:
             ensure_table(connection, self.table)
         elif not table_exists(connection, self.table.name):
-            raise MissingTableError(self.table.name, self.target)
+            raise MissingTableError(self.table.name, self.target, operation)
+        limit = read_limit(connection)
+        self._size_limit, self._quick_size = limit, limit.quick
         self._ready = True
 
     def _ensure_ready(self, operation: str) -> None:
@@ -751,13 +861,15 @@ class DbStore(SessionStore):
                         watchdog.start(connection.connection.dbapi_connection) if watchdog else 0
                     )
                     try:
-                        self._prepare(connection)
+                        self._prepare(connection, operation)
                     finally:
                         if watchdog is not None and watchdog.stop(token):
                             connection.invalidate()
                             raise _TimedOut
             except _TimedOut as exc:
                 raise timed_out(self._url, operation, self._watchdog_seconds()) from exc
+            except MissingTableError:  # a ConnectionError (OSError) itself: already made
+                raise
             except (sa.exc.SQLAlchemyError, OSError) as exc:
                 raise unreachable(self._url, operation, exc) from exc
 
@@ -786,6 +898,22 @@ class DbStore(SessionStore):
             result = self._drive(connection, plan)
             if not self._owns_engine:  # a given engine may not be in autocommit mode
                 self._commit(connection)
+        except SessionTooLargeError as exc:
+            # Refused before it was sent: the connection is fine (unless the rollback of the
+            # locked merge that refused it failed).
+            if connection.transaction:
+                connections.discard(connection, exc)
+            else:
+                connections.release(connection)
+            raise
+        except Conflict as exc:
+            # Refused by concurrent writers, again and again: the server answered, and the
+            # connection is fine (the driver rolled back any transaction).
+            connections.release(connection)
+            cause = exc.__cause__ or exc
+            raise StoreConflictError(
+                self.target, operation, ATTEMPTS, describe(self._url, cause)
+            ) from cause
         except _TimedOut as exc:
             # The watchdog broke the socket: the connection must not be used again.
             connections.discard(connection, exc)
@@ -807,7 +935,9 @@ class DbStore(SessionStore):
                     with contextlib.suppress(Exception):
                         invalidate_pool(connection.proxy, exc)
             else:
-                connections.discard(connection, None)
+                # Left inside a transaction (its rollback failed), it must not be reused: the
+                # pool does not reset connections (pool_reset_on_return is off).
+                connections.discard(connection, exc if connection.transaction else None)
             raise unreachable(self._url, operation, exc) from exc
         except BaseException as exc:
             # Interrupted midway (a signal handler's exception, a timeout library's, a
@@ -821,20 +951,66 @@ class DbStore(SessionStore):
     def _drive(self, connection: _Connection, plan: Plan[T] | Step) -> T | Any:
         if type(plan) is tuple:  # one statement: no generator to step through
             kind, name, params = plan
-            return self._execute(connection, kind, name, params)
+            try:
+                return self._execute(connection, kind, name, params)
+            except self._dbapi_error as exc:
+                if not is_conflict(exc):
+                    raise
+                return self._retry(connection, plan, exc)
         plan = cast(Plan[T], plan)
         result: Any = None
-        while True:
+        conflict: Conflict | None = None
+        try:
+            while True:
+                try:
+                    step = plan.send(result) if conflict is None else plan.throw(conflict)
+                except StopIteration as done:
+                    value: T = done.value
+                    return value
+                conflict = None
+                kind, name, params = step
+                if kind == "sleep":
+                    time.sleep(params)
+                    result = None
+                    continue
+                try:
+                    result = self._execute(connection, kind, name, params)
+                except self._dbapi_error as exc:
+                    if not is_conflict(exc):
+                        raise
+                    if connection.transaction:
+                        conflict = self._roll_back(connection, exc)
+                    else:
+                        result = self._retry(connection, step, exc)
+                if kind == "tx":
+                    connection.transaction = name == "begin"
+        finally:
+            if connection.transaction:  # an error inside the transaction: end it
+                with contextlib.suppress(self._dbapi_error, _TimedOut):
+                    self._roll_back(connection, None)
+
+    def _retry(self, connection: _Connection, step: Step, exc: Exception) -> Any:
+        """Run a statement refused by a conflict again, after a random pause, up to
+        :data:`~.conflicts.ATTEMPTS` times in all; its first refusal was ``exc``."""
+        kind, name, params = step
+        for attempt in range(ATTEMPTS - 1):
+            time.sleep(pause(attempt))
             try:
-                kind, name, params = plan.send(result)
-            except StopIteration as done:
-                value: T = done.value
-                return value
-            if kind == "sleep":
-                time.sleep(params)
-                result = None
-            else:
-                result = self._execute(connection, kind, name, params)
+                return self._execute(connection, kind, name, params)
+            except self._dbapi_error as again:
+                if not is_conflict(again):
+                    raise
+                exc = again
+        raise Conflict from exc
+
+    def _roll_back(self, connection: _Connection, exc: Exception | None) -> Conflict:
+        """Roll back the transaction of ``connection`` after ``exc``, a conflict; the
+        :class:`~.conflicts.Conflict` to throw into the plan."""
+        self._execute(connection, "tx", "rollback", {})
+        connection.transaction = False
+        conflict = Conflict()
+        conflict.__cause__ = exc
+        return conflict
 
     def _execute(self, connection: _Connection, kind: str, name: str, params: Any) -> Any:
         statement = self._sql.compiled[name]
@@ -871,13 +1047,14 @@ class DbStore(SessionStore):
         if not is_plausible_key(key):
             return None
         h = hash_key(key)
+        if not self._ready:  # the size limit is read at first use, before building the update
+            self._ensure_ready("save")
         # The usual update is one statement; only a row changed meanwhile needs a merge.
-        if self._is_current(record, changes) and self._updated(
-            key, record, self._run("save", self._update_step(h, record))
-        ):
+        current = self._is_current(record, changes)
+        if current and self._updated(key, record, self._run("save", self._update_step(h, record))):
             return key
         with self._merge_locks.for_key(key):
-            return self._run("save", self._merge_plan(key, h, record, changes))
+            return self._run("save", self._merge_plan(key, h, record, changes, current))
 
     def delete(self, key: str) -> None:
         """Delete the session saved under ``key``: one ``DELETE``."""
@@ -969,21 +1146,13 @@ class DbStore(SessionStore):
             await _within(connection.start(), seconds)
             try:
                 if not self._ready:
-                    await _within(connection.run_sync(self._prepare), seconds)
+                    await _within(connection.run_sync(self._prepare, operation), seconds)
                 compiled = self._async_statements(engine)
-                steps = _Steps(plan)
-                for kind, name, params in steps:
-                    if kind == "sleep":
-                        await asyncio.sleep(params)
-                    else:
-                        # The compiled SQL straight to the driver's (adapted) cursor, as on the
-                        # sync path: SQLAlchemy's execute() machinery costs about as much CPU
-                        # as the rest of the call.
-                        steps.result = await _within(
-                            connection.run_sync(_execute_step, compiled[name], kind, params),
-                            seconds,
-                        )
-                return steps.value
+                refusals: tuple[type[Exception], ...] = (
+                    engine.dialect.loaded_dbapi.Error,
+                    *untranslated,
+                )
+                return await _adrive(connection, compiled, plan, seconds, refusals)
             except unknown_state:
                 # A statement cancelled midway, or a driver error SQLAlchemy did not look at:
                 # the connection's state is unknown, so it must not be reused.
@@ -992,6 +1161,12 @@ class DbStore(SessionStore):
                 raise
             finally:
                 await connection.close()
+        except MissingTableError:  # a ConnectionError (OSError) itself: already made
+            raise
+        except Conflict as exc:
+            cause = exc.__cause__ or exc
+            target = url.render_as_string(hide_password=True)
+            raise StoreConflictError(target, operation, ATTEMPTS, describe(url, cause)) from cause
         except TimeoutError as exc:
             if seconds is None:  # the driver's own timeout
                 raise unreachable(url, operation, exc) from exc
@@ -1018,12 +1193,14 @@ class DbStore(SessionStore):
         if not is_plausible_key(key):
             return None
         h = hash_key(key)
-        if self._is_current(record, changes) and self._updated(
+        current = self._is_current(record, changes)
+        if current and self._updated(
             key, record, await self._arun("save", self._update_plan(h, record), engine)
         ):
             return key
         async with self._merge_locks.for_key_async(key):
-            return await self._arun("save", self._merge_plan(key, h, record, changes), engine)
+            plan = self._merge_plan(key, h, record, changes, current)
+            return await self._arun("save", plan, engine)
 
     async def adelete(self, key: str) -> None:
         """Async twin of :meth:`delete`."""

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from session_core import Changes, ConfigurationError, SessionConfig, create_store
 from session_core.testing import make_record
 from session_core_db import DEFAULT_SQLITE_FILE, DbStore, create_sql
+from session_core_db.commands import main
 from session_core_db.errors import unreachable
 from session_core_db.options import sync_url_for
-from session_core_db.schema import main
 
 SECRET = "s" * 40
 
@@ -30,9 +30,26 @@ SECRET = "s" * 40
         ({"create_table": "yes"}, "create_table must be true or false"),
         ({"pool_size": "5"}, "pool_size must be a whole number"),
         ({"pool_size": True}, "pool_size must be a whole number"),
-        ({"cleanup_batch_size": 0}, "cleanup_batch_size must be 1 or more"),
+        ({"cleanup_batch_size": 0}, "cleanup_batch_size must be from 1 to"),
         ({"cleanup_pause": -1}, "cleanup_pause must be 0 or more"),
-        ({"url": "nosuchdb://x/y"}, "cannot load the database driver"),
+        ({"url": "nosuchdb://x/y"}, "not the URL of a SQL database"),
+        ({"url": "postgresql+nosuchdriver://x/y"}, "cannot load the database driver"),
+        # Each of these used to pass start-up and fail at the first request (or later).
+        ({"max_overflow": -5}, "max_overflow must be -1 \\(no limit\\), 0 or more, not -5"),
+        ({"pool_size": -1}, "pool_size must be 0 \\(no limit\\) or more"),
+        ({"pool_timeout": 0}, "pool_timeout must be seconds above 0"),
+        ({"pool_timeout": -3}, "pool_timeout must be seconds above 0"),
+        ({"pool_timeout": float("nan")}, "pool_timeout must be seconds above 0"),
+        ({"pool_recycle": -5}, "pool_recycle must be -1 \\(never\\) or seconds above 0"),
+        ({"pool_recycle": 0}, "pool_recycle must be -1"),
+        ({"cleanup_pause": float("inf")}, "cleanup_pause must be 0 or more seconds"),
+        ({"cleanup_batch_size": 2**40}, "cleanup_batch_size must be from 1 to 2147483647"),
+        ({"table_name": "t" * 50}, "49 at most"),
+        ({"url": "redis://127.0.0.1:6379/0"}, "not the URL of a SQL database.*store = 'redis'"),
+        ({"url": "https://example.com/db"}, "not the URL of a SQL database"),
+        ({"url": "redis://:hunter2@h/0"}, "redis://:\\*\\*\\*@h/0"),
+        ({"async_url": "sqlite:///x.sqlite3"}, "async_url must name an async driver"),
+        ({"async_url": "postgresql+nosuch://h/d"}, "knows no driver 'nosuch'"),
     ],
 )
 def test_bad_options_fail_at_start_up(options: dict[str, Any], fragment: str) -> None:
@@ -40,6 +57,78 @@ def test_bad_options_fail_at_start_up(options: dict[str, Any], fragment: str) ->
     with pytest.raises(ConfigurationError, match=fragment) as caught:
         create_store(config)
     assert caught.value.key == "store_options"
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        pytest.param(
+            {"url": "mariadb+pymysql://u@127.0.0.1/d", "connect_args": {"nope": 1}},
+            "connect_args: pymysql does not take 'nope'",
+            marks=pytest.mark.mariadb,
+        ),
+        pytest.param(
+            {"url": "postgresql+psycopg://u@127.0.0.1/d", "connect_args": {"options": "-c a=1"}},
+            "connect_args: asyncpg does not take 'options'.*native_async = false",
+            marks=pytest.mark.postgresql,
+        ),
+    ],
+)
+def test_connect_args_the_driver_refuses_fail_at_start_up(
+    options: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        DbStore(**options)
+
+
+@pytest.mark.postgresql
+def test_connect_args_are_checked_as_each_driver_gets_them() -> None:
+    # asyncpg calls it timeout: the store renames it for the async engine, so it is accepted.
+    store = DbStore(url="postgresql+psycopg://u@127.0.0.1/d", connect_args={"connect_timeout": 3})
+    assert store.async_driver == "asyncpg"
+    store.close()
+
+
+def test_pool_limits_at_their_edges_work(tmp_path: Path) -> None:
+    # -1 overflow and a pool size of 0 both mean "no limit" to SQLAlchemy.
+    saves_and_loads(
+        DbStore(url=f"sqlite:///{tmp_path / 'edge.sqlite3'}", pool_size=0, max_overflow=-1)
+    )
+
+
+def saves_and_loads(store: DbStore) -> None:
+    """Check that ``store`` saves and loads a session, then close it."""
+    try:
+        record = make_record({"a": 1})
+        key = store.save(None, record, Changes.everything(record))
+        assert key is not None
+        assert store.load(key) is not None
+    finally:
+        store.close()
+
+
+def test_engine_and_url_together_are_refused(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    try:
+        with pytest.raises(ConfigurationError, match="url cannot be used with engine"):
+            DbStore(engine=engine, url=f"sqlite:///{tmp_path / 'y.sqlite3'}")
+    finally:
+        engine.dispose()
+
+
+def test_async_engine_with_async_url_or_without_native_async_is_refused(tmp_path: Path) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}")
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    try:
+        with pytest.raises(ConfigurationError, match="async_url cannot be used with async_engine"):
+            DbStore(url=url, async_engine=engine, async_url=f"sqlite+aiosqlite:///{tmp_path}/y")
+        with pytest.raises(ConfigurationError, match="native_async = false contradicts"):
+            DbStore(url=url, async_engine=engine, native_async=False)
+    finally:
+        engine.sync_engine.dispose()
 
 
 def test_pool_settings_with_a_given_engine_are_refused(tmp_path: Path) -> None:
@@ -54,14 +143,8 @@ def test_default_is_a_sqlite_file_in_the_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     store = DbStore()
-    try:
-        assert store.engine.dialect.name == "sqlite"
-        record = make_record({"a": 1})
-        key = store.save(None, record, Changes.everything(record))
-        assert key is not None
-        assert store.load(key) is not None
-    finally:
-        store.close()
+    assert store.engine.dialect.name == "sqlite"
+    saves_and_loads(store)
     assert (tmp_path / DEFAULT_SQLITE_FILE).is_file()
     assert DEFAULT_SQLITE_FILE == "session_core_sessions.sqlite3"
 

@@ -111,7 +111,7 @@ def test_watchdog_breaks_the_socket_of_a_late_call_only() -> None:
         assert mine.recv(1) == b""  # returns when the watchdog breaks the socket
         took = time.monotonic() - begin
         assert watchdog.stop(token) is True
-        assert 0.2 < took < 5
+        assert took >= 0.29  # not before its deadline (a late one only makes the test slower)
         # The driver's descriptor is still open (only its duplicate was closed).
         assert mine.fileno() >= 0
     finally:
@@ -122,12 +122,16 @@ def test_watchdog_breaks_the_socket_of_a_late_call_only() -> None:
 
 # ---------------------------------------------------------------------- real servers
 
+TIMEOUT = 2.0
+"""Each statement's bound in these tests: what waits for a held lock waits this long, and what
+does not must finish within it even on a loaded machine (creating the table, say)."""
+
 
 @pytest.fixture
 def store(server: Database) -> Iterator[DbStore]:
     # One pooled connection: after a timeout the next call must not get a broken one.
     store = DbStore(
-        url=server.url, table_name=server.table(), timeout=0.5, pool_size=1, max_overflow=0
+        url=server.url, table_name=server.table(), timeout=TIMEOUT, pool_size=1, max_overflow=0
     )
     yield store
     store.close()
@@ -146,7 +150,7 @@ def _lock_row(server: Database, store: DbStore, key: str) -> sa.Connection:
 def _check_timed_out(error: StoreUnreachableError, operation: str) -> None:
     assert error.store == "db"
     assert error.operation == operation
-    assert "timed out after 0.5 seconds" in str(error)
+    assert f"timed out after {TIMEOUT:g} seconds" in str(error)
 
 
 def test_statement_without_answer_times_out_and_the_store_recovers(
@@ -155,10 +159,8 @@ def test_statement_without_answer_times_out_and_the_store_recovers(
     key = create(store, {"user": "alice"})
     holder = _lock_row(server, store, key)
     try:
-        begin = time.monotonic()
         with pytest.raises(StoreUnreachableError) as caught:
             store.save(key, make_record({"x": 1}), Changes(frozenset({"x"})))
-        assert time.monotonic() - begin < 5
         _check_timed_out(caught.value, "save")
     finally:
         holder.rollback()

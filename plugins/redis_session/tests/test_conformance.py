@@ -15,9 +15,10 @@ class TestStandalone(StoreConformance):
     @pytest.fixture(autouse=True)
     def _server(self, shared_url: str) -> None:
         self.url = shared_url
+        self.prefix = new_prefix()  # per test: both stores of a two-app-server test share it
 
     def make_store(self) -> SessionStore:
-        return RedisStore({"url": self.url, "key_prefix": new_prefix()})
+        return RedisStore({"url": self.url, "key_prefix": self.prefix})
 
     def dump_storage(self, store: SessionStore) -> str:
         assert isinstance(store, RedisStore)
@@ -29,9 +30,10 @@ class TestCluster(StoreConformance):
     @pytest.fixture(autouse=True)
     def _server(self, redis_cluster: Cluster) -> None:
         self.cluster = redis_cluster
+        self.prefix = new_prefix()
 
     def make_store(self) -> SessionStore:
-        return RedisStore({"cluster": self.cluster.addresses, "key_prefix": new_prefix()})
+        return RedisStore({"cluster": self.cluster.addresses, "key_prefix": self.prefix})
 
     def dump_storage(self, store: SessionStore) -> str:
         assert isinstance(store, RedisStore)
@@ -46,10 +48,11 @@ class TestSentinel(StoreConformance):
     @pytest.fixture(autouse=True)
     def _server(self, redis_sentinel: SentinelSetup) -> None:
         self.setup = redis_sentinel
+        self.prefix = new_prefix()
 
     def make_store(self) -> SessionStore:
         sentinel = {"master": self.setup.master_name, "nodes": [self.setup.sentinel.address]}
-        return RedisStore({"sentinel": sentinel, "key_prefix": new_prefix()})
+        return RedisStore({"sentinel": sentinel, "key_prefix": self.prefix})
 
     def dump_storage(self, store: SessionStore) -> str:
         assert isinstance(store, RedisStore)

@@ -26,12 +26,12 @@ class FileStore(SessionStore):
     needs_cleanup = True
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(directory)  # made on first write: building the store does no I/O
         self._lock_path = self.directory / ".lock"
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
         with self._lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -89,8 +89,8 @@ class FileStore(SessionStore):
             self._path(key).unlink(missing_ok=True)
 
     def clear_expired(self, progress: Progress | None = None) -> int:
-        """Remove the files of expired sessions, reporting progress every 100 files."""
-        removed = 0
+        """Remove the files of expired sessions, reporting progress every 100 removals."""
+        removed = reported = 0
         for path in self.directory.glob("*.json"):
             with self._locked():
                 try:
@@ -100,8 +100,9 @@ class FileStore(SessionStore):
                 if row["expires_at"] <= time.time():
                     path.unlink(missing_ok=True)
                     removed += 1
-            if progress is not None and removed % 100 == 0:
+            if progress is not None and removed - reported >= 100:
                 progress(removed)
+                reported = removed
         if progress is not None:
             progress(removed)
         return removed
