@@ -8,6 +8,7 @@ describes.
 from __future__ import annotations
 
 from session_core import SessionCoreError
+from session_core import SessionTooLargeError as CoreSessionTooLargeError
 
 __all__ = ["AsyncClientOnlyError", "SessionTooLargeError"]
 
@@ -28,12 +29,13 @@ class AsyncClientOnlyError(SessionCoreError, RuntimeError):
         )
 
 
-class SessionTooLargeError(SessionCoreError, ValueError):
+class SessionTooLargeError(CoreSessionTooLargeError):
     """A session holds a value larger than the Redis server accepts in one piece.
 
     Redis refuses any single string over its ``proto-max-bulk-len`` (512 MB unless configured
     otherwise) by closing the connection; the store refuses such a session before sending
-    anything, so nothing is written and the connection stays usable.
+    anything, so nothing is written and the connection stays usable. A
+    :class:`session_core.SessionTooLargeError` (catch that one for any store).
 
     Attributes:
         size: the size of the largest value in bytes.
@@ -42,14 +44,12 @@ class SessionTooLargeError(SessionCoreError, ValueError):
     """
 
     def __init__(self, size: int, limit: int, target: str) -> None:
-        self.size = size
-        self.limit = limit
-        self.target = target
         super().__init__(
-            f"the redis store could not save the session at {target}: it holds a {size}-byte "
-            f"value, over "
-            f"the server's limit for one value (proto-max-bulk-len; the store's max_value_size "
-            f"option is {limit} bytes); keep large data out of the session (store an id and "
-            f"keep the data elsewhere), or raise proto-max-bulk-len on the server and "
-            f"max_value_size with it"
+            "redis",
+            size,
+            limit,
+            target,
+            "the server's limit for one value, proto-max-bulk-len, which the store's "
+            "max_value_size option mirrors; raise both on the server and in the store to allow "
+            "more",
         )

@@ -10,6 +10,7 @@ import pytest
 import redis
 from redis_servers import RedisProcess, create, new_prefix
 
+import session_core
 from session_core import Changes, SessionCoreError
 from session_core.testing import make_record
 from session_core_redis import RedisStore, SessionTooLargeError
@@ -53,9 +54,10 @@ def test_oversized_session_is_refused_before_it_is_sent(small_server: RedisProce
             attempt()
         error = caught.value
         assert isinstance(error, SessionCoreError)
-        assert (error.size, error.limit) == (MIB + 2, MIB)
+        assert isinstance(error, session_core.SessionTooLargeError)  # one class for any store
+        assert (error.store, error.size, error.limit) == ("redis", MIB + 2, MIB)
         assert "proto-max-bulk-len" in str(error)
-        assert f"{MIB + 2}-byte" in str(error)
+        assert f"{MIB + 2} bytes" in str(error)
         assert small_server.url in str(error)
     record = store.load(kept)  # the other requests' connection is intact
     assert record is not None
