@@ -22,6 +22,7 @@ from .errors import (
     StoreDisabledError,
     StoreNotFoundError,
     StoreUnreachableError,
+    UserIndexUnsupportedError,
 )
 from .events import EventKind, SessionEvent
 from .hookspecs import hookimpl
@@ -40,8 +41,10 @@ from .store import (
     JSONValue,
     Progress,
     SessionData,
+    SessionInfo,
     SessionRecord,
     SessionStore,
+    UserId,
     generate_key,
     hash_key,
     is_plausible_key,
@@ -70,6 +73,7 @@ __all__ = [
     "SessionCoreError",
     "SessionData",
     "SessionEvent",
+    "SessionInfo",
     "SessionNotLoadedError",
     "SessionRecord",
     "SessionStore",
@@ -79,6 +83,8 @@ __all__ = [
     "StoreInfo",
     "StoreNotFoundError",
     "StoreUnreachableError",
+    "UserId",
+    "UserIndexUnsupportedError",
     "__version__",
     "available_stores",
     "create_store",

@@ -28,6 +28,7 @@ __all__ = [
     "StoreDisabledError",
     "StoreNotFoundError",
     "StoreUnreachableError",
+    "UserIndexUnsupportedError",
 ]
 
 
@@ -318,4 +319,26 @@ class StoreContractError(SessionCoreError, RuntimeError):
         super().__init__(
             f"session store {store!r} broke the store contract in {method}(): {problem}; "
             f"report it to the store's authors"
+        )
+
+
+class UserIndexUnsupportedError(SessionCoreError, NotImplementedError):
+    """A store was asked to list or revoke a user's sessions and cannot: it keeps no index of
+    sessions by user (the cookie store holds each session in its visitor's browser, where no
+    server can find or delete it).
+
+    Attributes:
+        store: the store's name.
+        operation: what was asked (``"list the sessions of a user"``, ...).
+    """
+
+    def __init__(self, store: str, operation: str) -> None:
+        self.store = store
+        self.operation = operation
+        super().__init__(
+            f"session store {store!r} cannot {operation}: it keeps no index of sessions by "
+            f"user (a store that can has indexes_users = True: 'redis' from session-core-redis, "
+            f"or session_core.testing.MemoryStore in tests); switch the 'store' setting to one "
+            f"of them, or with the cookie store make sessions short and check a per-user "
+            f"counter in your own database on each request"
         )

@@ -12,7 +12,15 @@ from typing import Any
 
 from .config import MAX_COOKIE_AGE
 from .errors import InvalidExpiryError
-from .store import Changes, JSONValue, SessionData, SessionRecord, SessionStore
+from .store import (
+    Changes,
+    JSONValue,
+    SessionData,
+    SessionRecord,
+    SessionStore,
+    UserId,
+    user_index_name,
+)
 
 __all__ = ["DEFAULT_MAX_AGE", "Session"]
 
@@ -173,6 +181,9 @@ class Session(dict[str, JSONValue]):
     _doomed: tuple[str, ...] = ()
     _rekey = False
     _vanished = False
+    # Sessions per user (see the user_id property): rare state, set at login only.
+    _user_id: UserId | None = None
+    _client: dict[str, str] | None = None
 
     def __init__(
         self,
@@ -238,6 +249,8 @@ class Session(dict[str, JSONValue]):
             self._version = record.version
         if record.expiry is not None and not self._expiry_changed:
             self._expiry = record.expiry
+        if record.user_id is not None:
+            self._user_id = record.user_id
         if self._data:  # keys written before the load (partial writes) win over stored ones
             record.data.update(self._data)
         self._data = record.data
@@ -548,6 +561,8 @@ class Session(dict[str, JSONValue]):
         self._snapshots = None
         self._expiry = None
         self._expiry_changed = False
+        if self._user_id is not None or self._client is not None:
+            self._user_id = self._client = None
         self._modified = True
 
     @property
@@ -566,6 +581,48 @@ class Session(dict[str, JSONValue]):
         """Whether the last save found the session deleted by another request (it was not
         brought back, and the visitor now has an empty session)."""
         return self._vanished
+
+    # ------------------------------------------------------------------ sessions per user
+
+    @property
+    def user_id(self) -> UserId | None:
+        """The user this session belongs to (a ``str`` or ``int``), or ``None`` (loads it).
+
+        Set it at login: the store then indexes the session under the user, so that
+        ``store.sessions_of(user_id)`` lists it and ``store.revoke_user(user_id)`` signs it out
+        (on a store with ``indexes_users``; others may forget it between requests). Setting a
+        different user also cycles the key (:meth:`cycle_key`), as any change of privileges
+        must; :meth:`flush` (logout) clears it. A session bound to a user is kept even with no
+        data in it.
+
+        Raises:
+            TypeError: on assignment of anything but a ``str``, an ``int`` or ``None``.
+        """
+        self._read()
+        return self._user_id
+
+    @user_id.setter
+    def user_id(self, value: UserId | None) -> None:
+        if value is not None:
+            user_index_name(value)  # refuses what no store could index
+        current = self.user_id
+        if value != current:
+            self._user_id = value
+            self.cycle_key()
+
+    def record_client(self, *, user_agent: str | None = None, ip: str | None = None) -> None:
+        """Keep details of the visitor's device with the session, for a "where you're signed in"
+        page (:class:`~session_core.SessionInfo`'s ``client``).
+
+        Nothing is recorded unless the app calls this: a user agent and an IP address are
+        personal data, so record them only with a reason the app's privacy notice gives (and
+        perhaps only a truncated IP). Call it at login, beside setting :attr:`user_id`; a later
+        call replaces the details. Stores without ``indexes_users`` may ignore them.
+        """
+        details = {"user_agent": user_agent, "ip": ip}
+        self._client = {name: value for name, value in details.items() if value is not None}
+        self._accessed = True
+        self._modified = True
 
     # ------------------------------------------------------------------ expiry
 
@@ -707,7 +764,7 @@ class Session(dict[str, JSONValue]):
         """The store call that writes the session (after a flush's deletes and any load)."""
         nested = self._nested_changes() if self._snapshots else None
         data = self._data
-        if self._loaded and not data:
+        if self._loaded and not data and self._user_id is None:
             if self._key is not None:
                 return ("delete", (self._key,))
             self._after_save(None)
@@ -716,6 +773,8 @@ class Session(dict[str, JSONValue]):
         record = SessionRecord(
             data, self._expires_at_timestamp(time.time(), expiry), expiry, self._version
         )
+        if self._user_id is not None or self._client is not None:  # sessions per user
+            record.user_id, record.client = self._user_id, self._client
         key = self._key
         if key is None and not self._loaded:
             key = self.incoming_key()  # write-only request: let the store merge into it

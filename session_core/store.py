@@ -15,11 +15,12 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeAlias
 
 from ._compat import compact_json_encoder
-from .errors import StoreContractError
+from .errors import StoreContractError, UserIndexUnsupportedError
 
 __all__ = [
     "KEY_BYTES",
@@ -29,13 +30,16 @@ __all__ = [
     "JSONValue",
     "Progress",
     "SessionData",
+    "SessionInfo",
     "SessionRecord",
     "SessionStore",
+    "UserId",
     "decode_json",
     "encode_json",
     "generate_key",
     "hash_key",
     "is_plausible_key",
+    "user_index_name",
 ]
 
 JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
@@ -43,6 +47,11 @@ JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, 
 
 SessionData: TypeAlias = dict[str, JSONValue]
 """A session's contents."""
+
+UserId: TypeAlias = str | int
+"""Who a session belongs to (:attr:`Session.user_id <session_core.Session.user_id>`): the app's
+own id for the user. Compared as text (see :func:`user_index_name`): ``7`` and ``"7"`` are the
+same user, so that ``session-core sign-out --user 7`` finds sessions an app bound with an int."""
 
 Progress: TypeAlias = Callable[[int], None]
 """Called by :meth:`SessionStore.clear_expired` with the number of records removed so far."""
@@ -94,6 +103,17 @@ def is_plausible_key(key: str) -> bool:
     return _KEY_SHAPE.fullmatch(key) is not None
 
 
+def user_index_name(user_id: UserId) -> str:
+    """The text a store indexes ``user_id`` under: ``str(user_id)``.
+
+    Raises:
+        TypeError: ``user_id`` is not a ``str`` or an ``int`` (a ``bool`` is refused too).
+    """
+    if isinstance(user_id, bool) or not isinstance(user_id, str | int):
+        raise TypeError(f"a user id is a str or an int, not {type(user_id).__name__}")
+    return str(user_id)
+
+
 def hash_key(key: str) -> str:
     """The SHA-256 of a session key, hex encoded: what server stores keep instead of the key.
 
@@ -117,12 +137,67 @@ class SessionRecord:
         version: store-private; what the store needs for concurrency control (for example a row
             version). Returned by ``load``, handed back unchanged to ``save``; ``save`` may set
             it to the new value.
+        user_id: the user the session belongs to (:attr:`Session.user_id
+            <session_core.Session.user_id>`), or ``None``. A session is bound to a user when it is
+            created: a store reads it in ``save(None, ...)`` and ``cycle_key`` only, keeps it
+            through every later save (an update never changes it), and returns it from ``load``.
+            A store without :attr:`SessionStore.indexes_users` may ignore it (its sessions then
+            forget their user between requests).
+        client: details about the visitor's device the app chose to record
+            (:meth:`Session.record_client <session_core.Session.record_client>`), or ``None``.
+            When not ``None`` a store with :attr:`SessionStore.indexes_users` writes it (in any
+            save) and shows it in :class:`SessionInfo`; ``None`` keeps what it holds. Others
+            may ignore it.
     """
 
     data: SessionData
     expires_at: float
     expiry: JSONValue = None
     version: object = None
+    user_id: UserId | None = None
+    client: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One of a user's sessions, as :meth:`SessionStore.sessions_of` describes it: never its
+    key, which would let whoever reads the list take the session over.
+
+    Attributes:
+        key_hash: :func:`hash_key` of the session's key. Compare it with
+            ``hash_key(session.key)`` (or use :meth:`is_key`) to mark the current session.
+        user_id: the user, as the session was bound to it.
+        created_at: when the session was bound to the user (the login), aware UTC.
+        last_seen_at: when the session was last saved, aware UTC. A request that only reads its
+            session saves nothing, so this is the last request that changed it.
+        expires_at: when the session expires unless it is saved again, aware UTC.
+        client: what the app recorded about the device with
+            :meth:`Session.record_client <session_core.Session.record_client>` (``user_agent``,
+            ``ip``); empty when it recorded nothing.
+    """
+
+    key_hash: str
+    user_id: UserId
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    client: dict[str, str] = field(default_factory=dict)
+
+    def is_key(self, key: str | None) -> bool:
+        """Whether this describes the session saved under ``key`` (the current one, say)."""
+        return key is not None and hash_key(key) == self.key_hash
+
+    @classmethod
+    def from_times(
+        cls,
+        key_hash: str,
+        user_id: UserId,
+        times: tuple[float, float, float],
+        client: dict[str, str] | None = None,
+    ) -> SessionInfo:
+        """Build one from Unix ``times`` (created, last seen, expires): what stores keep."""
+        created, seen, expires = (datetime.fromtimestamp(t, UTC) for t in times)
+        return cls(key_hash, user_id, created, seen, expires, dict(client or {}))
 
 
 @dataclass(slots=True)
@@ -181,6 +256,12 @@ class SessionStore(ABC):
     """True when expired records stay until :meth:`clear_expired` removes them (SQL tables).
     False for stores whose data expires by itself (cookies, Redis TTLs)."""
 
+    indexes_users: ClassVar[bool] = False
+    """True when the store keeps its sessions indexed by :attr:`SessionRecord.user_id` and
+    implements :meth:`sessions_of` and :meth:`revoke_user` (and their async twins). The
+    conformance suite then tests them. False: both raise
+    :class:`~session_core.UserIndexUnsupportedError`."""
+
     @staticmethod
     def generate_key() -> str:
         """A new session key; see :func:`generate_key`."""
@@ -232,6 +313,30 @@ class SessionStore(ABC):
         """
         return None
 
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """The live sessions bound to ``user_id``, most recently seen first.
+
+        Expired and deleted sessions are never listed. Stores with :attr:`indexes_users`
+        override it; the default raises.
+
+        Raises:
+            UserIndexUnsupportedError: the store keeps no index of sessions by user.
+        """
+        raise UserIndexUnsupportedError(self.name, "list the sessions of a user")
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Delete every session bound to ``user_id`` except the one saved under ``keep`` (a
+        session key, not its hash), and return how many were deleted.
+
+        A revoked session is gone as if flushed: its next request starts a fresh anonymous
+        session, and a save racing the revocation does not bring it back. Stores with
+        :attr:`indexes_users` override it; the default raises.
+
+        Raises:
+            UserIndexUnsupportedError: the store keeps no index of sessions by user.
+        """
+        raise UserIndexUnsupportedError(self.name, "revoke the sessions of a user")
+
     def close(self) -> None:  # noqa: B027 - optional: stores without connections keep it
         """Release connections and pools. The store must not be used afterwards."""
 
@@ -269,6 +374,22 @@ class SessionStore(ABC):
         import asyncio
 
         return await asyncio.to_thread(self.clear_expired, progress)
+
+    async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """Async twin of :meth:`sessions_of`."""
+        if not self.indexes_users:
+            raise UserIndexUnsupportedError(self.name, "list the sessions of a user")
+        import asyncio
+
+        return await asyncio.to_thread(self.sessions_of, user_id)
+
+    async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Async twin of :meth:`revoke_user`."""
+        if not self.indexes_users:
+            raise UserIndexUnsupportedError(self.name, "revoke the sessions of a user")
+        import asyncio
+
+        return await asyncio.to_thread(self.revoke_user, user_id, keep)
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""

@@ -26,6 +26,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import pytest
@@ -35,11 +36,14 @@ from .store import (
     Changes,
     Progress,
     SessionData,
+    SessionInfo,
     SessionRecord,
     SessionStore,
+    UserId,
     generate_key,
     hash_key,
     is_plausible_key,
+    user_index_name,
 )
 
 __all__ = ["HOSTILE_KEYS", "MemoryStore", "StoreConformance", "make_record", "run_in_threads"]
@@ -178,6 +182,17 @@ def _save_racing(
         assert not errors, errors
 
 
+@dataclass(slots=True)
+class _Owner:
+    """Who a :class:`MemoryStore` session belongs to, and what its listing shows."""
+
+    user_id: UserId
+    name: str  # user_index_name(user_id)
+    created: float
+    seen: float
+    client: dict[str, str]
+
+
 class MemoryStore(SessionStore):
     """A complete server-side store that keeps sessions in this process's memory.
 
@@ -194,10 +209,14 @@ class MemoryStore(SessionStore):
     name = "memory"
     partial_writes = True
     needs_cleanup = True
+    indexes_users = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, tuple[str, float, str, int]] = {}  # hash: data, exp, expiry, ver
+        # Sessions per user: the user of each bound session, and each user's session hashes.
+        self._owners: dict[str, _Owner] = {}
+        self._by_user: dict[str, set[str]] = {}
         self.calls: dict[str, int] = {}
 
     def _count(self, method: str) -> None:
@@ -208,9 +227,11 @@ class MemoryStore(SessionStore):
         with self._lock:
             self._count("load")
             row = self._rows.get(hash_key(key)) if is_plausible_key(key) else None
+            owner = self._owners.get(hash_key(key)) if row is not None else None
         if row is None or row[1] <= time.time():
             return None
-        return SessionRecord(json.loads(row[0]), row[1], json.loads(row[2]), row[3])
+        user_id = owner.user_id if owner is not None else None
+        return SessionRecord(json.loads(row[0]), row[1], json.loads(row[2]), row[3], user_id)
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """See :meth:`SessionStore.save`."""
@@ -221,6 +242,8 @@ class MemoryStore(SessionStore):
                 key = self.generate_key()
                 data = copy.deepcopy(record.data)
                 version = 1
+                if record.user_id is not None:
+                    self._bind(hash_key(key), record.user_id, record.client)
             else:
                 row = self._rows.get(hash_key(key)) if is_plausible_key(key) else None
                 if row is None or row[1] <= time.time():
@@ -231,6 +254,7 @@ class MemoryStore(SessionStore):
                 for name in changes.deleted:
                     data.pop(name, None)
                 version = row[3] + 1
+                self._seen(hash_key(key), record.client)
                 if not changes.expiry:
                     self._rows[hash_key(key)] = (json.dumps(data), row[1], row[2], version)
                     record.version = version
@@ -243,7 +267,65 @@ class MemoryStore(SessionStore):
         """See :meth:`SessionStore.delete`."""
         with self._lock:
             self._count("delete")
-            self._rows.pop(hash_key(key), None)
+            self._drop(hash_key(key))
+
+    # Sessions per user. The helpers below run with the lock held.
+
+    def _bind(self, hashed: str, user_id: UserId, client: dict[str, str] | None) -> None:
+        now = time.time()
+        name = user_index_name(user_id)
+        self._owners[hashed] = _Owner(user_id, name, now, now, dict(client or {}))
+        self._by_user.setdefault(name, set()).add(hashed)
+
+    def _seen(self, hashed: str, client: dict[str, str] | None) -> None:
+        owner = self._owners.get(hashed)
+        if owner is not None:
+            owner.seen = time.time()
+            if client is not None:
+                owner.client = dict(client)
+
+    def _drop(self, hashed: str) -> bool:
+        """Forget the session ``hashed``; whether it was live."""
+        row = self._rows.pop(hashed, None)
+        owner = self._owners.pop(hashed, None)
+        if owner is not None:
+            hashes = self._by_user.get(owner.name)
+            if hashes is not None:
+                hashes.discard(hashed)
+                if not hashes:
+                    del self._by_user[owner.name]
+        return row is not None and row[1] > time.time()
+
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """See :meth:`SessionStore.sessions_of`. Drops expired sessions from the index."""
+        name = user_index_name(user_id)
+        with self._lock:
+            self._count("sessions_of")
+            now = time.time()
+            infos = []
+            for hashed in list(self._by_user.get(name, ())):
+                row = self._rows.get(hashed)
+                if row is None or row[1] <= now:
+                    self._drop(hashed)
+                    continue
+                owner = self._owners[hashed]
+                times = (owner.created, owner.seen, row[1])
+                infos.append(SessionInfo.from_times(hashed, owner.user_id, times, owner.client))
+        return sorted(infos, key=lambda info: info.last_seen_at, reverse=True)
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """See :meth:`SessionStore.revoke_user`."""
+        name = user_index_name(user_id)
+        kept = hash_key(keep) if keep is not None else None
+        with self._lock:
+            self._count("revoke_user")
+            doomed = [h for h in self._by_user.get(name, ()) if h != kept]
+            return sum(self._drop(hashed) for hashed in doomed)
+
+    def users_indexed(self) -> int:
+        """How many users the index holds entries for (tests check it does not grow)."""
+        with self._lock:
+            return len(self._by_user)
 
     def clear_expired(self, progress: Progress | None = None, batch: int = 1000) -> int:
         """See :meth:`SessionStore.clear_expired`; removes ``batch`` rows per lock hold."""
@@ -253,7 +335,7 @@ class MemoryStore(SessionStore):
                 now = time.time()
                 doomed = [h for h, row in self._rows.items() if row[1] <= now][:batch]
                 for hashed in doomed:
-                    del self._rows[hashed]
+                    self._drop(hashed)
             removed += len(doomed)
             if progress is not None:
                 progress(removed)
@@ -263,7 +345,7 @@ class MemoryStore(SessionStore):
     def dump(self) -> str:
         """Everything held, as text (for tests that look at what is stored at rest)."""
         with self._lock:
-            return repr(self._rows)
+            return repr((self._rows, self._owners, self._by_user))
 
     def __len__(self) -> int:
         with self._lock:
@@ -654,6 +736,208 @@ class StoreConformance:
             final = store.load(shared)
             assert final is not None
             assert final.data == {"start": 0, **{f"w{n}": n for n in range(8)}}
+
+    # ------------------------------------------------------------------ sessions per user
+    #
+    # Stores with indexes_users = True list and revoke a user's sessions; the others must refuse
+    # clearly. "Devices" below are separate Session objects, as separate browsers would hold.
+
+    def _sign_in(
+        self, store: SessionStore, user_id: UserId, client: dict[str, str] | None = None
+    ) -> str:
+        """A new session on a new device, signed in as ``user_id``; its key."""
+        session = Session(store)
+        session["cart"] = [user_index_name(user_id)]
+        session.user_id = user_id
+        if client is not None:
+            session.record_client(**client)
+        key = session.save()
+        assert key is not None
+        return key
+
+    def _listed(self, store: SessionStore, user_id: UserId) -> set[str]:
+        return {info.key_hash for info in store.sessions_of(user_id)}
+
+    def test_users_not_indexed_refuses(self, store: SessionStore) -> None:
+        """A store without indexes_users refuses to list or revoke, naming the stores that can."""
+        if store.indexes_users:
+            pytest.skip("the store indexes users: the tests below check it does so correctly")
+        from .errors import UserIndexUnsupportedError
+
+        for call in (lambda: store.sessions_of("ann"), lambda: store.revoke_user("ann")):
+            with pytest.raises(UserIndexUnsupportedError, match="indexes_users = True"):
+                call()
+        with pytest.raises(UserIndexUnsupportedError):
+            asyncio.run(store.arevoke_user("ann"))
+
+    def _needs_user_index(self, store: SessionStore) -> None:
+        if not store.indexes_users:
+            pytest.skip("the store does not index users (test_users_not_indexed_refuses)")
+
+    def test_user_sessions_are_listed_without_their_keys(self, store: SessionStore) -> None:
+        """Each device's session is listed for its user only, described but never by its key."""
+        self._needs_user_index(store)
+        before = time.time()
+        phone = self._sign_in(store, "ann", {"user_agent": "Phone/1.0", "ip": "192.0.2.7"})
+        laptop = self._sign_in(store, "ann")
+        other = self._sign_in(store, 42)
+        Session(store).update(anonymous=True)
+        infos = store.sessions_of("ann")
+        assert {info.key_hash for info in infos} == {hash_key(phone), hash_key(laptop)}
+        text = repr(infos)
+        assert phone not in text, "a listing must never hold a key"
+        assert laptop not in text, "a listing must never hold a key"
+        by_hash = {info.key_hash: info for info in infos}
+        assert by_hash[hash_key(phone)].client == {"user_agent": "Phone/1.0", "ip": "192.0.2.7"}
+        assert by_hash[hash_key(laptop)].client == {}, "nothing is recorded unless asked"
+        for info in infos:
+            assert info.user_id == "ann"
+            assert before - 1 <= info.created_at.timestamp() <= info.last_seen_at.timestamp()
+            assert info.expires_at.timestamp() > time.time() + 60
+            assert info.is_key(phone) == (info.key_hash == hash_key(phone))
+        # Ids are compared as text: the command line's "42" finds the app's int 42.
+        assert self._listed(store, "42") == self._listed(store, 42) == {hash_key(other)}
+        assert store.sessions_of("nobody") == []
+        loaded = Session(store, phone)
+        assert loaded.user_id == "ann", "the session remembers its user between requests"
+
+    def test_revoke_user_keeps_the_current_session(self, store: SessionStore) -> None:
+        """ "Sign out other devices": every session of the user goes but the one kept."""
+        self._needs_user_index(store)
+        devices = [self._sign_in(store, "ann") for _ in range(3)]
+        bystander = self._sign_in(store, "bob")
+        assert store.revoke_user("ann", keep=devices[0]) == 2
+        assert store.load(devices[0]) is not None
+        assert store.load(devices[1]) is None
+        assert store.load(devices[2]) is None
+        assert self._listed(store, "ann") == {hash_key(devices[0])}
+        assert self._listed(store, "bob") == {hash_key(bystander)}
+        assert store.load(bystander) is not None
+
+    def test_revoke_user_everywhere(self, store: SessionStore) -> None:
+        """ "Sign out everywhere": every session goes; a second revoke finds nothing."""
+        self._needs_user_index(store)
+        devices = [self._sign_in(store, 7) for _ in range(3)]
+        assert store.revoke_user("7") == 3
+        assert all(store.load(key) is None for key in devices)
+        assert store.sessions_of(7) == []
+        assert store.revoke_user(7) == 0
+        assert store.revoke_user("never-seen") == 0
+
+    def test_revoked_session_is_not_brought_back_by_a_late_save(self, store: SessionStore) -> None:
+        """A device's request that loaded before the revocation saves after it: the session
+        stays gone, and the device ends up with a fresh anonymous session."""
+        self._needs_user_index(store)
+        kept = self._sign_in(store, "ann")
+        stolen = self._sign_in(store, "ann")
+        late = Session(store, stolen)
+        assert late.user_id == "ann"
+        assert store.revoke_user("ann", keep=kept) == 1
+        late["after"] = 1
+        assert late.save() is None
+        assert late.vanished
+        assert store.load(stolen) is None
+        assert self._listed(store, "ann") == {hash_key(kept)}
+        # Write-only (never read) the same: the key is not adopted, no user comes back with it.
+        blind = Session(store, stolen)
+        blind["after"] = 2
+        fresh = blind.save()
+        assert fresh != stolen
+        assert fresh is not None
+        assert Session(store, fresh).user_id is None
+
+    def test_revoke_racing_a_save_does_not_resurrect(self, store: SessionStore) -> None:
+        """A revocation that lands while a save of that session is in flight wins."""
+        self._needs_user_index(store)
+        key = self._sign_in(store, "ann")
+        record = store.load(key)
+        assert record is not None
+        record.data["late"] = 1
+        _save_racing(
+            lambda r: store.save(key, r, Changes(frozenset({"late"}))),
+            record,
+            lambda: store.revoke_user("ann"),
+            self.race_wait,
+        )
+        assert store.load(key) is None
+        assert store.sessions_of("ann") == []
+
+    def test_cycle_key_and_flush_keep_the_index_right(self, store: SessionStore) -> None:
+        """A new key replaces the old one in the listing; a flushed (signed-out) session and a
+        changed user leave it."""
+        self._needs_user_index(store)
+        key = self._sign_in(store, "ann")
+        session = Session(store, key)
+        session.cycle_key()
+        cycled = session.save()
+        assert cycled is not None
+        assert cycled != key
+        assert self._listed(store, "ann") == {hash_key(cycled)}
+        switch = Session(store, cycled)
+        switch.user_id = "bob"  # a different user: a new key, under bob only
+        switched = switch.save()
+        assert switched is not None
+        assert switched != cycled
+        assert self._listed(store, "ann") == set()
+        assert self._listed(store, "bob") == {hash_key(switched)}
+        out = Session(store, switched)
+        out.flush()
+        assert out.save() is None
+        assert store.sessions_of("bob") == []
+        assert store.revoke_user("bob") == 0
+
+    def test_user_binding_survives_updates_and_empty_data(self, store: SessionStore) -> None:
+        """Ordinary saves keep the session's user; a session holding only its user is kept."""
+        self._needs_user_index(store)
+        session = Session(store)
+        session.user_id = "ann"
+        key = session.save()
+        assert key is not None, "a session bound to a user is saved even with no data"
+        writer = Session(store, key)
+        writer["x"] = 1  # write-only: the user is not known to this request
+        assert writer.save() == key
+        assert Session(store, key).user_id == "ann"
+        assert self._listed(store, "ann") == {hash_key(key)}
+
+    def test_expired_sessions_leave_the_listing_and_the_index(self, store: SessionStore) -> None:
+        """Expired sessions are neither listed nor counted, and nothing about them stays behind
+        once the user signs in again: the index does not grow as sessions expire."""
+        self._needs_user_index(store)
+        short = []
+        for _ in range(3):
+            record = make_record({"a": 1}, ttl=self.expiry_wait)
+            record.user_id = "ann"
+            key = store.save(None, record, Changes.everything(record))
+            assert key is not None
+            short.append(key)
+        assert len(store.sessions_of("ann")) == 3
+        time.sleep(self.expiry_wait + 1.0)
+        assert store.sessions_of("ann") == []
+        assert store.revoke_user("ann") == 0
+        live = self._sign_in(store, "ann")
+        store.clear_expired()
+        assert self._listed(store, "ann") == {hash_key(live)}
+        if self.server_side:
+            held = self.dump_storage(store)
+            for key in short:
+                assert hash_key(key) not in held, "an expired session left an index entry"
+
+    def test_user_index_async_twins(self, store: SessionStore) -> None:
+        """asessions_of and arevoke_user keep the same promises."""
+        self._needs_user_index(store)
+        keys = [self._sign_in(store, "ann") for _ in range(2)]
+
+        async def scenario() -> None:
+            listed = await store.asessions_of("ann")
+            assert {info.key_hash for info in listed} == {hash_key(key) for key in keys}
+            assert await store.arevoke_user("ann", keep=keys[1]) == 1
+            assert {info.key_hash for info in await store.asessions_of("ann")} == {
+                hash_key(keys[1])
+            }
+            assert await store.arevoke_user("ann") == 1
+
+        asyncio.run(scenario())
+        assert all(store.load(key) is None for key in keys)
 
     # ------------------------------------------------------------------ async twins
 

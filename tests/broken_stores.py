@@ -52,6 +52,8 @@ class WholeSecondTTLStore(MemoryStore):
         hashed = hash_key(key) if is_plausible_key(key) else None
         with self._lock:
             row = self._rows.get(hashed) if hashed else None
+            owner = self._owners.get(hashed) if hashed else None
         if row is None or hashed is None or self._gone_at.get(hashed, 0.0) <= time.time():
             return None
-        return SessionRecord(json.loads(row[0]), row[1], json.loads(row[2]), row[3])
+        user_id = owner.user_id if owner is not None else None
+        return SessionRecord(json.loads(row[0]), row[1], json.loads(row[2]), row[3], user_id)
