@@ -3,7 +3,8 @@
 Subcommands: ``stores`` lists the installed stores and extensions, ``check`` validates the
 configuration, makes a real round trip to the configured store and prints what the store reports
 about itself (a store's optional ``check_report()``, such as the redis store's persistence mode),
-``clear-expired`` removes expired sessions, and ``demo`` serves a small app that shows sessions
+``clear-expired`` removes expired sessions, ``sign-out --user ID`` signs a user out of every
+session (on a store that indexes users), and ``demo`` serves a small app that shows sessions
 at work. Every subcommand reads the TOML file given by ``--config`` (or ``SESSION_CORE_CONFIG``)
 and ``SESSION_CORE_*`` variables. Plugins add their own subcommands (the hook
 ``session_core_add_commands``); they are loaded only when the command line names no built-in
@@ -41,7 +42,7 @@ __all__ = ["CheckNote", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
-BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "demo")
+BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "sign-out", "demo")
 
 
 def _load_config(args: argparse.Namespace, **overrides: Any) -> SessionConfig:
@@ -202,6 +203,23 @@ def _progress_printer(err: TextIO, started: float) -> Callable[[int], None]:
     return progress
 
 
+# ---------------------------------------------------------------------- sign-out
+
+
+def _cmd_sign_out(args: argparse.Namespace, out: TextIO) -> int:
+    from .users import sign_out
+
+    config = _load_config(args, store=args.store)
+    store = create_store(config)
+    try:
+        revoked = sign_out(store, args.user)
+    finally:
+        store.close()
+    plural = "s" if revoked != 1 else ""
+    out.write(f"signed user {args.user!r} out of {revoked} session{plural}\n")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- demo
 
 
@@ -270,6 +288,20 @@ def _parser() -> tuple[argparse.ArgumentParser, Subparsers]:
     )
     clear.add_argument("--store", help="the store to clean (default: the configured one)")
     clear.set_defaults(run=_cmd_clear_expired)
+
+    sign_out = commands.add_parser(
+        "sign-out",
+        parents=[common],
+        help="sign a user out everywhere: delete every session of theirs in the store",
+    )
+    sign_out.add_argument(
+        "--user",
+        required=True,
+        metavar="ID",
+        help="the user's id, as the app set session.user_id (compared as text: 7 finds 7)",
+    )
+    sign_out.add_argument("--store", help="the store (default: the configured one)")
+    sign_out.set_defaults(run=_cmd_sign_out)
 
     demo = commands.add_parser("demo", parents=[common], help="serve the demo app")
     demo.add_argument("--store", help="the store to use (default: cookie)")

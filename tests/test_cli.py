@@ -18,7 +18,7 @@ from session_core.store import Changes, SessionRecord
 from session_core.testing import MemoryStore, make_record
 
 SECRET = "cli-test-secret-" + "k" * 40
-SUBCOMMANDS = ("stores", "check", "clear-expired", "demo")
+SUBCOMMANDS = ("stores", "check", "clear-expired", "sign-out", "demo")
 
 
 @pytest.fixture
@@ -188,6 +188,42 @@ def test_check_fails_when_the_data_does_not_come_back(monkeypatch):
     code, out = _run_in_process(monkeypatch, ForgetfulStore(), "check")
     assert code == 1
     assert "FAIL the probe session did not read back" in out
+
+
+# ---------------------------------------------------------------------- sign-out
+
+
+def test_sign_out_on_the_cookie_store_says_which_stores_can(run_cli):
+    result = run_cli("sign-out", "--user", "7", SESSION_CORE_SECRET_KEY=SECRET)
+    err = _one_line_error(result, 1)
+    assert "session store 'cookie' cannot revoke the sessions of a user" in err
+    assert "indexes_users = True" in err
+    assert "'redis'" in err
+
+
+def test_sign_out_needs_a_user(run_cli):
+    result = run_cli("sign-out", SESSION_CORE_SECRET_KEY=SECRET)
+    assert result.returncode == 2
+    assert "--user" in result.stderr
+
+
+def test_sign_out_deletes_every_session_of_the_user_only(monkeypatch):
+    store = MemoryStore()
+    mine = []
+    for user_id in (7, "7", 8):  # the app's int 7 and str "7" are one user
+        record = make_record({"n": 1})
+        record.user_id = user_id
+        key = store.save(None, record, Changes.everything(record))
+        assert key is not None
+        mine.append(key)
+    code, out = _run_in_process(monkeypatch, store, "sign-out", "--user", "7")
+    assert code == 0
+    assert out == "signed user '7' out of 2 sessions\n"
+    assert store.load(mine[0]) is None
+    assert store.load(mine[1]) is None
+    assert store.load(mine[2]) is not None
+    code, out = _run_in_process(monkeypatch, store, "sign-out", "--user", "7")
+    assert out == "signed user '7' out of 0 sessions\n"
 
 
 # ---------------------------------------------------------------------- clear-expired

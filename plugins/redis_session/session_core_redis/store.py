@@ -5,6 +5,13 @@ Layout: one Redis hash per session, at ``<key_prefix>{<tag>}<sha256 of the sessi
 JSON; the reserved fields ``\\xffexpiry`` and ``\\xffexpires`` hold the expiry setting and the
 expiry time. The record's lifetime is the key's own Redis TTL, so nothing needs cleaning up.
 
+Sessions per user: a session bound to a user (:attr:`~session_core.SessionRecord.user_id`) is
+created under a key whose hash tag is the user's (the first two hex digits of the SHA-256 of the
+user's id), so it shares a hash slot with the user's index, a sorted set of its sessions' hashes
+scored by expiry time at ``<key_prefix>{<tag>}user:<sha256 of the user id>``. The save script
+keeps that index scored, trimmed and expiring with the sessions (see :mod:`.scripts`); listing
+and revoking are one script each over that one slot, atomic on Cluster too.
+
 Hot path: a load is one ``HGETALL``; every save is one ``EVALSHA`` of :data:`~.scripts.SAVE_SCRIPT`,
 which checks that the session still exists, applies only the changed fields, and sets the TTL,
 atomically. A request that only writes needs no read at all. Commands are packed here, as bytes,
@@ -27,27 +34,38 @@ import redis.exceptions
 from session_core import (
     Changes,
     ConfigurationError,
+    SessionInfo,
     SessionRecord,
     SessionStore,
     StoreUnreachableError,
+    UserId,
     generate_key,
     hash_key,
     is_plausible_key,
 )
-from session_core.store import Progress, decode_json, encode_json
+from session_core.store import Progress, decode_json, encode_json, user_index_name
 
 from .clients import aclose_client, build_async_client, build_client, close_client, pool_limit
 from .errors import AsyncClientOnlyError, SessionTooLargeError
 from .health import CheckNote, server_report
 from .options import RedisOptions, redact_url
 from .scripts import (
+    CLIENT_FIELD,
+    CREATED_FIELD,
     EXPIRES_FIELD,
     EXPIRY_FIELD,
+    LIST_SCRIPT,
+    LIST_SHA,
     MODE_CREATE,
     MODE_KEEP_LIFETIME,
     MODE_MERGE,
+    REVOKE_SCRIPT,
+    REVOKE_SHA,
     SAVE_SCRIPT,
     SAVE_SHA,
+    SEEN_FIELD,
+    USER_FIELD,
+    USER_ID_FIELD,
 )
 from .wire import CLUSTER_TYPES, AsyncLane, Lane
 
@@ -69,8 +87,11 @@ _TAG_LENGTH = 2
 _LoopEntry = tuple[AsyncLane, AsyncGenerator[None, None], "asyncio.Task[Any] | None"]
 _SAVE_SHA = SAVE_SHA.encode()
 _SAVE_SCRIPT = SAVE_SCRIPT.encode()
+_LIST = (LIST_SHA.encode(), LIST_SCRIPT.encode())
+_REVOKE = (REVOKE_SHA.encode(), REVOKE_SCRIPT.encode())
 _ONE_KEY = b"1"
 _TWO_KEYS = b"2"
+_USER_META = (CREATED_FIELD, SEEN_FIELD, USER_FIELD, CLIENT_FIELD)
 
 
 def redis_key(prefix: str, key: str) -> str:
@@ -103,16 +124,41 @@ def _save_args(
     """The script's arguments (after its keys): see :data:`~.scripts.SAVE_SCRIPT`."""
     removed = [_encode_field(name) for name in deleted]
     expires_ms = math.ceil(record.expires_at * 1000)
-    args = [mode, b"%d" % (expires_ms - int(now * 1000)), b"%d" % len(removed), *removed]
+    now_ms = int(now * 1000)
+    args = [mode, b"%d" % (expires_ms - now_ms), b"%d" % len(removed), *removed]
     data = record.data
     for name in fields:
         if name in data:
             args.append(_encode_field(name))
             args.append(encode_json(data[name]).encode())
+    args += (SEEN_FIELD, b"%d" % now_ms)
+    if record.client is not None:
+        args += (CLIENT_FIELD, encode_json(record.client).encode())  # type: ignore[arg-type]
+    if mode == MODE_CREATE and record.user_id is not None:  # bound to a user at creation only
+        args += (USER_FIELD, _user_hash(record.user_id).encode())
+        args += (USER_ID_FIELD, encode_json(record.user_id).encode())
+        args += (CREATED_FIELD, b"%d" % now_ms)
     if mode != MODE_KEEP_LIFETIME:  # the metadata, written by the same HSET as the data
         args += (EXPIRY_FIELD, encode_json(record.expiry).encode())
         args += (EXPIRES_FIELD, b"%d" % expires_ms)
     return args
+
+
+def _user_hash(user_id: UserId) -> str:
+    """The SHA-256 (hex) of the user's index name: names its index, and gives its hash tag."""
+    return hash_key(user_index_name(user_id))
+
+
+def _infos(user_id: UserId, reply: list[bytes]) -> list[SessionInfo]:
+    """The sessions a :data:`~.scripts.LIST_SCRIPT` reply describes, most recently seen first."""
+    infos = []
+    for at in range(0, len(reply), 6):
+        key_hash, uid, created, seen, expires, client = reply[at : at + 6]
+        times = (int(created or seen) / 1000, int(seen) / 1000, int(expires) / 1000)
+        owner = decode_json(uid.decode()) if uid else user_id
+        details = decode_json(client.decode()) if client else None
+        infos.append(SessionInfo.from_times(key_hash.decode(), owner, times, details))
+    return sorted(infos, key=lambda info: info.last_seen_at, reverse=True)
 
 
 def _decode(reply: list[bytes] | dict[bytes, bytes], now: float) -> SessionRecord | None:
@@ -132,6 +178,9 @@ def _decode(reply: list[bytes] | dict[bytes, bytes], now: float) -> SessionRecor
     if expires_at <= now:
         return None
     expiry = fields.pop(EXPIRY_FIELD, None)
+    user_id = fields.pop(USER_ID_FIELD, None)
+    for name in _USER_META:  # shown by sessions_of, not part of the record
+        fields.pop(name, None)
     return SessionRecord(
         data={
             name.decode("utf-8", "surrogatepass"): decode_json(raw.decode())
@@ -139,6 +188,7 @@ def _decode(reply: list[bytes] | dict[bytes, bytes], now: float) -> SessionRecor
         },
         expires_at=expires_at,
         expiry=None if expiry is None else decode_json(expiry.decode()),
+        user_id=None if user_id is None else decode_json(user_id.decode()),
     )
 
 
@@ -221,6 +271,7 @@ class RedisStore(SessionStore):
     name: ClassVar[str] = "redis"
     partial_writes: ClassVar[bool] = True
     needs_cleanup: ClassVar[bool] = False
+    indexes_users: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -328,9 +379,23 @@ class RedisStore(SessionStore):
             raise SessionTooLargeError(largest, self.options.max_value_size, self.target)
         return args
 
-    def _key_like(self, key: str) -> str:
-        """A fresh session key whose Redis key shares ``key``'s hash tag (Cluster slot)."""
-        tag = hash_key(key)[:_TAG_LENGTH]
+    def _index_key(self, user_id: UserId) -> bytes:
+        """The Redis key of the user's index; it shares the hash tag of the user's sessions."""
+        hashed = _user_hash(user_id).encode()
+        return self._key_head + hashed[:_TAG_LENGTH] + b"}user:" + hashed
+
+    def _new_key_for(self, record: SessionRecord, like: str | None = None) -> str:
+        """A fresh key for ``record``: in its user's hash tag when it has a user (so that it
+        shares a slot with the user's index), else in ``like``'s on Cluster, else any."""
+        if record.user_id is not None:
+            return self._key_in_tag(_user_hash(record.user_id)[:_TAG_LENGTH])
+        if like is not None and self._cluster:
+            return self._key_in_tag(hash_key(like)[:_TAG_LENGTH])
+        return self.generate_key()
+
+    def _key_in_tag(self, tag: str) -> str:
+        """A fresh session key whose Redis key has hash tag ``tag`` (256 tries on average: a
+        fraction of a millisecond, at login only)."""
         while True:
             new_key = generate_key()
             if hash_key(new_key)[:_TAG_LENGTH] == tag:
@@ -346,7 +411,7 @@ class RedisStore(SessionStore):
         """
         now = time.time()
         if key is None:
-            new_key = self.generate_key()
+            new_key = self._new_key_for(record)
             if record.expires_at <= now:
                 return new_key, [], []
             args = self._sized(_save_args(MODE_CREATE, record, now, record.data))
@@ -358,15 +423,26 @@ class RedisStore(SessionStore):
         args = self._sized(_save_args(mode, record, now, changes.updated, changes.deleted))
         return key, [self._redis_key(key)], args
 
-    def _cycle_plan(self, key: str, record: SessionRecord) -> tuple[str, list[bytes], list[bytes]]:
-        """What :meth:`cycle_key` does: (the new key, the script's keys, its arguments)."""
+    def _cycle_plan(
+        self, key: str, record: SessionRecord
+    ) -> tuple[str, list[bytes], list[bytes], list[bytes]]:
+        """What :meth:`cycle_key` does: (the new key, the script's keys, its arguments, and the
+        old Redis key to ``UNLINK`` afterwards when the script cannot).
+
+        The script removes the old record atomically when both keys share a slot: always on a
+        single server, and on Cluster unless the session moves into its user's hash tag at
+        login, which then costs one more round trip.
+        """
         now = time.time()
         args = self._sized(_save_args(MODE_CREATE, record, now, record.data))
         if not is_plausible_key(key):
-            new_key = self.generate_key()
-            return new_key, [self._redis_key(new_key)], args
-        new_key = self._key_like(key) if self._cluster else self.generate_key()
-        return new_key, [self._redis_key(new_key), self._redis_key(key)], args
+            new_key = self._new_key_for(record)
+            return new_key, [self._redis_key(new_key)], args, []
+        new_key = self._new_key_for(record, like=key)
+        new, old = self._redis_key(new_key), self._redis_key(key)
+        if self._cluster and new[: len(self._key_head) + 3] != old[: len(self._key_head) + 3]:
+            return new_key, [new], args, [old]
+        return new_key, [new, old], args, []
 
     def _command(self, operation: str, name: bytes, args: list[bytes]) -> Any:
         """Run one command, raw reply; an outage becomes :class:`StoreUnreachableError`."""
@@ -384,19 +460,35 @@ class RedisStore(SessionStore):
         except UNREACHABLE_ERRORS as exc:
             raise self._unreachable(operation, exc) from exc
 
-    def _run_script(self, operation: str, keys: list[bytes], args: list[bytes]) -> Any:
+    def _run_script(
+        self,
+        operation: str,
+        keys: list[bytes],
+        args: list[bytes],
+        script: tuple[bytes, bytes] = (_SAVE_SHA, _SAVE_SCRIPT),
+    ) -> Any:
         numkeys = _ONE_KEY if len(keys) == 1 else _TWO_KEYS
         try:
-            return self._command(operation, b"EVALSHA", [_SAVE_SHA, numkeys, *keys, *args])
+            return self._command(operation, b"EVALSHA", [script[0], numkeys, *keys, *args])
         except redis.exceptions.NoScriptError:  # a restarted or new server: EVAL loads it
-            return self._command(operation, b"EVAL", [_SAVE_SCRIPT, numkeys, *keys, *args])
+            return self._command(operation, b"EVAL", [script[1], numkeys, *keys, *args])
 
-    async def _arun_script(self, operation: str, keys: list[bytes], args: list[bytes]) -> Any:
+    async def _arun_script(
+        self,
+        operation: str,
+        keys: list[bytes],
+        args: list[bytes],
+        script: tuple[bytes, bytes] = (_SAVE_SHA, _SAVE_SCRIPT),
+    ) -> Any:
         numkeys = _ONE_KEY if len(keys) == 1 else _TWO_KEYS
         try:
-            return await self._acommand(operation, b"EVALSHA", [_SAVE_SHA, numkeys, *keys, *args])
+            return await self._acommand(operation, b"EVALSHA", [script[0], numkeys, *keys, *args])
         except redis.exceptions.NoScriptError:
-            return await self._acommand(operation, b"EVAL", [_SAVE_SCRIPT, numkeys, *keys, *args])
+            return await self._acommand(operation, b"EVAL", [script[1], numkeys, *keys, *args])
+
+    def _revoke_args(self, keep: str | None) -> list[bytes]:
+        kept = hash_key(keep).encode() if keep is not None and is_plausible_key(keep) else b""
+        return [b"%d" % int(time.time() * 1000), kept]
 
     # ------------------------------------------------------------------ the store API
 
@@ -428,9 +520,26 @@ class RedisStore(SessionStore):
 
         On Cluster the new key is chosen in the old key's hash slot, so the move stays atomic.
         """
-        new_key, keys, args = self._cycle_plan(key, record)
+        new_key, keys, args, leftover = self._cycle_plan(key, record)
         self._run_script("cycle the key of a session", keys, args)
+        if leftover:
+            self._command("cycle the key of a session", b"UNLINK", leftover)
         return new_key
+
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """The user's live sessions, in one script call; see :meth:`SessionStore.sessions_of`.
+        Entries of expired or deleted sessions are dropped from the index on the way."""
+        now = [b"%d" % int(time.time() * 1000)]
+        operation = "list the sessions of a user"
+        reply = self._run_script(operation, [self._index_key(user_id)], now, _LIST)
+        return _infos(user_id, reply)
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Delete the user's sessions but ``keep``, in one atomic script call; see
+        :meth:`SessionStore.revoke_user`."""
+        args = self._revoke_args(keep)
+        operation = "revoke the sessions of a user"
+        return int(self._run_script(operation, [self._index_key(user_id)], args, _REVOKE))
 
     def clear_expired(self, progress: Progress | None = None) -> int | None:
         """Nothing to do: Redis expires each session by its TTL. Returns ``None``."""
@@ -498,9 +607,28 @@ class RedisStore(SessionStore):
         """Async twin of :meth:`cycle_key`."""
         if self._async_in_threads():
             return await super().acycle_key(key, record)
-        new_key, keys, args = self._cycle_plan(key, record)
+        new_key, keys, args, leftover = self._cycle_plan(key, record)
         await self._arun_script("cycle the key of a session", keys, args)
+        if leftover:
+            await self._acommand("cycle the key of a session", b"UNLINK", leftover)
         return new_key
+
+    async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """Async twin of :meth:`sessions_of`."""
+        if self._async_in_threads():
+            return await super().asessions_of(user_id)
+        now = [b"%d" % int(time.time() * 1000)]
+        operation = "list the sessions of a user"
+        reply = await self._arun_script(operation, [self._index_key(user_id)], now, _LIST)
+        return _infos(user_id, reply)
+
+    async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Async twin of :meth:`revoke_user`."""
+        if self._async_in_threads():
+            return await super().arevoke_user(user_id, keep)
+        args = self._revoke_args(keep)
+        operation = "revoke the sessions of a user"
+        return int(await self._arun_script(operation, [self._index_key(user_id)], args, _REVOKE))
 
     async def aclear_expired(self, progress: Progress | None = None) -> int | None:
         """Async twin of :meth:`clear_expired`: nothing to do, returns ``None``."""

@@ -47,10 +47,13 @@ def new_prefix() -> str:
 
 
 def dump_keys(client: redis.Redis, prefix: str) -> str:
-    """Every key under ``prefix`` with its hash fields, as text."""
+    """Every key under ``prefix`` with its hash fields (or sorted set members), as text."""
     lines = []
     for name in client.scan_iter(match=prefix + "*", count=1000):
-        lines.append(f"{name!r} {client.hgetall(name)!r}")
+        if client.type(name) == b"zset":  # a user's index of sessions
+            lines.append(f"{name!r} {client.zrange(name, 0, -1, withscores=True)!r}")
+        else:
+            lines.append(f"{name!r} {client.hgetall(name)!r}")
     return "\n".join(lines)
 
 

@@ -173,3 +173,85 @@ def test_async_load_and_save_are_one_round_trip_each(shared_url: str) -> None:
             await pool.disconnect()
 
     asyncio.run(scenario())
+
+
+# Sessions per user: the index costs a login nothing beyond its save on one server, ordinary
+# requests nothing at all, and listing or revoking is one call.
+
+
+def _warm_user_scripts(store: RedisStore) -> None:
+    """Load the list and revoke scripts into the server (a first call sends EVAL too)."""
+    store.sessions_of("warm-up")
+    store.revoke_user("warm-up")
+    reset()
+
+
+def test_login_costs_no_extra_round_trip(counted: RedisStore) -> None:
+    key = create(counted, {"cart": [1]})
+    reset()
+    session = Session(counted, key)
+    session.user_id = "ann"  # loads, then cycles the key into the user's index
+    new_key = session.save()
+    assert_sent("HGETALL", "EVALSHA")
+    assert new_key is not None
+    assert new_key != key
+    assert counted.load(key) is None
+
+
+def test_requests_of_a_signed_in_user_cost_nothing_more(counted: RedisStore) -> None:
+    session = Session(counted)
+    session["cart"] = [1]
+    session.user_id = "ann"
+    key = session.save()
+    assert key is not None
+    reset()
+    writer = Session(counted, key)
+    writer["cart"] = [1, 2]
+    assert writer.save() == key
+    assert_sent("EVALSHA")
+    reset()
+    reader = Session(counted, key)
+    assert reader["cart"] == [1, 2]
+    reader["seen"] = True
+    assert reader.save() == key
+    assert_sent("HGETALL", "EVALSHA")
+
+
+def test_listing_and_revoking_are_one_round_trip_each(counted: RedisStore) -> None:
+    _warm_user_scripts(counted)
+    keys = []
+    for _ in range(4):
+        session = Session(counted)
+        session.user_id = 7
+        keys.append(session.save())
+    reset()
+    assert len(counted.sessions_of(7)) == 4
+    assert_sent("EVALSHA")
+    reset()
+    assert counted.revoke_user(7, keep=keys[0]) == 3
+    assert_sent("EVALSHA")
+
+
+def test_async_listing_and_revoking_are_one_round_trip_each(shared_url: str) -> None:
+    url = redis.connection.parse_url(shared_url)
+
+    async def scenario() -> None:
+        pool = redis.asyncio.ConnectionPool(connection_class=AsyncCounting, **url)
+        client = redis.asyncio.Redis(connection_pool=pool)
+        store = RedisStore({"key_prefix": new_prefix()}, async_client=client)
+        session = Session(store)
+        session.user_id = "ann"
+        await session.aload()
+        assert await session.asave() is not None
+        await store.asessions_of("ann")  # loads the scripts
+        await store.arevoke_user("nobody")
+        reset()
+        assert len(await store.asessions_of("ann")) == 1
+        assert_sent("EVALSHA")
+        reset()
+        assert await store.arevoke_user("ann") == 1
+        assert_sent("EVALSHA")
+        await client.aclose()
+        await pool.disconnect()
+
+    asyncio.run(scenario())
