@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 from urllib.parse import parse_qs
 
+from . import demo_sessions
 from ._http import parse_cookie_value
 from .asgi import Receive, Scope, Send, SessionMiddleware
 from .config import SessionConfig, layered_settings
@@ -103,7 +104,8 @@ def _layout(title: str, body: str, flashes: list[str]) -> str:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)} - session-core demo</title><style>{_STYLE}</style></head>"
-        '<body><nav><a href="/">Home</a><a href="/session">Session details</a></nav>'
+        '<body><nav><a href="/">Home</a><a href="/session">Session details</a>'
+        '<a href="/sessions">Your sessions</a></nav>'
         f"<h1>{_e(title)}</h1>{notes}{body}</body></html>\n"
     )
 
@@ -242,6 +244,11 @@ async def _redirect(send: Send, location: str) -> None:
     await _respond(send, 303, "", [(b"location", location.encode())])
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == name]
+    return values[-1] if values else None
+
+
 def _request_cookie(scope: Scope) -> str | None:
     values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"cookie"]
     return "; ".join(values) if values else None
@@ -319,6 +326,9 @@ class DemoApp:
                 page = _details(session, flashes, self.config, self.store, raw)
             await _respond(send, 200, page)
             return
+        if path in demo_sessions.ROUTES:
+            await self._sessions_route(scope, receive, send, session)
+            return
         action = _ACTIONS.get(path)
         if action is None:
             await _respond(send, 404, _layout("Not found", '<p><a href="/">Home</a></p>', []))
@@ -326,7 +336,37 @@ class DemoApp:
         if method != "POST":
             await _respond(send, 405, "Method not allowed", [(b"allow", b"POST")])
             return
-        await _redirect(send, action(session, await _read_form(receive)))
+        location = action(session, await _read_form(receive))
+        if path == "/sign-in":
+            demo_sessions.record_device(session, _header(scope, b"user-agent"))
+        await _redirect(send, location)
+
+    async def _sessions_route(
+        self, scope: Scope, receive: Receive, send: Send, session: Session
+    ) -> None:
+        """The "Your sessions" page and its actions (see :mod:`.demo_sessions`)."""
+        method, path, store = scope["method"], scope["path"], self.store
+        if path == "/sessions":
+            if method not in ("GET", "HEAD"):
+                await _respond(send, 405, "Method not allowed", [(b"allow", b"GET, HEAD")])
+                return
+            await session.aload()
+            flashes = _take_flashes(session)
+            user_id = session.user_id if store.indexes_users else None
+            infos = await store.asessions_of(user_id) if user_id is not None else None
+            body = demo_sessions.sessions_body(session, store, infos)
+            await _respond(send, 200, _layout("Your sessions", body, flashes))
+            return
+        if method != "POST":
+            await _respond(send, 405, "Method not allowed", [(b"allow", b"POST")])
+            return
+        await session.aload()
+        if path == "/sessions/sign-out-others":
+            message = await demo_sessions.sign_out_others(session, store)
+        else:
+            message = await demo_sessions.sign_out_everywhere(session, store)
+        _flash(session, message)
+        await _redirect(send, "/sessions")
 
 
 def _sign_in(session: Session, form: dict[str, str]) -> str:
@@ -335,6 +375,7 @@ def _sign_in(session: Session, form: dict[str, str]) -> str:
         _flash(session, "Type a name to sign in.")
         return "/"
     session.cycle_key()  # a new key at sign-in: a key planted or seen before is now useless
+    session.user_id = name  # listed under this name on the "Your sessions" page
     session["user"] = name
     session.set_expiry(None if form.get("remember") == "1" else 0)
     _flash(session, f"Welcome, {name}! You are signed in.")
