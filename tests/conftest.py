@@ -4,12 +4,14 @@ under uvicorn, WSGI apps under waitress (both in a thread), and the demo as a su
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,3 +206,23 @@ class LiveChecks:
 def live_checks() -> LiveChecks:
     """Checks shared by the tests that drive an app over HTTP (see :class:`LiveChecks`)."""
     return LiveChecks()
+
+
+@pytest.fixture
+def redis_app_env() -> Iterator[dict[str, str]]:
+    """An app's configuration on the redis store (``SESSION_CORE_TEST_REDIS_URL``, a key prefix of
+    its own), as environment variables, for a live demo and the command line to share; the keys
+    written under it are removed afterwards."""
+    import redis
+
+    redis_url = os.environ.get("SESSION_CORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"session-core-test:sign-out:{uuid.uuid4().hex}:"
+    options = {"url": redis_url, "key_prefix": prefix}
+    yield {
+        "SESSION_CORE_SECRET_KEY": "redis-app-secret-" + "r" * 40,
+        "SESSION_CORE_STORE": "redis",
+        "SESSION_CORE_STORE_OPTIONS": json.dumps(options),
+    }
+    with redis.Redis.from_url(redis_url) as client:
+        for name in client.scan_iter(match=prefix + "*", count=1000):
+            client.unlink(name)

@@ -96,3 +96,44 @@ def test_sign_in_survives_navigation_and_ends_at_sign_out(live_demo, tmp_path):
             expect(page.locator("#data")).not_to_contain_text("Ada")
         finally:
             context.close()
+
+
+def test_your_sessions_page_signs_out_another_device(live_demo, redis_app_env):
+    """Two browser contexts (two devices, each its own cookie jar) signed in as one user on the
+    redis store: the first lists both, marks itself, and signs the other out; the other's next
+    page is a fresh anonymous session."""
+    demo = live_demo(**redis_app_env)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            laptop = browser.new_context(user_agent="Laptop browser").new_page()
+            phone = browser.new_context(user_agent="Phone browser").new_page()
+            for page in (laptop, phone):
+                page.goto(demo.url + "/")
+                page.fill("input[name=name]", "Ada")
+                page.click("text=Sign in")
+                expect(page.locator("#user")).to_have_text("Ada")
+
+            laptop.click("text=Your sessions")
+            expect(laptop.locator("#session-count")).to_have_text("2")
+            rows = laptop.locator("#session-list tr.device")
+            expect(rows).to_have_count(2)
+            expect(laptop.locator("tr.current")).to_contain_text("Laptop browser")
+            expect(laptop.locator("tr.current .this-device")).to_have_text("(this device)")
+            expect(laptop.locator("tr.device:not(.current)")).to_contain_text("Phone browser")
+
+            laptop.click("text=Sign out other sessions")
+            expect(laptop.locator(".flash")).to_have_text("Signed out of 1 other session(s).")
+            expect(rows).to_have_count(1)
+
+            phone.reload()
+            expect(phone.locator("#user-state")).to_have_text("You are not signed in.")
+            expect(phone.locator("#visits")).to_have_text("1")
+
+            laptop.click("text=Sign out everywhere")
+            expect(laptop.locator(".flash")).to_have_text("Signed out everywhere (1 session(s)).")
+            expect(laptop.locator("#sessions-unavailable")).to_contain_text("Sign in")
+        finally:
+            browser.close()

@@ -5,36 +5,13 @@ the other devices' next request arrive as a fresh anonymous session."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
-import redis
 
 SECRET = "sign-out-http-secret-" + "s" * 40
-REDIS_URL = os.environ.get("SESSION_CORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def app_env() -> Iterator[dict[str, str]]:
-    """The app's configuration, as environment variables: the demo and the command share it.
-    The keys it wrote are removed afterwards."""
-    prefix = f"session-core-test:sign-out:{uuid.uuid4().hex}:"
-    options = {"url": REDIS_URL, "key_prefix": prefix}
-    yield {
-        "SESSION_CORE_SECRET_KEY": SECRET,
-        "SESSION_CORE_STORE": "redis",
-        "SESSION_CORE_STORE_OPTIONS": json.dumps(options),
-    }
-    with redis.Redis.from_url(REDIS_URL) as client:
-        for name in client.scan_iter(match=prefix + "*", count=1000):
-            client.unlink(name)
 
 
 def _sign_in(demo_url: str, name: str, agent: str) -> httpx.Client:
@@ -61,8 +38,8 @@ def _listed(client: httpx.Client) -> list[str]:
     ]
 
 
-def test_sign_out_other_devices_through_the_app(live_demo, app_env):
-    demo = live_demo(**app_env)
+def test_sign_out_other_devices_through_the_app(live_demo, redis_app_env):
+    demo = live_demo(**redis_app_env)
     laptop = _sign_in(demo.url, "ada", "Laptop/1.0")
     phone = _sign_in(demo.url, "ada", "Phone/2.0")
     bystander = _sign_in(demo.url, "bob", "Other/3.0")
@@ -95,8 +72,10 @@ def test_sign_out_other_devices_through_the_app(live_demo, app_env):
             client.close()
 
 
-def test_sign_out_command_with_the_apps_configuration(live_demo, live_clean_env, app_env, tmp_path):
-    demo = live_demo(**app_env)
+def test_sign_out_command_with_the_apps_configuration(
+    live_demo, live_clean_env, redis_app_env, tmp_path
+):
+    demo = live_demo(**redis_app_env)
     devices = [_sign_in(demo.url, "ada", f"Device/{n}") for n in range(3)]
     bystander = _sign_in(demo.url, "bob", "Other/3.0")
     try:
@@ -104,7 +83,7 @@ def test_sign_out_command_with_the_apps_configuration(live_demo, live_clean_env,
         result = subprocess.run(
             [sys.executable, "-m", "session_core", "sign-out", "--user", "ada"],
             cwd=tmp_path,
-            env=live_clean_env(**app_env),
+            env=live_clean_env(**redis_app_env),
             capture_output=True,
             text=True,
             timeout=60,
