@@ -20,7 +20,12 @@ import httpx
 import pytest
 from django.conf import settings
 
-from session_core import ConfigurationError, CookieTooLargeError, StoreUnreachableError
+from session_core import (
+    ConfigurationError,
+    CookieTooLargeError,
+    SessionCoreError,
+    StoreUnreachableError,
+)
 from session_core.testing import MemoryStore
 
 sys.path.insert(0, str(Path(__file__).parent / "upstream"))
@@ -818,3 +823,71 @@ def test_a_django_app_over_http(django_store, live_wsgi_server, live_checks):
         assert client.get("/").json() == {"visits": 1, "user": None}
         if django_store == "memory":
             assert live_checks.as_another_browser(client, "/", signed_in_key).json()["user"] is None
+
+
+# ---------------------------------------------------------------------- sessions per user
+
+
+class _User:
+    """What django.contrib.auth's helpers need of a user (the auth app is not installed)."""
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+    def get_session_auth_hash(self) -> str:
+        return f"hash-of-the-new-password-{self.pk}"
+
+
+def _signed_in(user_pk: int) -> SessionStore:
+    """A session signed in as ``user_pk`` the way django.contrib.auth.login leaves it."""
+    session = SessionStore()
+    session["cart"] = [1]
+    session.save()
+    session.cycle_key()
+    session["_auth_user_id"] = str(user_pk)  # login() stores the pk as text
+    session.save()
+    return session
+
+
+@server_side
+def test_a_signed_in_session_is_bound_to_its_user_under_a_new_key(django_store):
+    session = SessionStore()
+    session["cart"] = [1]
+    session.save()
+    anonymous = session.session_key
+    session["_auth_user_id"] = "7"
+    session.save()
+    store = engine.backend().store
+    assert session.session_key != anonymous
+    assert store.load(anonymous) is None
+    (info,) = store.sessions_of(7)
+    assert info.is_key(session.session_key)
+    session["cart"] = [1, 2]  # later saves keep the binding and the key
+    session.save()
+    assert store.sessions_of(7)[0].is_key(session.session_key)
+
+
+@server_side
+def test_update_session_auth_hash_signs_out_the_other_sessions(django_store):
+    others = [_signed_in(7) for _ in range(2)]
+    bystander = _signed_in(8)
+    request = RequestFactory().post("/password")
+    request.session = _signed_in(7)
+    request.user = user = _User(7)
+    old_key = request.session.session_key
+    assert engine.update_session_auth_hash(request, user) == 2
+    request.session.save()
+    assert request.session.session_key != old_key
+    assert request.session["_auth_user_hash"] == "hash-of-the-new-password-7"
+    store = engine.backend().store
+    assert [info.is_key(request.session.session_key) for info in store.sessions_of(7)] == [True]
+    assert all(SessionStore(other.session_key).load() == {} for other in others)
+    assert SessionStore(bystander.session_key).load()["_auth_user_id"] == "8"
+
+
+def test_sign_out_user_on_the_cookie_store_says_which_stores_can(django_store):
+    if django_store != "cookie":
+        assert engine.sign_out_user(9) == 0
+        return
+    with pytest.raises(SessionCoreError, match="indexes_users = True"):
+        engine.sign_out_user(9)

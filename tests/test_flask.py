@@ -686,3 +686,64 @@ def test_an_outage_the_view_handles_itself_keeps_its_response(caplog):
         response = client.get("/careful")
     assert (response.status_code, response.text) == (200, "guest")
     assert not caplog.records
+
+
+# ---------------------------------------------------------------------- sessions per user
+
+
+def _devices_app(store) -> flask.Flask:
+    from session_core.integrations.flask import sign_out_user
+
+    app = flask.Flask(__name__)
+    init_app(app, secret_key=SECRET, store=store)
+    session = flask.session
+
+    @app.post("/login/<name>")
+    def login(name):
+        session["seen"] = True
+        session.user_id = name
+        return "ok"
+
+    @app.get("/me")
+    def me():
+        return {"user": session.user_id}
+
+    @app.post("/password-changed")
+    def password_changed():
+        return {"revoked": sign_out_user(session.user_id, keep_current=True)}
+
+    @app.post("/compromised/<name>")
+    def compromised(name):
+        return {"revoked": sign_out_user(name)}
+
+    return app
+
+
+def test_sign_out_user_keeps_the_current_session_or_none():
+    store = MemoryStore()
+    app = _devices_app(store)
+    laptop, phone, tablet, other = (app.test_client() for _ in range(4))
+    for client, name in ((laptop, "ada"), (phone, "ada"), (tablet, "ada"), (other, "bob")):
+        assert client.post(f"/login/{name}").status_code == 200
+        assert client.get("/me").json == {"user": name}
+    assert len(store.sessions_of("ada")) == 3
+
+    assert laptop.post("/password-changed").json == {"revoked": 2}
+    assert laptop.get("/me").json == {"user": "ada"}
+    assert phone.get("/me").json == {"user": None}
+    assert tablet.get("/me").json == {"user": None}
+
+    assert phone.post("/login/ada").status_code == 200
+    assert phone.post("/compromised/ada").json == {"revoked": 2}
+    assert laptop.get("/me").json == {"user": None}
+    assert phone.get("/me").json == {"user": None}
+    assert other.get("/me").json == {"user": "bob"}
+
+
+def test_sign_out_user_on_the_cookie_store_is_a_clear_error():
+    app = _devices_app("cookie")
+    app.testing = True  # the error reaches the test instead of a 500 page
+    client = app.test_client()
+    client.post("/login/ada")
+    with pytest.raises(SessionCoreError, match="cannot revoke the sessions of a user"):
+        client.post("/compromised/ada")

@@ -35,6 +35,14 @@ never created for a visitor who writes nothing; keys are kept hashed at rest by 
 cookie-store session that outgrows the 4 KB browser limit is an error instead of a cookie the
 browser silently drops. Values must be JSON (Django's default serializer says the same).
 ``manage.py clearsessions`` calls the store's cleanup.
+
+Sessions per user: a session is bound to the user ``django.contrib.auth.login`` puts in it
+(``_auth_user_id``, Django's primary key as text), so a store with ``indexes_users`` (redis) lists
+and revokes a user's sessions: ``backend().store.sessions_of(user.pk)``. The login's save then
+moves the session to a new key bound to the user (one more store call, at login only). Opt-in
+helpers: :func:`update_session_auth_hash`, a drop-in for Django's that also signs the user out of
+every other session when their password changes, and :func:`sign_out_user` (a compromised
+account: every session, from a view, a shell or an admin action).
 """
 
 from __future__ import annotations
@@ -55,12 +63,23 @@ from .._http import SessionCookie
 from ..config import SessionConfig
 from ..errors import ConfigurationError
 from ..registry import create_store
-from ..store import Changes, SessionData, SessionRecord
+from ..store import Changes, SessionData, SessionRecord, UserId
 from ..store import SessionStore as CoreStore
+from ..users import sign_out
 from . import framework_config
 from .django_middleware import SessionMiddleware
 
-__all__ = ["Backend", "SessionMiddleware", "SessionStore", "backend", "reset"]
+__all__ = [
+    "Backend",
+    "SessionMiddleware",
+    "SessionStore",
+    "backend",
+    "reset",
+    "sign_out_user",
+    "update_session_auth_hash",
+]
+
+_AUTH_USER = "_auth_user_id"  # django.contrib.auth.SESSION_KEY, without importing auth
 
 _OWN_SETTINGS = frozenset(
     {
@@ -230,10 +249,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         # Django's set_expiry(0) ends the cookie at browser close; the record then lives
         # SESSION_COOKIE_AGE, as get_expiry_age() says.
         age: int = self.get_expiry_age(expiry=data.get("_session_expiry"))
+        user = data.get(_AUTH_USER)
         record = SessionRecord(
             data={k: json.loads(v) for k, v in dumped.items()},
             expires_at=time.time() + age,
             version=self._version,
+            user_id=user if isinstance(user, str | int) and not isinstance(user, bool) else None,
         )
         return record, dumped
 
@@ -266,6 +287,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             return
         data = self._get_session()
         record, dumped = self._record(data)
+        if record.user_id is not None and self._snapshot.get(_AUTH_USER) != dumped[_AUTH_USER]:
+            # Signed in by this request: a session is bound to its user when it gets a key
+            # (the store indexes it then), so it moves to a new one, as login's cycle_key did.
+            self._adopt(self._backend.store.cycle_key(key, record), record, dumped)
+            self.modified = True
+            return
         changes = Changes(
             updated=frozenset(k for k, v in dumped.items() if self._snapshot.get(k) != v),
             deleted=frozenset(self._snapshot.keys() - dumped.keys()),
@@ -325,3 +352,35 @@ def _build_at_import() -> None:
 
 
 _build_at_import()
+
+
+# ---------------------------------------------------------------------- sessions per user
+
+
+def sign_out_user(user_id: UserId, *, keep: str | None = None) -> int:
+    """Delete every session of the user with primary key ``user_id`` (``user.pk``) but the one
+    whose key is ``keep`` (``request.session.session_key`` to keep the current one), and return
+    how many went. Their next request is anonymous.
+
+    Raises:
+        UserIndexUnsupportedError: the configured store keeps no index of sessions by user (the
+            cookie store).
+    """
+    return sign_out(backend().store, user_id, keep=keep)
+
+
+def update_session_auth_hash(request: Any, user: Any) -> int:
+    """Django's ``update_session_auth_hash`` (call it after a password change, so the current
+    session stays signed in), which also deletes every other session of the user, as people
+    expect when they change a password. Returns how many sessions went.
+
+    Django's own only invalidates the other sessions when they are next used; this removes them
+    from the store at once. Opt-in: import this one instead of Django's.
+
+    Raises:
+        UserIndexUnsupportedError: the configured store keeps no index of sessions by user.
+    """
+    from django.contrib.auth import update_session_auth_hash as update
+
+    update(request, user)  # cycles the current session's key, still bound to the user
+    return sign_out_user(user.pk, keep=request.session.session_key)

@@ -42,6 +42,9 @@ mapping of JSON values, saved only when changed) that behaves as Flask's own ses
   come back as Flask gives them (``(category, message)`` tuples, ``Markup`` kept). ``bytes``,
   ``UUID`` and ``datetime`` values are refused at assignment (Flask's tagged serializer keeps
   them): store ``str(value)`` or ``value.isoformat()``.
+- Sessions per user: set ``session.user_id`` at login (it cycles the key), and on a store with
+  ``indexes_users`` (redis) :func:`sign_out_user` signs the user out of their other sessions (a
+  password change) or of all of them (a compromised account).
 - A store that cannot be reached answers ``503 Service Unavailable`` with ``Retry-After``
   (logged once), unless the app registered an error handler for
   :class:`~session_core.StoreUnreachableError` or one of its base classes.
@@ -61,9 +64,11 @@ from markupsafe import Markup
 
 from .._http import SessionCookie, resolve_config, store_unavailable
 from ..config import SessionConfig
-from ..errors import StoreUnreachableError
+from ..errors import ConfigurationError, StoreUnreachableError
 from ..registry import create_store
 from ..session import Session
+from ..store import UserId
+from ..users import sign_out
 from . import framework_config
 
 if TYPE_CHECKING:
@@ -71,7 +76,7 @@ if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
     from flask.wrappers import Request, Response
 
-__all__ = ["EXTENSION_KEY", "FlaskSession", "SessionCoreInterface", "init_app"]
+__all__ = ["EXTENSION_KEY", "FlaskSession", "SessionCoreInterface", "init_app", "sign_out_user"]
 
 EXTENSION_KEY = "session_core"
 """Where :func:`init_app` keeps the interface, in ``app.extensions``."""
@@ -416,3 +421,32 @@ def init_app(
     if StoreUnreachableError not in app.error_handler_spec.get(None, {}).get(None, {}):
         app.register_error_handler(StoreUnreachableError, interface.store_unreachable)
     return interface
+
+
+def sign_out_user(user_id: UserId, *, keep_current: bool = False) -> int:
+    """Delete every session of ``user_id`` in the app's store and return how many went; with
+    ``keep_current``, all but the current request's session (after a password change).
+
+    Call it in a request of an app set up with :func:`init_app`. Without ``keep_current`` the
+    current session is flushed too when it belongs to that user, so its cookie goes.
+
+    Raises:
+        ConfigurationError: the app's session interface is not session-core's.
+        UserIndexUnsupportedError: the store keeps no index of sessions by user (the cookie
+            store).
+    """
+    from flask import session
+
+    interface = current_app.session_interface
+    if not isinstance(interface, SessionCoreInterface):
+        raise ConfigurationError(
+            None, "sign_out_user() needs session-core's Flask session: call init_app(app) first"
+        )
+    current = session  # the proxy passes isinstance and attribute access through
+    mine = isinstance(current, Session) and current.user_id is not None
+    mine = mine and str(current.user_id) == str(user_id)  # type: ignore[attr-defined]
+    keep = current.key if keep_current and mine else None  # type: ignore[attr-defined]
+    revoked = sign_out(interface.store, user_id, keep=keep)
+    if mine and not keep_current:
+        current.flush()  # type: ignore[attr-defined]
+    return revoked
