@@ -33,15 +33,28 @@ from typing import Any
 from itsdangerous import Signer
 
 from .config import SessionConfig
-from .errors import ConfigurationError, EncryptionUnavailableError
+from .errors import ConfigurationError, EncryptionUnavailableError, UserIndexUnsupportedError
 from .hookspecs import hookimpl
-from .store import Changes, SessionRecord, SessionStore, decode_json, encode_json
+from .store import (
+    Changes,
+    JSONValue,
+    SessionInfo,
+    SessionRecord,
+    SessionStore,
+    UserId,
+    decode_json,
+    encode_json,
+)
 
 __all__ = ["MAX_COOKIE_BYTES", "CookieStore"]
 
 MAX_COOKIE_BYTES = 4096
 """Browsers keep a cookie only if its whole ``Set-Cookie`` line fits in this many bytes."""
 
+_NO_INDEX = (
+    "each session lives in its visitor's cookie, where no server can list or delete it (a "
+    "copy of a cookie stays valid until it expires: keep cookie_max_age short if that matters)"
+)
 _SALT = b"session_core.cookie"
 _ENCRYPTED_SALT = b"session_core.cookie.encrypted"
 _HKDF_INFO = b"session_core.cookie.aes-gcm"
@@ -196,7 +209,10 @@ class CookieStore(SessionStore):
         if not ttl.is_integer():
             ttl = math.floor(ttl * 1000) / 1000
         ttl = int(ttl) if ttl.is_integer() else ttl
-        plain = encode_json([record.data, record.expiry, ttl]).encode()
+        payload: list[JSONValue] = [record.data, record.expiry, ttl]
+        if record.user_id is not None:  # session.user_id travels in the cookie too
+            payload.append(record.user_id)
+        plain = encode_json(payload).encode()
         if self._aeads:
             if len(plain) >= _COMPRESS_FROM:
                 compressed = zlib.compress(plain, _COMPRESS_LEVEL)
@@ -253,10 +269,12 @@ class CookieStore(SessionStore):
             payload = self._decode(signed[:cut], index)
         except Exception:
             return None
-        # The payload is [data, expiry, ttl] (see _encode); anything else is refused.
+        # The payload is [data, expiry, ttl] or [data, expiry, ttl, user id] (see _encode);
+        # anything else is refused.
         if (
             type(payload) is not list
-            or len(payload) != 3
+            or not 3 <= len(payload) <= 4
+            or (len(payload) == 4 and type(payload[3]) is not str and type(payload[3]) is not int)
             or type(payload[0]) is not dict
             or (type(payload[2]) is not int and type(payload[2]) is not float)
             or not 0 <= payload[2] < _MAX_TTL  # refuses NaN and infinity too
@@ -268,7 +286,8 @@ class CookieStore(SessionStore):
         expires_at = signed_at + payload[2]
         if expires_at <= now:
             return None
-        return SessionRecord(payload[0], expires_at, payload[1])
+        user_id = payload[3] if len(payload) == 4 else None
+        return SessionRecord(payload[0], expires_at, payload[1], user_id=user_id)
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Return the signed cookie value holding the whole ``record``."""
@@ -302,6 +321,24 @@ class CookieStore(SessionStore):
 
     async def aclose(self) -> None:
         """Nothing to close."""
+
+    # ------------------------------------------------------------------ sessions per user
+
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """Always refused: each session lives in its visitor's cookie, out of the server's reach.
+
+        Raises:
+            UserIndexUnsupportedError: always.
+        """
+        raise UserIndexUnsupportedError(self.name, "list the sessions of a user", _NO_INDEX)
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Always refused: each session lives in its visitor's cookie, out of the server's reach.
+
+        Raises:
+            UserIndexUnsupportedError: always.
+        """
+        raise UserIndexUnsupportedError(self.name, "revoke the sessions of a user", _NO_INDEX)
 
 
 # ---------------------------------------------------------------------- registration

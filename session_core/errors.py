@@ -330,15 +330,18 @@ class UserIndexUnsupportedError(SessionCoreError, NotImplementedError):
     Attributes:
         store: the store's name.
         operation: what was asked (``"list the sessions of a user"``, ...).
+        reason: why the store cannot.
     """
 
-    def __init__(self, store: str, operation: str) -> None:
+    def __init__(
+        self, store: str, operation: str, reason: str = "it keeps no index of sessions by user"
+    ) -> None:
         self.store = store
         self.operation = operation
+        self.reason = reason
         super().__init__(
-            f"session store {store!r} cannot {operation}: it keeps no index of sessions by "
-            f"user (a store that can has indexes_users = True: 'redis' from session-core-redis, "
-            f"or session_core.testing.MemoryStore in tests); switch the 'store' setting to one "
-            f"of them, or with the cookie store make sessions short and check a per-user "
-            f"counter in your own database on each request"
+            f"session store {store!r} cannot {operation}: {reason}; the stores that can have "
+            f"indexes_users = True ('redis' from session-core-redis, and "
+            f"session_core.testing.MemoryStore in tests): switch the 'store' setting to one of "
+            f"them and set session.user_id at login"
         )

@@ -377,16 +377,16 @@ class SessionStore(ABC):
 
     async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
         """Async twin of :meth:`sessions_of`."""
-        if not self.indexes_users:
-            raise UserIndexUnsupportedError(self.name, "list the sessions of a user")
+        if not self.indexes_users:  # refused by the sync method, with no I/O
+            return self.sessions_of(user_id)
         import asyncio
 
         return await asyncio.to_thread(self.sessions_of, user_id)
 
     async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
         """Async twin of :meth:`revoke_user`."""
-        if not self.indexes_users:
-            raise UserIndexUnsupportedError(self.name, "revoke the sessions of a user")
+        if not self.indexes_users:  # refused by the sync method, with no I/O
+            return self.revoke_user(user_id, keep)
         import asyncio
 
         return await asyncio.to_thread(self.revoke_user, user_id, keep)

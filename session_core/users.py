@@ -8,15 +8,9 @@ revocation (the ``"revoked"`` session event) happens in one place.
 
 from __future__ import annotations
 
-from .errors import UserIndexUnsupportedError
 from .store import SessionStore, UserId
 
 __all__ = ["asign_out", "sign_out"]
-
-
-def _check_capable(store: SessionStore) -> None:
-    if not store.indexes_users:
-        raise UserIndexUnsupportedError(store.name, "revoke the sessions of a user")
 
 
 def sign_out(store: SessionStore, user_id: UserId, *, keep: str | None = None) -> int:
@@ -28,16 +22,14 @@ def sign_out(store: SessionStore, user_id: UserId, *, keep: str | None = None) -
 
     Raises:
         UserIndexUnsupportedError: the store keeps no index of sessions by user (the cookie
-            store), before any I/O.
+            store); stores refuse before any I/O.
         StoreUnreachableError: the store's server did not answer.
     """
-    _check_capable(store)
     # The one place of revocation (with asign_out): emit the "revoked" session event here.
     return store.revoke_user(user_id, keep)
 
 
 async def asign_out(store: SessionStore, user_id: UserId, *, keep: str | None = None) -> int:
     """Async twin of :func:`sign_out`."""
-    _check_capable(store)
     # The one place of revocation (with sign_out): emit the "revoked" session event here.
     return await store.arevoke_user(user_id, keep)

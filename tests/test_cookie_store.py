@@ -1,6 +1,7 @@
 """The cookie store under attack: forgery, tampering, foreign keys and salts, expiry replay,
 key rotation order, encryption, and decompression limits."""
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -13,7 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from itsdangerous import Signer, TimestampSigner, URLSafeTimedSerializer
 
-from session_core import EncryptionUnavailableError, Session, SessionConfig
+from session_core import (
+    EncryptionUnavailableError,
+    Session,
+    SessionConfig,
+    UserIndexUnsupportedError,
+)
 from session_core.cookie import CookieStore
 from session_core.testing import make_record
 
@@ -254,6 +260,44 @@ def test_malformed_values_load_none(store, value):
 def test_signed_but_wrong_shape_payload_loads_none(store):
     for payload in (b'{"a":1}', b"[1,2,3]", b'[{"a":1},null,"x"]', b"not json"):
         assert store.load(sign_raw(CURRENT, b64(payload))) is None
+
+
+def test_a_user_id_payload_of_the_wrong_shape_loads_none(store):
+    for user in (b"true", b"1.5", b"null", b"[1]", b'{"u":1}'):
+        payload = b'[{"a":1},null,3600,' + user + b"]"
+        assert store.load(sign_raw(CURRENT, b64(payload))) is None, user
+    five = b'[{"a":1},null,3600,"ann","extra"]'
+    assert store.load(sign_raw(CURRENT, b64(five))) is None
+    good = store.load(sign_raw(CURRENT, b64(b'[{"a":1},null,3600,"ann"]')))
+    assert good is not None
+    assert good.user_id == "ann"
+
+
+@pytest.mark.parametrize("user_id", ["ann", 7])
+def test_the_user_id_travels_in_the_cookie(store, user_id):
+    session = Session(store)
+    session["cart"] = [1]
+    session.user_id = user_id
+    cookie = session.save()
+    assert cookie is not None
+    assert Session(store, cookie).user_id == user_id
+    plain = Session(store)
+    plain["cart"] = [1]
+    unbound = plain.save()
+    assert unbound is not None
+    assert len(unbound) < len(cookie), "an unbound session's cookie carries no user"
+    assert store.load(unbound).user_id is None
+
+
+def test_listing_and_revoking_are_refused_with_the_reason(store):
+    for call in (lambda: store.sessions_of("ann"), lambda: store.revoke_user("ann", keep=None)):
+        with pytest.raises(UserIndexUnsupportedError) as caught:
+            call()
+        assert "lives in its visitor's cookie" in str(caught.value)
+        assert "'redis'" in str(caught.value)
+        assert caught.value.store == "cookie"
+    with pytest.raises(UserIndexUnsupportedError, match="cookie"):
+        asyncio.run(store.asessions_of("ann"))
 
 
 @settings(max_examples=300, deadline=None)

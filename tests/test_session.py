@@ -478,3 +478,46 @@ def test_generated_keys_are_plausible():
 )
 def test_keys_of_another_shape_are_not_plausible(bad):
     assert not is_plausible_key(bad)
+
+
+# ---------------------------------------------------------------------- user_id
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, ["ann"], {"id": 1}, b"ann"])
+def test_user_id_refuses_what_no_store_could_index(bad):
+    session = Session(MemoryStore())
+    with pytest.raises(TypeError, match="a user id is a str or an int"):
+        session.user_id = bad
+    assert session.user_id is None
+
+
+def test_user_id_cycles_the_key_only_when_the_user_changes():
+    store = MemoryStore()
+    session = Session(store)
+    session["a"] = 1
+    first = session.save()
+    session.user_id = "ann"
+    bound = session.save()
+    assert bound not in (None, first)
+    assert store.load(first) is None
+    again = Session(store, bound)
+    again.user_id = "ann"  # the same user: nothing to save, the key stays
+    assert not again.modified
+    assert again.save() == bound
+
+
+def test_flush_unbinds_and_clear_keeps_the_binding():
+    store = MemoryStore()
+    session = Session(store)
+    session.user_id = 7
+    session["a"] = 1
+    key = session.save()
+    emptied = Session(store, key)
+    emptied.clear()
+    assert emptied.save() == key, "a session bound to a user outlives its data"
+    assert Session(store, key).user_id == 7
+    out = Session(store, key)
+    out.flush()
+    assert out.user_id is None
+    assert out.save() is None
+    assert store.sessions_of(7) == []
