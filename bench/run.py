@@ -3,7 +3,7 @@
     python -m bench [--quick] [--only AREA,...] [--json PATH] [--markdown PATH]
 
 
-Areas: cookie, headers, redis, db, registry, scale, server (all by default). Each prints its
+Areas: cookie, headers, redis, users, db, registry, scale, server (all by default). Each prints its
 tables as it finishes; at the end the Markdown report and the JSON data are written where asked.
 Areas whose server (Redis, PostgreSQL) or tool (wrk) is missing are reported as skipped, not
 failed. Timings are never asserted: the run fails only when a contender does not do what it is
@@ -27,8 +27,11 @@ from typing import Any
 
 from .harness import AreaResult, Settings
 
-AREAS = ("cookie", "headers", "redis", "db", "registry", "scale", "server")
-_MODULES = {"redis": "redis_store"}  # bench.redis would shadow redis-py for scripts in bench/
+AREAS = ("cookie", "headers", "redis", "users", "db", "registry", "scale", "server")
+_MODULES = {
+    "redis": "redis_store",
+    "users": "user_index",
+}  # bench.redis would shadow redis-py for scripts in bench/
 
 PACKAGES = (
     "session-core",
