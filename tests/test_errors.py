@@ -27,6 +27,7 @@ from session_core.errors import (
     StoreDisabledError,
     StoreNotFoundError,
     StoreUnreachableError,
+    UserIndexUnsupportedError,
 )
 from session_core.testing import MemoryStore, make_record
 
@@ -73,6 +74,14 @@ EXAMPLES: dict[type[SessionCoreError], tuple[SessionCoreError, dict[str, object]
     StoreContractError: (
         StoreContractError("mine", "save", "no key"),
         {"store": "mine", "method": "save", "problem": "no key"},
+    ),
+    UserIndexUnsupportedError: (
+        UserIndexUnsupportedError("files", "list the sessions of a user"),
+        {
+            "store": "files",
+            "operation": "list the sessions of a user",
+            "reason": "it keeps no index of sessions by user",
+        },
     ),
 }
 
