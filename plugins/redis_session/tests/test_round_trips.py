@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import pytest
 import redis
 import redis.asyncio
+import redis.cluster
 from redis_servers import create, new_prefix
 
 from session_core import Changes, Session
@@ -255,3 +256,48 @@ def test_async_listing_and_revoking_are_one_round_trip_each(shared_url: str) -> 
         await pool.disconnect()
 
     asyncio.run(scenario())
+
+
+class _CountingCluster(redis.cluster.RedisCluster):
+    """A Cluster client that logs each command the store sends (the store sends every Cluster
+    command through ``execute_command``, one round trip each, to the node of its slot)."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        name = args[0]
+        Counting.commands.append(name.decode() if isinstance(name, bytes) else str(name))
+        Counting.trips.append(1)
+        return super().execute_command(*args, **kwargs)
+
+
+def test_login_on_cluster_costs_at_most_one_extra_round_trip(redis_cluster: Any) -> None:
+    """On Cluster the session moves into its user's hash slot at login: one script there, and
+    an ``UNLINK`` of the old key when that was in another slot (a second round trip)."""
+    from redis_servers import Cluster
+
+    assert isinstance(redis_cluster, Cluster)
+    host, port = redis_cluster.addresses[0].rsplit(":", 1)
+    client = _CountingCluster(host=host, port=int(port))
+    store = RedisStore({"key_prefix": new_prefix()}, client=client)
+    try:
+        for user in ("ann", "bob", "cy"):
+            warm = make_record({"warm": 1})
+            warm.user_id = user  # loads both scripts on the node of the user's slot
+            store.save(None, warm, Changes.everything(warm))
+            store.sessions_of(user)
+            key = create(store, {"cart": [1]})
+            session = Session(store, key)
+            session.load()
+            user_tag = store._index_key(user)[len(store.prefix) + 1 :][:2]
+            same_slot = store._redis_key(key)[len(store.prefix) + 1 :][:2] == user_tag
+            reset()
+            session.user_id = user
+            new_key = session.save()
+            assert new_key is not None
+            assert store._redis_key(new_key)[len(store.prefix) + 1 :][:2] == user_tag
+            assert_sent("EVALSHA", *(() if same_slot else ("UNLINK",)))
+            assert store.load(key) is None
+            reset()
+            assert sum(info.is_key(new_key) for info in store.sessions_of(user)) == 1
+            assert_sent("EVALSHA")
+    finally:
+        client.close()
