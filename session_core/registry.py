@@ -36,6 +36,7 @@ from .errors import (
     StoreDisabledError,
     StoreNotFoundError,
 )
+from .events import EventEmitter, Observer, SessionEvent
 from .store import SUPPORTED_STORE_API, SessionStore
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ _CORE_DIST = "session-core"
 
 
 _SESSION_EVENT_HOOK = "session_core_session_event"
+
+
+def _observer(call: Any) -> Observer:
+    def observe(event: SessionEvent) -> None:
+        call(event=event)
+
+    return observe
 
 
 class PluginLoadWarning(UserWarning):
@@ -508,6 +516,26 @@ class StoreRegistry:
                 caller = getattr(self._pm.hook, _SESSION_EVENT_HOOK)
                 self._observes_events = bool(caller.get_hookimpls())
         return self._observes_events
+
+    def event_emitter(self, store: SessionStore) -> EventEmitter | None:
+        """What reports ``store``'s calls to the plugins observing session events, or ``None``
+        when no plugin does (then nothing is built or timed per request).
+
+        Called once per middleware, at start-up; the observers are those loaded then. Each
+        plugin's hook is called on its own, so one that raises does not keep the event from
+        the others.
+        """
+        if not self.observes_events:
+            return None
+        with self._lock:
+            caller = getattr(self._pm.hook, _SESSION_EVENT_HOOK)
+            plugins = list(dict.fromkeys(impl.plugin for impl in caller.get_hookimpls()))
+            observers: list[tuple[str, Observer]] = []
+            for plugin in reversed(plugins):  # pluggy's order: the last registered first
+                others = [p for p in self._pm.get_plugins() if p is not plugin]
+                call = self._pm.subset_hook_caller(_SESSION_EVENT_HOOK, remove_plugins=others)
+                observers.append((self._pm.get_name(plugin) or repr(plugin), _observer(call)))
+        return EventEmitter(store.name, observers)
 
     # ------------------------------------------------------------------ every plugin
 
