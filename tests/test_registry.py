@@ -10,6 +10,7 @@ import session_core.registry as registry_module
 from session_core import (
     ConfigurationError,
     DuplicateStoreError,
+    EventKind,
     IncompatiblePluginError,
     PluginLoadError,
     SessionConfig,
@@ -17,6 +18,7 @@ from session_core import (
     StoreNotFoundError,
     available_stores,
     create_store,
+    hash_key,
 )
 from session_core.cookie import CookieStore
 from session_core.registry import PluginLoadWarning, StoreRegistry, refresh
@@ -455,6 +457,8 @@ def test_an_extension_may_not_take_a_store_name(site):
 
 def test_observes_events_is_false_without_an_observer_and_computed_once(site, monkeypatch):
     site.install("session-core-hello", "0.3", extensions=["hello"], source=EXTENSION)
+    # The example observers (tests/example_metrics, tests/example_audit) are installed too.
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
     calls = []
     real = registry_module._scan_entry_points
     monkeypatch.setattr(
@@ -472,6 +476,28 @@ def test_observes_events_is_true_with_an_observer(site):
     assert registry.observes_events is True
     metrics = extension(registry, "metrics")
     assert metrics.hooks == ("session_core_session_event",)
+
+
+def test_event_emitter_is_none_without_an_observer(site, monkeypatch):
+    site.install("session-core-hello", "0.3", extensions=["hello"], source=EXTENSION)
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
+    assert StoreRegistry().event_emitter(MemoryStore()) is None
+
+
+def test_event_emitter_calls_every_observer(site, monkeypatch):
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
+    source = OBSERVER.replace("pass", "seen.append(event)").replace(
+        "import session_core", "import session_core\nseen = []"
+    )
+    first = site.install("session-core-one", "1.0", extensions=["one"], source=source)
+    second = site.install("session-core-two", "1.0", extensions=["two"], source=source)
+    emitter = StoreRegistry().event_emitter(MemoryStore())
+    assert emitter is not None
+    assert emitter.store == "memory"
+    emitter.emit(EventKind.SAVED, "k" * 43, None, 0.0)
+    for module in (first, second):
+        (event,) = sys.modules[module].seen
+        assert (event.kind, event.key_hash) == (EventKind.SAVED, hash_key("k" * 43))
 
 
 def test_building_a_store_loads_no_extension(site, monkeypatch):
