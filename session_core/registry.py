@@ -521,20 +521,25 @@ class StoreRegistry:
         """What reports ``store``'s calls to the plugins observing session events, or ``None``
         when no plugin does (then nothing is built or timed per request).
 
-        Called once per middleware, at start-up; the observers are those loaded then. Each
-        plugin's hook is called on its own, so one that raises does not keep the event from
-        the others.
+        Called once per middleware, at start-up; the observers are those loaded then, called
+        in pluggy's order. Each plugin's hook is called on its own, so one that raises does
+        not keep the event from the others.
         """
         if not self.observes_events:
             return None
         with self._lock:
             caller = getattr(self._pm.hook, _SESSION_EVENT_HOOK)
-            plugins = list(dict.fromkeys(impl.plugin for impl in caller.get_hookimpls()))
             observers: list[tuple[str, Observer]] = []
-            for plugin in reversed(plugins):  # pluggy's order: the last registered first
-                others = [p for p in self._pm.get_plugins() if p is not plugin]
-                call = self._pm.subset_hook_caller(_SESSION_EVENT_HOOK, remove_plugins=others)
-                observers.append((self._pm.get_name(plugin) or repr(plugin), _observer(call)))
+            for impl in reversed(caller.get_hookimpls()):  # pluggy's order: the last first
+                if impl.hookwrapper or impl.wrapper or impl.argnames != ("event",):
+                    # Rare shapes go through pluggy, which knows them all.
+                    others = [p for p in self._pm.get_plugins() if p is not impl.plugin]
+                    call = self._pm.subset_hook_caller(_SESSION_EVENT_HOOK, remove_plugins=others)
+                    observers.append((impl.plugin_name, _observer(call)))
+                else:
+                    # A plain hook is called directly: pluggy's dispatch would cost more than
+                    # the event itself, on every save.
+                    observers.append((impl.plugin_name, impl.function))
         return EventEmitter(store.name, observers)
 
     # ------------------------------------------------------------------ every plugin

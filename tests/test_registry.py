@@ -500,6 +500,19 @@ def test_event_emitter_calls_every_observer(site, monkeypatch):
         assert (event.kind, event.key_hash) == (EventKind.SAVED, hash_key("k" * 43))
 
 
+def test_event_emitter_calls_a_hook_that_takes_no_argument(site, monkeypatch):
+    # pluggy lets a hook implementation take fewer arguments than its specification.
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
+    source = OBSERVER.replace("(event):\n    pass", "():\n    seen.append(1)").replace(
+        "import session_core", "import session_core\nseen = []"
+    )
+    module = site.install("session-core-bare", "1.0", extensions=["bare"], source=source)
+    emitter = StoreRegistry().event_emitter(MemoryStore())
+    assert emitter is not None
+    emitter.emit(EventKind.FLUSHED, None, None, 0.0)
+    assert sys.modules[module].seen == [1]
+
+
 def test_building_a_store_loads_no_extension(site, monkeypatch):
     module = site.install("session-core-metrics", "1.0", extensions=["metrics"], source=OBSERVER)
     registry = StoreRegistry()
