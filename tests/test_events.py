@@ -309,3 +309,62 @@ def test_response_action(act, key, status, every, expected):
     elif act == "flush":
         session.flush()
     assert session.response_action(every, status) is expected
+
+
+# ---------------------------------------------------------------------- the integrations
+
+
+def test_the_flask_integration_reports_as_the_middleware(recorder):
+    import flask
+
+    from session_core.integrations.flask import init_app
+
+    app = flask.Flask("events")
+    store = MemoryStore()
+    init_app(app, secret_key=SECRET, store=store)
+
+    @app.route("/<action>")
+    def act(action):
+        view(flask.session, "/" + action)
+        return "ok"
+
+    client = app.test_client()
+    client.get("/write")
+    created = client.get_cookie("session").value
+    client.get("/write")
+    client.get("/logout")
+    assert [(e.kind, e.key_hash) for e in recorder.seen] == [
+        (EventKind.CREATED, hash_key(created)),
+        (EventKind.SAVED, hash_key(created)),
+        (EventKind.FLUSHED, hash_key(created)),
+    ]
+
+
+def test_the_starlette_integration_reports_as_the_middleware(recorder):
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from session_core.integrations.starlette import SessionMiddleware
+
+    async def act(request: Request) -> PlainTextResponse:
+        view(request.session, request.url.path)
+        return PlainTextResponse("ok")
+
+    store = MemoryStore()
+    app = Starlette(
+        routes=[Route(p, act) for p in ("/write", "/login")],
+        middleware=[Middleware(SessionMiddleware, secret_key=SECRET, store=store)],
+    )
+    with TestClient(app) as client:
+        client.get("/write")
+        created = client.cookies["session"]
+        client.get("/login")
+        cycled = client.cookies["session"]
+    assert [(e.kind, e.key_hash, e.user_id) for e in recorder.seen] == [
+        (EventKind.CREATED, hash_key(created), None),
+        (EventKind.CYCLED, hash_key(cycled), 7),
+    ]
