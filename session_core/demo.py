@@ -31,6 +31,7 @@ from .asgi import Receive, Scope, Send, SessionMiddleware
 from .config import SessionConfig, layered_settings
 from .cookie import MAX_COOKIE_BYTES
 from .errors import SessionCoreError
+from .hints import pip_install
 from .session import Session
 from .store import SessionStore, generate_key
 
@@ -419,7 +420,7 @@ def serve(
     except ImportError:
         raise DemoError(
             "the demo needs the uvicorn web server; install it with: "
-            "pip install 'session-core[demo]'"
+            + pip_install("session-core", "demo")
         ) from None
     stream = out if out is not None else sys.stdout
     config, generated = demo_config(config_path, store, store_options)

@@ -9,9 +9,10 @@ empty session and the bad cookie is replaced or removed.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
+
+from .hints import did_you_mean, pip_install
 
 __all__ = [
     "ConfigurationError",
@@ -80,8 +81,8 @@ class EncryptionUnavailableError(ConfigurationError):
     def __init__(self) -> None:
         super().__init__(
             "store_options",
-            "encrypt=true needs the 'cryptography' package; "
-            "install it with: pip install 'session-core[encryption]'",
+            "encrypt=true needs the 'cryptography' package; install it with: "
+            + pip_install("session-core", "encryption"),
         )
 
 
@@ -97,8 +98,7 @@ class StoreNotFoundError(SessionCoreError, LookupError):
     def __init__(self, name: str, available: Sequence[str]) -> None:
         self.name = name
         self.available = tuple(available)
-        close = difflib.get_close_matches(name, self.available, n=1, cutoff=0.6)
-        self.suggestion = close[0] if close else None
+        self.suggestion = did_you_mean(name, self.available)
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -106,7 +106,7 @@ class StoreNotFoundError(SessionCoreError, LookupError):
         if self.suggestion is not None:
             hint = f"did you mean {self.suggestion!r}?"
         elif self.name in _OUR_DISTRIBUTIONS:
-            hint = f"install it with: pip install {_OUR_DISTRIBUTIONS[self.name]}"
+            hint = f"install it with: {pip_install(_OUR_DISTRIBUTIONS[self.name])}"
         else:
             hint = (
                 "install the distribution that provides it (its documentation names it); "
@@ -214,8 +214,8 @@ class CookieTooLargeError(SessionCoreError):
         super().__init__(
             f"the session cookie would be {size} bytes, over the {limit}-byte limit browsers "
             f"accept (store {store!r}); keep less in the session, or use a server-side store "
-            f"such as 'db' (pip install session-core-db) or 'redis' "
-            f"(pip install session-core-redis)"
+            f"such as 'db' ({pip_install('session-core-db')}) or 'redis' "
+            f"({pip_install('session-core-redis')})"
         )
 
 

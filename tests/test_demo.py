@@ -202,7 +202,10 @@ def test_a_store_down_at_start_stops_the_demo_with_one_line(monkeypatch, capsys)
 
 def test_without_uvicorn_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)
-    with pytest.raises(DemoError, match=r"pip install 'session-core\[demo\]'"):
+    with pytest.raises(
+        DemoError,
+        match=r"pip install 'session-core\[demo\]' \(or, from a clone of session-core, pip install '\.\[demo\]'\)",
+    ):
         serve(port=1)
 
 
