@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .hints import did_you_mean, pip_install
+from .hints import did_you_mean, pip_install, unreachable_advice
 
 __all__ = [
     "ConfigurationError",
@@ -247,14 +247,22 @@ class StoreUnreachableError(SessionCoreError, ConnectionError):
         store: the store's name.
         target: what it tried to reach, with no password in it (a URL or an address).
         operation: what it was doing (``"load"``, ``"save"``, ...).
+        hint: what to do about it; by default worked out from ``reason`` when that shows the
+            cause (a refused connection, a missing database, bad credentials, ...), else None.
     """
 
-    def __init__(self, store: str, target: str, operation: str, reason: str = "") -> None:
+    def __init__(
+        self, store: str, target: str, operation: str, reason: str = "", hint: str | None = None
+    ) -> None:
         self.store = store
         self.target = target
         self.operation = operation
-        detail = f": {reason}" if reason else ""
-        super().__init__(f"session store {store!r} could not {operation} at {target}{detail}")
+        self.hint = hint if hint is not None else unreachable_advice(reason)
+        detail = f": {reason.rstrip('.') if self.hint else reason}" if reason else ""
+        advice = f"; {self.hint}" if self.hint else ""
+        super().__init__(
+            f"session store {store!r} could not {operation} at {target}{detail}{advice}"
+        )
 
 
 class InvalidExpiryError(SessionCoreError, ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["CLONE_PATHS", "did_you_mean", "pip_install", "unknown_option"]
+__all__ = ["CLONE_PATHS", "did_you_mean", "pip_install", "unknown_option", "unreachable_advice"]
 
 CLONE_PATHS = {
     "session-core": ".",
@@ -66,3 +66,46 @@ def _quoted(argument: str) -> str:
     # The brackets of extras are a glob pattern to the shell: quote them so a copied command
     # works in bash and zsh alike.
     return f"'{argument}'" if "[" in argument else argument
+
+
+_ADVICE = (
+    # (words in the driver's message, lower case; what to do). The first match wins.
+    (
+        ("connection refused", "error 111", "errno 111", "can't connect to"),
+        "nothing answers at that address: start the server, or fix the host and port in the "
+        "store's url option",
+    ),
+    (
+        ("name or service not known", "nodename nor servname", "getaddrinfo failed"),
+        "the host name does not resolve: fix it in the store's url option",
+    ),
+    (
+        ("password authentication failed", "access denied for user", "wrongpass", "noauth"),
+        "the server refused the user or password: fix them in the store's url option",
+    ),
+    (
+        ("does not exist", "unknown database"),
+        "the database is missing: create it (createdb NAME, or CREATE DATABASE NAME), or name "
+        "an existing one in the store's url option",
+    ),
+    (
+        ("db index is out of range",),
+        "the Redis server has fewer databases than the number at the end of the url "
+        "(redis-cli CONFIG GET databases says how many): use a lower one",
+    ),
+    (
+        ("timed out", "timeout"),
+        "the server did not answer in time: check that it runs and that this machine can reach "
+        "it, or raise the store's timeout option",
+    ),
+)
+
+
+def unreachable_advice(reason: str) -> str | None:
+    """What to do about a store failure whose driver message is ``reason``, when the message
+    shows its cause (a refused connection, a missing database, bad credentials, ...)."""
+    lowered = reason.lower()
+    for words, advice in _ADVICE:
+        if any(word in lowered for word in words):
+            return advice
+    return None
