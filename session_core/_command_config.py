@@ -19,11 +19,14 @@ import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .config import SessionConfig, layered_settings
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .store import SessionStore
 
 __all__ = [
     "CommandConfig",
@@ -31,6 +34,7 @@ __all__ = [
     "load_command_config",
     "parse_store_options",
     "redact_url",
+    "store_target",
 ]
 
 _MAX_WRAPPERS = 32  # how deep --app follows ``.app`` through wrapping middleware
@@ -138,6 +142,21 @@ def redact_url(url: str) -> str:
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def store_target(store: SessionStore, config: SessionConfig) -> str:
+    """Where ``store`` keeps sessions, with no password: its ``target`` attribute (the db and
+    redis stores have one), else its url option, else a description."""
+    target = getattr(store, "target", None)
+    if isinstance(target, str) and target:
+        return target
+    url = config.store_options.get("url")
+    if isinstance(url, str):
+        return redact_url(url)
+    if store.local:
+        return "the cookie itself (this store keeps sessions in the browser, no server)"
+    name = store.name or config.store_name
+    return f"the {name} store, as its options set it (it names no address)"
 
 
 def _file_source(path: str | None, env: Mapping[str, str]) -> str:

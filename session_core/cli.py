@@ -32,10 +32,9 @@ from ._command_config import (
     add_store_arguments,
     load_command_config,
     parse_store_options,
-    redact_url,
+    store_target,
 )
 from ._compat import Subparsers
-from .config import SessionConfig
 from .errors import (
     ConfigurationError,
     SessionCoreError,
@@ -116,7 +115,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     loaded = load_command_config(args)
     config = loaded.config
     store = create_store(config)  # the store's name and options are part of the configuration
-    target = _target(store, config)
+    target = store_target(store, config)
     out.write(
         f"ok   configuration is valid (store {config.store_name!r}; settings from "
         f"{loaded.source})\n"
@@ -127,22 +126,6 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         return _probe(store, out, store.name or config.store_name, target)
     finally:
         store.close()
-
-
-def _target(store: SessionStore, config: SessionConfig) -> str:
-    """What the store talks to, with no password: its ``target`` (db, redis), else its url
-    option, else a description."""
-    target = getattr(store, "target", None)
-    if isinstance(target, str) and target:
-        return target
-    url = config.store_options.get("url")
-    if isinstance(url, str):
-        return redact_url(url)
-    if store.local:
-        return "the cookie itself (this store keeps sessions in the browser, no server)"
-    return (
-        f"the {store.name or config.store_name} store, as its options set it (it names no address)"
-    )
 
 
 def _probe(store: SessionStore, out: TextIO, name: str, target: str) -> int:
@@ -199,7 +182,7 @@ def _cmd_clear_expired(args: argparse.Namespace, out: TextIO) -> int:
                 f"store {config.store_name!r} needs no cleanup: its sessions expire by themselves\n"
             )
             return EXIT_OK
-        target = _target(store, config)
+        target = store_target(store, config)
         started = time.monotonic()
         progress = _progress_printer(sys.stderr, started)
         removed = (
