@@ -344,7 +344,11 @@ def test_a_server_side_store_shows_where_its_data_is(live_demo):
     with httpx.Client(base_url=demo.url, follow_redirects=True, timeout=10) as client:
         client.get("/")
         details = client.get("/session")
-        client.post("/sign-out")  # leaves nothing behind in the test database
+        # Leave nothing behind in the test database: sign-out flushes, and the details page
+        # takes the sign-out message, which empties the session, which deletes its record.
+        client.post("/sign-out", follow_redirects=False)
+        client.get("/session")
+        assert _field(client.get("/session"), "key") == "none: nothing is saved yet"
     assert _field(details, "where") == REDIS_URL
     assert re.match(r"\S{10}… \(\d+ chars\)", _field(details, "key"))
     assert _field(details, "cookie-holds").startswith("only the session key")
