@@ -71,6 +71,8 @@ def unreachable_message(kind: str, url: str, error: BaseException) -> str:
     variable = f"SESSION_CORE_TEST_{kind.upper()}_URL"
     shown = where.render_as_string(hide_password=True)
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if where.password:
+        first_line = first_line.replace(str(where.password), "***")
     text = str(error).lower()
     if "refused" in text or "can't connect" in text or "could not connect" in text:
         found = f"nothing answers at {where.host}:{where.port}"
