@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -259,3 +260,22 @@ def test_an_app_without_session_core_says_so(run_cli, tmp_path):
     result = run_cli("check", "--app", "missing_module:app")
     assert result.returncode == 2
     assert "cannot import 'missing_module'" in result.stderr
+
+
+def test_the_console_script_finds_the_app_in_the_current_folder(tmp_path, live_clean_env):
+    """As `flask --app` and uvicorn do: no PYTHONPATH needed for a module where you stand."""
+    _write(tmp_path, "herestar", STARLETTE_APP.format(secret=SECRET, url=REDIS_URL))
+    environ = live_clean_env()
+    environ.pop("PYTHONPATH", None)
+    environ.pop("DJANGO_SETTINGS_MODULE", None)
+    script = Path(sys.executable).parent / "session-core"
+    result = subprocess.run(
+        [str(script), "check", "--app", "herestar:app"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"probing {REDIS_URL}\n" in result.stdout
