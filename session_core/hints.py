@@ -80,7 +80,13 @@ _ADVICE = (
         "the host name does not resolve: fix it in the store's url option",
     ),
     (
-        ("password authentication failed", "access denied for user", "wrongpass", "noauth"),
+        (
+            "password authentication failed",
+            'role "',  # PostgreSQL: role "x" does not exist, before the missing database below
+            "access denied for user",
+            "wrongpass",
+            "noauth",
+        ),
         "the server refused the user or password: fix them in the store's url option",
     ),
     (

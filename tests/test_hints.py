@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from session_core import ConfigurationError, SessionConfig
+from session_core import ConfigurationError, SessionConfig, StoreUnreachableError
 from session_core.cookie import CookieStore
 from session_core.errors import CookieTooLargeError, EncryptionUnavailableError
-from session_core.hints import did_you_mean, pip_install, unknown_option
+from session_core.hints import did_you_mean, pip_install, unknown_option, unreachable_advice
 
 SECRET = "s" * 40
 
@@ -60,3 +60,45 @@ def test_install_hints_in_core_errors_name_the_clone_path():
     too_large = str(CookieTooLargeError(5000, 4096, "cookie"))
     assert "pip install ./plugins/db_session" in too_large
     assert "pip install ./plugins/redis_session" in too_large
+
+
+@pytest.mark.parametrize(
+    ("reason", "advice"),
+    [
+        ("ConnectionError: Error 111 connecting to 127.0.0.1:6390. Connection refused.", "start"),
+        ('OperationalError: FATAL:  role "bob" does not exist', "user or password"),
+        (
+            "OperationalError: (1045, \"Access denied for user 'x'@'localhost'\")",
+            "user or password",
+        ),
+        ('OperationalError: FATAL:  database "nope" does not exist', "database is missing"),
+        ("OperationalError: (1049, \"Unknown database 'nope'\")", "database is missing"),
+        ("ResponseError: DB index is out of range", "fewer databases"),
+        ("TimeoutError: timed out", "did not answer in time"),
+    ],
+)
+def test_unreachable_advice_by_cause(reason, advice):
+    found = unreachable_advice(reason)
+    assert found is not None
+    assert advice in found
+
+
+def test_no_advice_is_made_up_for_an_unknown_cause():
+    assert unreachable_advice("RuntimeError: something else") is None
+    error = StoreUnreachableError("db", "sqlite:///x", "save", "RuntimeError: something else")
+    assert error.hint is None
+    assert (
+        str(error)
+        == "session store 'db' could not save at sqlite:///x: RuntimeError: something else"
+    )
+
+
+def test_store_unreachable_error_carries_its_advice():
+    error = StoreUnreachableError("redis", "redis://h:1/0", "load", "Connection refused.")
+    assert error.hint is not None
+    assert (
+        str(error)
+        == f"session store 'redis' could not load at redis://h:1/0: Connection refused; {error.hint}"
+    )
+    explicit = StoreUnreachableError("x", "t", "load", "Connection refused", hint="call us")
+    assert str(explicit).endswith("; call us")
