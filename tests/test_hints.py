@@ -102,3 +102,11 @@ def test_store_unreachable_error_carries_its_advice():
     )
     explicit = StoreUnreachableError("x", "t", "load", "Connection refused", hint="call us")
     assert str(explicit).endswith("; call us")
+
+
+def test_the_example_third_party_store_uses_the_shared_wording():
+    from session_core_files import session_core_create_store
+
+    config = SessionConfig(secret_key=SECRET, store="files", store_options={"directroy": "x"})
+    with pytest.raises(ConfigurationError, match="did you mean 'directory'"):
+        session_core_create_store(config)
