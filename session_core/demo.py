@@ -34,7 +34,7 @@ from ._http import parse_cookie_value
 from .asgi import Receive, Scope, Send, SessionMiddleware
 from .config import SessionConfig, layered_settings
 from .cookie import MAX_COOKIE_BYTES
-from .errors import SessionCoreError
+from .errors import SessionCoreError, StoreUnreachableError
 from .hints import pip_install
 from .session import Session
 from .store import SessionStore, generate_key
@@ -356,6 +356,29 @@ def _request_cookie(scope: Scope) -> str | None:
     return "; ".join(values) if values else None
 
 
+def _unavailable_page(config: SessionConfig, exc: OSError) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """The demo's 503 page (and its line on stderr) for a store that failed or did not answer."""
+    reason = str(exc) or f"no answer within {REQUEST_TIMEOUT:.0f} s"
+    print(f"session-core demo: 503, the store failed: {reason}", file=sys.stderr)
+    body = (
+        f"<p>The session store <strong>{_e(config.store_name)}</strong> is not "
+        f"available right now, so this page cannot be shown.</p><pre>{_e(reason)}</pre>"
+        "<p>Start the store's server (or fix its URL) and reload.</p>"
+    )
+    return _layout("Store unavailable", body, []), [(b"retry-after", b"5")]
+
+
+class _DemoMiddleware(SessionMiddleware):
+    """The session middleware with the demo's own page for a store that is down (the load
+    before the pages run and the save at the response are the middleware's to answer)."""
+
+    def unavailable(self, error: StoreUnreachableError) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The demo's 503 page."""
+        page, headers = _unavailable_page(self.config, error)
+        extra = [(name.decode(), value.decode()) for name, value in headers]
+        return 503, [("Content-Type", "text/html; charset=utf-8"), *extra], page.encode()
+
+
 class DemoApp:
     """The demo as an ASGI app: the pages, wrapped in the session middleware.
 
@@ -368,7 +391,7 @@ class DemoApp:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
-        self.middleware = SessionMiddleware(self._pages, config)
+        self.middleware = _DemoMiddleware(self._pages, config)
         self.store: SessionStore = self.middleware.store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -388,16 +411,7 @@ class DemoApp:
         except OSError as exc:  # StoreUnreachableError is a ConnectionError; TimeoutError too
             if started:
                 raise
-            reason = str(exc) or f"no answer within {REQUEST_TIMEOUT:.0f} s"
-            print(f"session-core demo: 503, the store failed: {reason}", file=sys.stderr)
-            body = (
-                f"<p>The session store <strong>{_e(self.config.store_name)}</strong> is not "
-                f"available right now, so this page cannot be shown.</p><pre>{_e(reason)}</pre>"
-                "<p>Start the store's server (or fix its URL) and reload.</p>"
-            )
-            await _respond(
-                send, 503, _layout("Store unavailable", body, []), [(b"retry-after", b"5")]
-            )
+            await _respond(send, 503, *_unavailable_page(self.config, exc))
 
     async def _pages(self, scope: Scope, receive: Receive, send: Send) -> None:
         session: Session = scope["session"]

@@ -129,6 +129,8 @@ _ALLOWED = {
     # Parsers whose callers catch it: a cookie that does not inflate is an empty session, and
     # decode_json fails like json.loads for the stores that call it on corrupt data.
     "ValueError": {"cookie.py", "store.py"},
+    # The mapping contract: the session is a dict, whose pop() and popitem() raise KeyError.
+    "KeyError": {"session.py"},
 }
 _BUILTIN_ERRORS = {name for name in dir(builtins) if name.endswith(("Error", "Exception"))}
 
