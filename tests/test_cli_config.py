@@ -279,3 +279,22 @@ def test_the_console_script_finds_the_app_in_the_current_folder(tmp_path, live_c
     )
     assert result.returncode == 0, result.stderr
     assert f"probing {REDIS_URL}\n" in result.stdout
+
+
+STARLETTE_INTEGRATION_APP = """
+from starlette.applications import Starlette
+from session_core.integrations.starlette import SessionMiddleware
+
+app = Starlette()
+app.add_middleware(SessionMiddleware, secret_key={secret!r}, session_cookie="sid",
+                   store="redis", store_options={{"url": {url!r}}})
+"""
+
+
+def test_check_reads_the_starlette_integrations_arguments(run_cli, tmp_path):
+    """Starlette's own signature (session_cookie=...) through session-core's Starlette
+    integration: the command builds the middleware as Starlette would, to read its settings."""
+    _write(tmp_path, "integ", STARLETTE_INTEGRATION_APP.format(secret=SECRET, url=REDIS_URL))
+    result = run_cli("check", "--app", "integ:app")
+    assert result.returncode == 0, result.stderr
+    assert f"probing {REDIS_URL}\n" in result.stdout
