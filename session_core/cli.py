@@ -1,12 +1,13 @@
 """The ``session-core`` command (also ``python -m session_core``).
 
 Subcommands: ``stores`` lists the installed stores and extensions, ``check`` validates the
-configuration and makes a real round trip to the configured store, ``clear-expired`` removes
-expired sessions, and ``demo`` serves a small app that shows sessions at work. Every subcommand
-reads the TOML file given by ``--config`` (or ``SESSION_CORE_CONFIG``) and ``SESSION_CORE_*``
-variables. Plugins add their own subcommands (the hook ``session_core_add_commands``); they are
-loaded only when the command line names no built-in subcommand, and one that fails to load is
-reported on stderr while the rest carries on.
+configuration, makes a real round trip to the configured store and prints what the store reports
+about itself (a store's optional ``check_report()``, such as the redis store's persistence mode),
+``clear-expired`` removes expired sessions, and ``demo`` serves a small app that shows sessions
+at work. Every subcommand reads the TOML file given by ``--config`` (or ``SESSION_CORE_CONFIG``)
+and ``SESSION_CORE_*`` variables. Plugins add their own subcommands (the hook
+``session_core_add_commands``); they are loaded only when the command line names no built-in
+subcommand, and one that fails to load is reported on stderr while the rest carries on.
 
 Bad input is reported in one line naming the problem and the fix, with a non-zero exit code:
 2 for a configuration problem (an unknown store included), 1 for a store that failed.
@@ -24,8 +25,8 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TextIO, TypeVar
 
 from . import __version__
 from ._command_config import (
@@ -51,7 +52,7 @@ from .registry import (
 from .session import Session
 from .store import SessionStore
 
-__all__ = ["main"]
+__all__ = ["CheckNote", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -123,9 +124,33 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"ok   store {config.store_name!r} loaded ({type(store).__module__})\n")
     out.write(f"     probing {target}\n")
     try:
-        return _probe(store, out, store.name or config.store_name, target)
+        code = _probe(store, out, store.name or config.store_name, target)
+        if code == EXIT_OK:
+            warnings = _report(store, out)
+            out.write("all checks passed" + (f", {warnings} warning(s)\n" if warnings else "\n"))
+        return code
     finally:
         store.close()
+
+
+class CheckNote(Protocol):
+    """A line a store adds to ``session-core check``: see :func:`_report`."""
+
+    @property
+    def text(self) -> str: ...  # what was found, and the fix for a warning
+    @property
+    def warning(self) -> bool: ...  # whether it needs attention (printed as "warn")
+
+
+def _report(store: SessionStore, out: TextIO) -> int:
+    """Print what the store itself has to say (its server's durability, limits, ...): a store
+    may define ``check_report() -> Iterable[CheckNote]``. Returns the number of warnings."""
+    report: Callable[[], Iterable[CheckNote]] | None = getattr(store, "check_report", None)
+    warnings = 0
+    for note in report() if report is not None else ():
+        warnings += note.warning
+        out.write(f"{'warn' if note.warning else 'ok  '} {note.text}\n")
+    return warnings
 
 
 def _probe(store: SessionStore, out: TextIO, name: str, target: str) -> int:
@@ -150,7 +175,6 @@ def _probe(store: SessionStore, out: TextIO, name: str, target: str) -> int:
         out.write("FAIL the probe session is still there after delete\n")
         return EXIT_FAILED
     out.write(f"ok   deleted it ({_ms(started)})\n")
-    out.write("all checks passed\n")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "PluginLoadError",
     "SessionCoreError",
     "SessionNotLoadedError",
+    "SessionTooLargeError",
     "StoreContractError",
     "StoreDisabledError",
     "StoreNotFoundError",
@@ -216,6 +217,34 @@ class CookieTooLargeError(SessionCoreError):
             f"accept (store {store!r}); keep less in the session, or use a server-side store "
             f"such as 'db' ({pip_install('session-core-db')}) or 'redis' "
             f"({pip_install('session-core-redis')})"
+        )
+
+
+class SessionTooLargeError(SessionCoreError, ValueError):
+    """A session is larger than its store can keep. The store refuses it before sending
+    anything, so nothing is written and its connections stay usable for other requests.
+
+    Each server-side store raises a subclass of its own (``session_core_db``'s,
+    ``session_core_redis``'s) with the same attributes; catch this one for any store.
+
+    Attributes:
+        store: the store's name.
+        size: the session's size in bytes, as the store would send it.
+        limit: the largest size the store takes, in bytes.
+        target: where it would have gone, with no password in it.
+        reason: where the limit comes from (``"max_allowed_packet"``, ...).
+    """
+
+    def __init__(self, store: str, size: int, limit: int, target: str, reason: str) -> None:
+        self.store = store
+        self.size = size
+        self.limit = limit
+        self.target = target
+        self.reason = reason
+        super().__init__(
+            f"session store {store!r} cannot save a session of {size} bytes at {target}: the "
+            f"limit is {limit} bytes ({reason}); keep large data out of the session (store it "
+            f"elsewhere and keep its id in the session)"
         )
 
 

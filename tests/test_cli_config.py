@@ -133,15 +133,17 @@ def test_a_refused_connection_names_the_url_without_password_and_what_to_do(run_
 
 
 def test_a_redis_database_number_out_of_range_names_the_url_and_what_to_do(run_cli):
+    """Refused at start-up, as a usage error, before anything is written anywhere."""
     url = REDIS_URL.rsplit("/", 1)[0] + "/100000"
     result = run_cli(
         "check", "--store", "redis", "--store-option", f"url={url}",
         SESSION_CORE_SECRET_KEY=SECRET,
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr
-    assert f"at {url}: ResponseError: DB index is out of range" in result.stderr
-    assert "use a lower one" in result.stderr
+    assert url in result.stderr
+    assert "write redis://host:6379/0" in result.stderr
+    assert "probing" not in result.stdout
 
 
 def test_redact_url():

@@ -22,6 +22,7 @@ from session_core.errors import (
     PluginLoadError,
     SessionCoreError,
     SessionNotLoadedError,
+    SessionTooLargeError,
     StoreContractError,
     StoreDisabledError,
     StoreNotFoundError,
@@ -30,6 +31,10 @@ from session_core.errors import (
 from session_core.testing import MemoryStore, make_record
 
 EXAMPLES: dict[type[SessionCoreError], tuple[SessionCoreError, dict[str, object]]] = {
+    SessionTooLargeError: (
+        SessionTooLargeError("db", 20, 10, "sqlite:///s.db", "max_allowed_packet"),
+        {"store": "db", "size": 20, "limit": 10, "target": "sqlite:///s.db"},
+    ),
     ConfigurationError: (
         ConfigurationError("cookie_path", "must start with '/'"),
         {"key": "cookie_path", "problem": "must start with '/'"},
