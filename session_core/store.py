@@ -23,11 +23,11 @@ from .errors import SessionCoreError, StoreContractError
 
 __all__ = [
     "KEY_BYTES",
-    "ListingUnsupportedError",
     "STORE_API_VERSION",
     "SUPPORTED_STORE_API",
     "Changes",
     "JSONValue",
+    "ListingUnsupportedError",
     "Progress",
     "RecordPage",
     "SessionData",
