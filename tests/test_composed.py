@@ -239,7 +239,8 @@ def test_tiered_async_twins_fill_and_invalidate() -> None:
 def test_tiered_flags_follow_the_stores() -> None:
     store = TieredStore(MemoryStore(), MemoryStore())
     assert isinstance(store, TieredStore)
-    assert type(store).partial_writes and type(store).needs_cleanup
+    assert type(store).partial_writes
+    assert type(store).needs_cleanup
     assert type(store).lists_records
     assert not type(store).local
 
