@@ -84,24 +84,11 @@ def _unwrapped(record: SessionRecord) -> bool:
     return False
 
 
-def _sum(first: int | None, second: int | None) -> int | None:
-    if first is None and second is None:
-        return None
-    return (first or 0) + (second or 0)
-
-
-def _after(progress: Progress | None, done: int | None) -> Progress | None:
-    """``progress`` for the second store's cleanup: its running total follows the first's."""
-    if progress is None or not done:
-        return progress
-    return lambda removed: progress(done + removed)
-
-
 class MigrateStore(SessionStore):
     """Serves sessions from an old store and a new one while moving them to the new one.
 
     The class flags follow the stores: ``partial_writes`` is the new store's, ``local`` holds
-    only when both keep the data in the cookie, cleanup is needed when either store needs it.
+    only when both keep the data in the cookie, and cleanup is the new store's.
 
     Args:
         old: the store sessions are moving out of.
@@ -115,7 +102,7 @@ class MigrateStore(SessionStore):
             cls,
             local=old.local and new.local,
             partial_writes=new.partial_writes,
-            needs_cleanup=old.needs_cleanup or new.needs_cleanup,
+            needs_cleanup=new.needs_cleanup,
         )
         return super().__new__(variant)
 
@@ -203,9 +190,9 @@ class MigrateStore(SessionStore):
         return new_key
 
     def clear_expired(self, progress: Progress | None = None) -> int | None:
-        """Both stores' cleanup; returns the total (``None`` if neither needs one)."""
-        done = self.new.clear_expired(progress)
-        return _sum(done, self.old.clear_expired(_after(progress, done)))
+        """The new store's cleanup. The old store's expired records are left to it: clean it
+        with its own configuration, or drop it once the migration is over."""
+        return self.new.clear_expired(progress)
 
     def close(self) -> None:
         """Close both stores."""
@@ -277,8 +264,7 @@ class MigrateStore(SessionStore):
 
     async def aclear_expired(self, progress: Progress | None = None) -> int | None:
         """Async twin of :meth:`clear_expired`."""
-        done = await self.new.aclear_expired(progress)
-        return _sum(done, await self.old.aclear_expired(_after(progress, done)))
+        return await self.new.aclear_expired(progress)
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
