@@ -19,15 +19,15 @@ import sqlalchemy as sa
 # The redis plugin's throwaway servers (redis_servers.py) serve these tests too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "redis_session" / "tests"))
 
-from redis_servers import RUN_PREFIX, RedisProcess, dump_keys, new_prefix  # noqa: E402
+from redis_servers import RUN_PREFIX, RedisProcess, dump_keys, new_prefix
 
-from session_core import SessionConfig, SessionStore  # noqa: E402
-from session_core.cookie import CookieStore  # noqa: E402
-from session_core.migrate import MigrateStore  # noqa: E402
-from session_core.registry import create_store  # noqa: E402
-from session_core.tiered import TieredStore  # noqa: E402
-from session_core_db import DbStore  # noqa: E402
-from session_core_redis import RedisStore  # noqa: E402
+from session_core import SessionConfig, SessionStore
+from session_core.cookie import CookieStore
+from session_core.migrate import MigrateStore
+from session_core.registry import create_store
+from session_core.tiered import TieredStore
+from session_core_db import DbStore
+from session_core_redis import RedisStore
 
 SECRET = "composed-secret-" + "x" * 32
 REDIS_URL = os.environ.get("SESSION_CORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
