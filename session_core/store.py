@@ -204,8 +204,9 @@ class SessionStore(ABC):
     False for stores whose data expires by itself (cookies, Redis TTLs)."""
 
     lists_records: ClassVar[bool] = False
-    """True when the store can list its live records and write and delete them by key hash:
-    :meth:`scan_records`, :meth:`insert_record` and :meth:`delete_record`. Copying sessions
+    """True when the store can list its live records and read, write and delete them by key
+    hash: :meth:`scan_records`, :meth:`load_record`, :meth:`insert_record` and
+    :meth:`delete_record`. Copying sessions
     between stores (``session-core migrate``) and the front of a ``tiered`` store need it."""
 
     @staticmethod
@@ -272,6 +273,11 @@ class SessionStore(ABC):
         stays valid across processes, so a long copy can resume where it stopped.
         Only for stores with :attr:`lists_records`.
         """
+        raise self._cannot_list()
+
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """The live record kept under ``key_hash``, or ``None``. Only for stores with
+        :attr:`lists_records`."""
         raise self._cannot_list()
 
     def insert_record(self, key_hash: str, record: SessionRecord) -> bool:

@@ -277,6 +277,15 @@ class MemoryStore(SessionStore):
         page = [(h, _memory_record(row)) for h, row in rows if row[1] > now]
         return page, (hashes[-1] if len(hashes) == count else None)
 
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """See :meth:`SessionStore.load_record`."""
+        with self._lock:
+            self._count("load_record")
+            row = self._rows.get(key_hash)
+        if row is None or row[1] <= time.time():
+            return None
+        return _memory_record(row)
+
     def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
         """See :meth:`SessionStore.insert_record`."""
         row = (json.dumps(record.data), record.expires_at, json.dumps(record.expiry), 1)
@@ -804,6 +813,10 @@ class StoreConformance:
         loaded = store.load(key)
         assert loaded is not None
         assert (loaded.data, loaded.expiry) == ({"a": 1}, 60)
+        by_hash = store.load_record(hash_key(key))
+        assert by_hash is not None
+        assert (by_hash.data, by_hash.expiry) == ({"a": 1}, 60)
+        assert store.load_record(hash_key(generate_key())) is None
         assert not store.insert_record(hash_key(key), make_record({"a": "other"}))
         loaded.data["b"] = 2
         assert store.save(key, loaded, Changes(frozenset({"b"}))) == key
@@ -830,4 +843,5 @@ class StoreConformance:
         store.delete_record(hash_key(generate_key()))
         asyncio.run(store.adelete_record(hash_key(generate_key())))
         assert store.load(key) is None
+        assert store.load_record(hash_key(key)) is None
         assert store.load(other) is not None

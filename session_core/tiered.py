@@ -289,6 +289,10 @@ class TieredStore(SessionStore):
         """The back's records (see :meth:`SessionStore.scan_records`)."""
         return self.back.scan_records(cursor, count)
 
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """The back's record (see :meth:`SessionStore.load_record`)."""
+        return self.back.load_record(key_hash)
+
     def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
         """Insert into the back (see :meth:`SessionStore.insert_record`)."""
         return self.back.insert_record(key_hash, record)

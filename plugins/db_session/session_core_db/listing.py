@@ -27,7 +27,7 @@ from .schema import ensure_table
 if TYPE_CHECKING:
     from .store import DbStore
 
-__all__ = ["delete_record", "insert_record", "scan_records"]
+__all__ = ["delete_record", "insert_record", "load_record", "scan_records"]
 
 T = TypeVar("T")
 
@@ -69,6 +69,14 @@ def scan_records(store: DbStore, cursor: str | None, count: int) -> RecordPage:
     rows = _run(store, "list records", lambda c: c.execute(query).all())
     page = [(str(row.key_hash), _record(row)) for row in rows]
     return page, (page[-1][0] if len(page) == count else None)
+
+
+def load_record(store: DbStore, key_hash: str) -> SessionRecord | None:
+    """See :meth:`session_core.SessionStore.load_record`."""
+    table = store.table
+    query = sa.select(table).where(table.c.key_hash == key_hash, table.c.expires_at > time.time())
+    row = _run(store, "load a record", lambda c: c.execute(query).first())
+    return None if row is None else _record(row)
 
 
 def insert_record(store: DbStore, key_hash: str, record: SessionRecord) -> bool:

@@ -20,6 +20,9 @@ class ListingDbStore(DbStore):
     def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
         return listing.scan_records(self, cursor, count)
 
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        return listing.load_record(self, key_hash)
+
     def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
         return listing.insert_record(self, key_hash, record)
 

@@ -88,6 +88,17 @@ def scan_records(store: RedisStore, cursor: str | None, count: int) -> RecordPag
     return page, (None if following == "0" else following)
 
 
+def load_record(store: RedisStore, key_hash: str) -> SessionRecord | None:
+    """See :meth:`session_core.SessionStore.load_record`."""
+    from .store import _decode
+
+    name = _hash_key_bytes(store, key_hash)
+    if name is None:
+        return None
+    reply = store._command("load a record", b"HGETALL", [name])
+    return _decode(reply, time.time()) if reply else None
+
+
 def _insert_args(record: SessionRecord) -> list[bytes]:
     from .store import _save_args
 

@@ -486,6 +486,10 @@ class RedisStore(SessionStore):
         """One page of live records: ``SCAN`` over the key prefix (see :mod:`.listing`)."""
         return listing.scan_records(self, cursor, count)
 
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """The live record kept under ``key_hash`` (``HGETALL``), or ``None``."""
+        return listing.load_record(self, key_hash)
+
     def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
         """Write ``record`` under ``key_hash`` if absent, in one script."""
         return listing.insert_record(self, key_hash, record)
