@@ -176,16 +176,20 @@ class MigrateStore(SessionStore):
         record.version = _Held(False, whole.version)  # None (unknown) after an insert
         return saved
 
+    # Deletes reach the old store first: a bulk copy that read the session before the delete
+    # then either writes it before the new store's delete (which removes it) or finds it gone
+    # from the old store when it checks afterwards (and takes its copy back); see copying.py.
+
     def delete(self, key: str) -> None:
-        """Delete from both stores."""
-        self.new.delete(key)
+        """Delete from both stores, the old one first."""
         self.old.delete(key)
+        self.new.delete(key)
 
     def cycle_key(self, key: str, record: SessionRecord) -> str:
         """Cycle into a fresh key of the new store; the old key is deleted from both."""
         _unwrapped(record)
-        new_key = self.new.cycle_key(key, record)
         self.old.delete(key)
+        new_key = self.new.cycle_key(key, record)
         record.version = _Held(False, record.version)
         return new_key
 
@@ -251,14 +255,14 @@ class MigrateStore(SessionStore):
 
     async def adelete(self, key: str) -> None:
         """Async twin of :meth:`delete`."""
-        await self.new.adelete(key)
         await self.old.adelete(key)
+        await self.new.adelete(key)
 
     async def acycle_key(self, key: str, record: SessionRecord) -> str:
         """Async twin of :meth:`cycle_key`."""
         _unwrapped(record)
-        new_key = await self.new.acycle_key(key, record)
         await self.old.adelete(key)
+        new_key = await self.new.acycle_key(key, record)
         record.version = _Held(False, record.version)
         return new_key
 
