@@ -111,18 +111,13 @@ def build(loop: asyncio.AbstractEventLoop, space: str) -> cookie.Contenders:
             "back": {"store": "db", "url": f"sqlite:///{_sqlite_file(space)}"},
         },
     }
-    c.add_wsgi(
-        "plain WSGI",
-        "session-core tiered",
-        WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **tiered),
-        CASES,
-    )
-    c.add_asgi(
-        "plain ASGI",
-        "session-core tiered",
-        AsgiSessions(cookie.asgi_app, secret_key=SECRET, **tiered),
-        CASES,
-    )
+    # Two sessions: the reads' own, and one for the writes, each of which removes its session
+    # from the front (a session written on every request gets nothing from a front).
+    tiered_wsgi = WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **tiered)
+    tiered_asgi = AsgiSessions(cookie.asgi_app, secret_key=SECRET, **tiered)
+    for cases in (("untouched", "read"), ("write", "update")):
+        c.add_wsgi("plain WSGI", "session-core tiered", tiered_wsgi, cases)
+        c.add_asgi("plain ASGI", "session-core tiered", tiered_asgi, cases)
     c.add_asgi("Starlette app", "bare", cookie.starlette_app([]), CASES, session=dict(cookie.SEED))
     star_store = StarRedisStore(url=URL, prefix=space + "starsessions:")
     c.add_asgi(
