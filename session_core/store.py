@@ -37,6 +37,7 @@ __all__ = [
     "encode_json",
     "generate_key",
     "hash_key",
+    "is_key_hash",
     "is_plausible_key",
 ]
 
@@ -98,6 +99,15 @@ def is_plausible_key(key: str) -> bool:
     Server stores call it before any I/O so that garbage from a cookie costs no round trip.
     """
     return _KEY_SHAPE.fullmatch(key) is not None
+
+
+_KEY_HASH_SHAPE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_key_hash(text: str) -> bool:
+    """Whether ``text`` has the shape of a :func:`hash_key` value (64 lowercase hex digits):
+    stores write records by hash only under such names."""
+    return _KEY_HASH_SHAPE.fullmatch(text) is not None
 
 
 def hash_key(key: str) -> str:
@@ -282,7 +292,8 @@ class SessionStore(ABC):
 
     def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
         """Write ``record`` under ``key_hash`` unless a live record is already there (it is
-        kept); returns whether it wrote. Only for stores with :attr:`lists_records`."""
+        kept); returns whether it wrote. A name that is not a key hash (:func:`is_key_hash`)
+        or a record already expired is not written. Only for stores with :attr:`lists_records`."""
         raise self._cannot_list()
 
     def delete_record(self, key_hash: str) -> None:

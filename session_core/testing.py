@@ -40,6 +40,7 @@ from .store import (
     SessionStore,
     generate_key,
     hash_key,
+    is_key_hash,
     is_plausible_key,
 )
 
@@ -289,6 +290,8 @@ class MemoryStore(SessionStore):
     def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
         """See :meth:`SessionStore.insert_record`."""
         row = (json.dumps(record.data), record.expires_at, json.dumps(record.expiry), 1)
+        if not is_key_hash(key_hash) or record.expires_at <= time.time():
+            return False
         with self._lock:
             self._count("insert_record")
             held = self._rows.get(key_hash)
@@ -824,6 +827,15 @@ class StoreConformance:
         assert again is not None
         assert again.data == {"a": 1, "b": 2}
         assert asyncio.run(store.ainsert_record(hash_key(key), make_record({"x": 0}))) is False
+
+    def test_insert_record_refuses_what_is_no_key_hash(self, store: SessionStore) -> None:
+        """A name that is not a key hash, or a record already expired, is not written."""
+        self._needs_listing(store)
+        for hostile in HOSTILE_KEYS:
+            assert store.insert_record(hostile, make_record({"a": 1})) is False
+        key = generate_key()
+        assert store.insert_record(hash_key(key), make_record({"a": 1}, ttl=-5)) is False
+        assert store.load(key) is None
 
     def test_insert_record_replaces_an_expired_record(self, store: SessionStore) -> None:
         """An expired record under the hash does not block an insert."""

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from session_core import SessionRecord
-from session_core.store import RecordPage, decode_json, encode_json
+from session_core.store import RecordPage, decode_json, encode_json, is_key_hash
 
 from .errors import unreachable
 from .schema import ensure_table
@@ -89,6 +89,9 @@ def insert_record(store: DbStore, key_hash: str, record: SessionRecord) -> bool:
         "expires_at": float(record.expires_at),
         "version": 1,
     }
+
+    if not is_key_hash(key_hash) or record.expires_at <= time.time():
+        return False
 
     def insert(connection: Connection) -> bool:
         gone = table.c.key_hash == key_hash, table.c.expires_at <= time.time()

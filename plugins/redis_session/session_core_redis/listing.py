@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 
 from session_core import SessionRecord
-from session_core.store import ListingUnsupportedError, RecordPage
+from session_core.store import ListingUnsupportedError, RecordPage, is_key_hash
 
 from .scripts import MODE_CREATE
 
@@ -52,13 +52,12 @@ return 1
 
 _INSERT_SCRIPT = INSERT_SCRIPT.encode()
 _INSERT_SHA = hashlib.sha1(_INSERT_SCRIPT).hexdigest().encode()  # noqa: S324 - Redis's name for it
-_KEY_HASH = re.compile(r"[0-9a-f]{64}")
 _GLOB_SPECIAL = re.compile(rb"([*?\[\]\\])")
 
 
 def _hash_key_bytes(store: RedisStore, key_hash: str) -> bytes | None:
     """The Redis key of the record kept under ``key_hash`` (``None`` for no such hash)."""
-    if _KEY_HASH.fullmatch(key_hash) is None:
+    if not is_key_hash(key_hash):
         return None
     hashed = key_hash.encode()
     return store._key_head + hashed[:2] + b"}" + hashed
@@ -109,7 +108,7 @@ def insert_record(store: RedisStore, key_hash: str, record: SessionRecord) -> bo
     """See :meth:`session_core.SessionStore.insert_record`."""
     name = _hash_key_bytes(store, key_hash)
     if name is None:
-        raise ValueError(f"{key_hash!r} is not a key hash (64 lowercase hex digits)")
+        return False
     args = [b"1", name, *_insert_args(record)]
     try:
         reply: Any = store._command("insert a record", b"EVALSHA", [_INSERT_SHA, *args])
@@ -122,7 +121,7 @@ async def ainsert_record(store: RedisStore, key_hash: str, record: SessionRecord
     """Async twin of :func:`insert_record`."""
     name = _hash_key_bytes(store, key_hash)
     if name is None:
-        raise ValueError(f"{key_hash!r} is not a key hash (64 lowercase hex digits)")
+        return False
     args = [b"1", name, *_insert_args(record)]
     try:
         reply: Any = await store._acommand("insert a record", b"EVALSHA", [_INSERT_SHA, *args])
