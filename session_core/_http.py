@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, overload
 
-from .config import MAX_COOKIE_AGE, SessionConfig
+from .config import MAX_COOKIE_AGE, SessionConfig, layered_settings
 from .cookie import MAX_COOKIE_BYTES
 from .errors import ConfigurationError, CookieTooLargeError, StoreUnreachableError
 from .session import Session
@@ -289,7 +289,9 @@ def resolve_config(config: SessionConfig | None, settings: dict[str, Any]) -> Se
     no ``config``, one built from ``settings``, ``SESSION_CORE_*`` variables and the TOML file
     named by ``SESSION_CORE_CONFIG``."""
     if config is None:
-        return SessionConfig.load(**settings)
+        # Not SessionConfig.load(**settings): its own parameters (path, environ) would take
+        # settings of those names (Starlette's path=) instead of rejecting them as unknown.
+        return SessionConfig.from_mapping({**layered_settings(), **settings})
     if not isinstance(config, SessionConfig):
         raise ConfigurationError(
             None, f"config must be a SessionConfig, not {type(config).__name__}"

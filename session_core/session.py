@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -22,6 +22,27 @@ DEFAULT_MAX_AGE = 1209600
 _SCALARS = frozenset({int, bool, type(None)})
 _MISSING: Any = object()
 _NO_KEYS: frozenset[str] = frozenset()
+
+
+class _Unloaded:
+    """The one entry a :class:`Session`'s own dict storage holds (its data lives elsewhere).
+
+    Code that reads a dict's storage directly, bypassing its methods, must not find a session
+    empty: json's C encoder writes ``{}`` for an empty dict without calling ``items()``. With
+    this entry it calls ``items()``, which loads the session; a reader that takes the storage as
+    it is (orjson) meets a key that is not a str and fails loudly instead of writing ``{}``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<session data: use the Session's methods>"
+
+
+_UNLOADED: Any = _Unloaded()
+# dict.setdefault, looked up once, marks the storage: it runs for every session made, and as a
+# fast-call method it costs half of dict.__setitem__ (a slot wrapper).
+_mark_storage = dict.setdefault
 
 
 def _normalize_key(key: object) -> str:
@@ -102,8 +123,13 @@ def _dumps(value: object) -> str:
 _Call = tuple[str, tuple[Any, ...]]
 
 
-class Session(MutableMapping[str, JSONValue]):
+class Session(dict[str, JSONValue]):
     """One visitor's session: a mapping of ``str`` keys to JSON values.
+
+    It is a ``dict`` wherever app code can tell (``isinstance``, ``json.dumps``, ``dict(session)``,
+    ``{**session}``, ``==``, ``|``, ``|=``, ``popitem`` taking the last key, live ``keys()``,
+    ``values()`` and ``items()`` views), as Starlette's session is. ``copy()``, ``copy.copy``,
+    ``copy.deepcopy``, pickling and ``session | other`` give a plain ``dict`` of its data.
 
     Building a session does no I/O: the first read or write loads it from its store. Values are
     checked at assignment; anything JSON cannot hold raises :class:`TypeError` naming the key.
@@ -156,6 +182,7 @@ class Session(MutableMapping[str, JSONValue]):
         max_age: int = DEFAULT_MAX_AGE,
         key_source: Callable[[], str | None] | None = None,
     ) -> None:
+        _mark_storage(self, _UNLOADED)  # type: ignore[misc]  # see _Unloaded
         self._store = store
         self._key_source = key_source
         self._incoming = key
@@ -308,7 +335,116 @@ class Session(MutableMapping[str, JSONValue]):
             return self._read() == other
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None
+
+    # ------------------------------------------------------------------ the rest of dict
+    #
+    # dict's own methods read the dict's storage, which holds no data (see _Unloaded), so each
+    # is written here against the loaded data. Writes go through __setitem__ and __delitem__
+    # (which subclasses such as Flask's session override), so every change is checked and
+    # tracked; containers handed out in bulk are watched so in-place changes are noticed.
+
+    def _watched(self) -> SessionData:
+        data = self._read()
+        for key, value in data.items():
+            if type(value) is list or type(value) is dict:
+                self._watch(key, value)
+        return data
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]
+        """A live view of the keys, as ``dict.keys()``."""
+        return self._read().keys()
+
+    def values(self) -> ValuesView[JSONValue]:  # type: ignore[override]
+        """A live view of the values, as ``dict.values()``."""
+        return self._watched().values()
+
+    def items(self) -> ItemsView[str, JSONValue]:  # type: ignore[override]
+        """A live view of the ``(key, value)`` pairs, as ``dict.items()``."""
+        return self._watched().items()
+
+    def __reversed__(self) -> Iterator[str]:
+        return reversed(self._read())
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return its value; ``default`` (or :class:`KeyError`) if it is
+        missing, which changes nothing."""
+        key = key if type(key) is str else _normalize_key(key)
+        data = self._read()
+        if key not in data:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        value = data[key]
+        del self[key]
+        return value
+
+    def popitem(self) -> tuple[str, JSONValue]:
+        """Remove and return the last inserted ``(key, value)`` pair, as ``dict.popitem()``."""
+        data = self._read()
+        if not data:
+            raise KeyError("popitem(): the session is empty")
+        key = next(reversed(data))
+        value = data[key]
+        del self[key]
+        return key, value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """``session[key]``, first setting it to ``default`` if it is missing."""
+        key = key if type(key) is str else _normalize_key(key)
+        if key not in self._read():
+            self[key] = default
+        return self[key]
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Set every key of ``other`` (a mapping or ``(key, value)`` pairs), then ``kwargs``."""
+        if isinstance(other, Mapping):
+            for key in other:
+                self[key] = other[key]
+        elif hasattr(other, "keys"):
+            for key in other.keys():  # noqa: SIM118 - not a Mapping: keys() is all it has
+                self[key] = other[key]
+        else:
+            for key, value in other:
+                self[key] = value
+        for key, value in kwargs.items():
+            self[key] = value
+
+    def copy(self) -> dict[str, JSONValue]:
+        """A shallow copy of the data, as a plain ``dict`` (so is ``dict.copy()``'s)."""
+        return dict(self._watched())
+
+    def __or__(self, other: Any) -> dict[str, JSONValue]:  # type: ignore[override]
+        if not isinstance(other, dict):
+            return NotImplemented
+        merged = dict(self._watched())
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other: Any) -> dict[str, JSONValue]:  # type: ignore[override]
+        if not isinstance(other, dict):
+            return NotImplemented
+        merged = dict(other)
+        merged.update(self._watched())
+        return merged
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override]
+        self.update(other)
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # Copied, deep-copied or pickled, a session is its data: a plain dict. (A session is
+        # bound to its store and its request, neither of which a copy could share.)
+        return (dict, (dict(self._watched()),))
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[str], value: Any = None) -> dict[str, Any]:  # type: ignore[override]
+        """A plain ``dict`` with these keys (a session is made by its middleware only)."""
+        return dict.fromkeys(iterable, value)
 
     # ------------------------------------------------------------------ change tracking
 
