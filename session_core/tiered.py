@@ -309,7 +309,8 @@ class TieredStore(SessionStore):
                     self._front_failed()
 
     def close(self) -> None:
-        """Close both stores."""
+        """Close both stores (after a recovery under way, if any, has ended)."""
+        self.wait_for_recovery(10)
         try:
             self.front.close()
         finally:
@@ -404,6 +405,9 @@ class TieredStore(SessionStore):
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
+        import asyncio
+
+        await asyncio.to_thread(self.wait_for_recovery, 10)
         try:
             await self.front.aclose()
         finally:
