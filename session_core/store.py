@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from ._compat import compact_json_encoder
-from .errors import SessionCoreError, StoreContractError
+from .errors import ListingUnsupportedError, StoreContractError
 
 __all__ = [
     "KEY_BYTES",
@@ -117,22 +117,6 @@ def hash_key(key: str) -> str:
     entropy, so a fast unsalted hash is enough to make it irreversible.
     """
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-class ListingUnsupportedError(SessionCoreError, TypeError):
-    """A store was asked to list, insert or delete records by key hash, and cannot (its
-    :attr:`SessionStore.lists_records` is false).
-
-    Attributes:
-        store: the store's name.
-    """
-
-    def __init__(self, store: str) -> None:
-        self.store = store
-        super().__init__(
-            f"session store {store!r} cannot list its records or write them by key hash "
-            f"(lists_records is False); the db and redis stores can: use one of them here"
-        )
 
 
 @dataclass(slots=True)
