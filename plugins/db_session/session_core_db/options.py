@@ -211,6 +211,10 @@ class Settings:
         pool_size, max_overflow, pool_timeout, pool_recycle, pool_pre_ping: the connection pool's
             settings, as in :func:`sqlalchemy.create_engine` (``None``: SQLAlchemy's default).
         connect_args: extra keyword arguments for the driver's ``connect()``.
+        keep_connections: keep up to ``pool_size`` pooled connections checked out between
+            calls of the sync methods (saves the pool's checkout and checkin, about 4 µs of
+            Python per call); never for an engine handed over, with ``pool_pre_ping`` or
+            without overflow (``max_overflow = 0``).
         cleanup_batch_size: rows deleted per statement by ``clear_expired``.
         cleanup_pause: seconds to wait between two cleanup batches.
         timeout: seconds a statement (or opening a connection) may take before it fails with
@@ -233,6 +237,7 @@ class Settings:
     pool_recycle: float | None = None
     pool_pre_ping: bool = False
     connect_args: Mapping[str, Any] = field(default_factory=dict)
+    keep_connections: bool = True
     cleanup_batch_size: int = 1000
     cleanup_pause: float = 0.0
     timeout: float | None = DEFAULT_TIMEOUT
@@ -272,6 +277,7 @@ class Settings:
         )
         _check("pool_pre_ping", self.pool_pre_ping, (bool,), "true or false")
         _check("connect_args", self.connect_args, (Mapping,), "a mapping")
+        _check("keep_connections", self.keep_connections, (bool,), "true or false")
         _check("cleanup_batch_size", self.cleanup_batch_size, (int,), "a whole number")
         _check_number(
             "cleanup_batch_size",
@@ -417,6 +423,9 @@ class Settings:
             "isolation_level": "AUTOCOMMIT",
             "pool_reset_on_return": None,
             "pool_pre_ping": self.pool_pre_ping,
+            # The most recently used connection first: its kept cursor is warm, and the
+            # connections beyond what the load needs stay idle until pool_recycle drops them.
+            "pool_use_lifo": True,
         }
         for key in _ENGINE_SETTINGS - {"pool_pre_ping"}:
             value = getattr(self, key)
@@ -433,6 +442,11 @@ class Settings:
             # asyncpg takes a float; libpq and the MySQL drivers whole seconds.
             value = seconds if driver == "asyncpg" else max(1, math.ceil(seconds))
             connect_args.setdefault(name, value)
+            if driver == "pymysql":
+                # Bounds every socket read and write: a server that stops answering fails the
+                # statement after ``timeout`` (PyMySQL takes fractions of a second here).
+                connect_args.setdefault("read_timeout", seconds)
+                connect_args.setdefault("write_timeout", seconds)
         if connect_args:
             arguments["connect_args"] = connect_args
         return arguments
