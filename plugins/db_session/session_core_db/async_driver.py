@@ -1,54 +1,38 @@
-"""The async driver: runs plans on the (adapted) DB-API cursors of SQLAlchemy's asyncio
-extension, one engine per event loop (connections cannot cross loops), SQL compiled ahead."""
+"""The async driver: runs plans on connections of SQLAlchemy's asyncio extension, one engine
+per event loop, SQL compiled ahead (see :mod:`.async_steps` for how a step runs)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-import threading
-import weakref
-from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection
 
+from .async_connections import AsyncConnections, Held, LoopEngine
+from .async_steps import StepRunner, step_runner
 from .conflicts import ATTEMPTS, Conflict, is_conflict, pause
-from .connections import forget_cursor, kept_cursor
-from .errors import MissingTableError, StoreConflictError, describe, timed_out, unreachable
+from .errors import (
+    MissingTableError,
+    SessionTooLargeError,
+    StoreConflictError,
+    describe,
+    timed_out,
+    unreachable,
+)
 from .first_use import FirstUse
 from .plans import Done, Kind, Pause, Plan, Step, advance, in_transaction
 from .statements import CompiledStatement, Statements
-from .sync_driver import fetch
 from .timeouts import within
 
 if TYPE_CHECKING:  # SQLAlchemy's asyncio extension imports only with greenlet installed
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["AsyncDriver"]
 
 T = TypeVar("T")
 
 _ROLLBACK = Step(Kind.ROLLBACK, "rollback", {})
-
-
-def _execute_step(connection: Connection, statement: CompiledStatement, step: Step) -> Any:
-    """Run one step on the DB-API cursor of an async engine's connection, in the greenlet of
-    ``AsyncConnection.run_sync`` (the adapted cursor awaits the driver there)."""
-    proxy = connection.connection
-    dbapi_connection = proxy.dbapi_connection
-    cursor = kept_cursor(proxy)
-    try:
-        return fetch(cursor, statement, step.kind, step.params)
-    except connection.dialect.loaded_dbapi.Error as exc:
-        forget_cursor(proxy)
-        if connection.dialect.is_disconnect(exc, dbapi_connection, cursor):
-            connection.invalidate(exc)  # as SQLAlchemy's own execute() would
-        raise
-    except BaseException:  # cancelled (the timeout) midway: the cursor's state is unknown
-        forget_cursor(proxy)
-        raise
 
 
 def _nothing() -> Plan[None]:
@@ -58,240 +42,163 @@ def _nothing() -> Plan[None]:
 
 
 def _untranslated_errors(dialect: sa.engine.Dialect) -> tuple[type[Exception], ...]:
-    """Driver errors that SQLAlchemy may let through untranslated: asyncpg's own, on
-    SQLAlchemy 2.0 (a refused login while connecting; a protocol in a broken state after the
-    server dropped the connection mid-statement)."""
+    """Driver errors that SQLAlchemy does not translate: asyncpg's own (raised by its own
+    connection, which the store uses directly, and on SQLAlchemy 2.0 by a refused login while
+    connecting)."""
     asyncpg = sys.modules.get("asyncpg") if dialect.driver == "asyncpg" else None
     if asyncpg is None:  # not asyncpg (the dialect has imported it when it is)
         return ()
     return (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
-async def _dispose_at_shutdown(engine: AsyncEngine) -> AsyncGenerator[None, None]:
-    # Started once per event loop: the loop finalizes live async generators when it shuts down
-    # (asyncio.run does, and so do ASGI servers), which closes the engine's connections on
-    # their own loop, before it is closed.
-    try:
-        yield
-    finally:
-        await engine.dispose()
+class _Engine:
+    """What the driver needs of one async engine, worked out once."""
+
+    def __init__(self, engine: AsyncEngine, table: sa.Table, batch_size: int) -> None:
+        dialect = engine.dialect
+        self.compiled = Statements(table, dialect, batch_size).compiled
+        self.run_step: StepRunner = step_runner(dialect.driver)
+        untranslated = _untranslated_errors(dialect)
+        self.refusals: tuple[type[Exception], ...] = (dialect.loaded_dbapi.Error, *untranslated)
+        self.unknown_state: tuple[type[Exception], ...] = (TimeoutError, *untranslated)
+        self.failures: tuple[type[Exception], ...] = (
+            sa.exc.SQLAlchemyError,
+            OSError,
+            dialect.loaded_dbapi.Error,
+            *untranslated,
+        )
 
 
 class AsyncDriver:
-    """Runs plans for the store's async methods: on ``async_engine`` when one was given, else
-    on an engine built from ``async_url`` by ``build`` for each event loop."""
+    """Runs plans for the store's async methods on the connections of ``connections``."""
 
     def __init__(
         self,
-        async_url: URL | None,
-        async_engine: AsyncEngine | None,
-        build: Callable[[URL], AsyncEngine],
+        connections: AsyncConnections,
         table: sa.Table,
         batch_size: int,
         first_use: FirstUse,
         seconds: float | None,
     ) -> None:
-        self.async_url = async_url
-        self.async_engine = async_engine
-        if async_engine is not None:
-            self.async_engine = async_engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._build = build
+        self.connections = connections
         self._table = table
         self._batch_size = batch_size
         self.first_use = first_use
         self.seconds = seconds  # each of connecting and every statement
-        self._sql: dict[tuple[str, str, str], dict[str, CompiledStatement]] = {}
-        self._lock = threading.Lock()
-        self._loop_engines: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[AsyncEngine, AsyncGenerator[None, None]]
-        ] = weakref.WeakKeyDictionary()
+        self._engines: dict[int, _Engine] = {}
 
-    # ------------------------------------------------------------------ engines
+    def _engine(self, engine: AsyncEngine) -> _Engine:
+        # By dialect: every loop's engine has the same one.
+        key = id(type(engine.dialect))
+        known = self._engines.get(key)
+        if known is None:
+            known = self._engines[key] = _Engine(engine, self._table, self._batch_size)
+        return known
 
-    async def engine_for_loop(self) -> AsyncEngine | None:
-        """The async engine for the running event loop; ``None`` without an async driver."""
-        if self.async_url is None:
-            return self.async_engine
-        loop = asyncio.get_running_loop()
-        entry = self._loop_engines.get(loop)
-        if entry is not None:
-            return entry[0]
-        with self._lock:
-            engine = self._build(self.async_url)
-            guard = _dispose_at_shutdown(engine)
-            self._loop_engines[loop] = (engine, guard)
-        await anext(guard)
-        return engine
-
-    def _pop_loop_engines(self) -> list[tuple[AsyncEngine, AsyncGenerator[None, None]]]:
-        with self._lock:
-            engines = list(self._loop_engines.values())
-            self._loop_engines.clear()
-        return engines
-
-    def forget(self) -> None:
-        """Forget the engines of every loop, leaving their connections to the loops' shutdown
-        (closing them here would touch another loop's sockets)."""
-        for engine, _ in self._pop_loop_engines():
-            engine.sync_engine.dispose(close=False)
-
-    async def aclose(self) -> None:
-        """Close the engine of the running loop, and forget the others'."""
-        mine = self._loop_engines.get(asyncio.get_running_loop())
-        for engine, guard in self._pop_loop_engines():
-            if mine is not None and engine is mine[0]:
-                await guard.aclose()
-            else:
-                engine.sync_engine.dispose(close=False)
-
-    def after_fork(self) -> None:
-        """In a forked child: another thread may have held the lock at the fork."""
-        self._lock = threading.Lock()
-
-    def _statements(self, engine: AsyncEngine) -> dict[str, CompiledStatement]:
-        """The statements compiled for an async engine's dialect (its own parameter style)."""
-        dialect = engine.dialect
-        key = (dialect.name, dialect.driver, dialect.paramstyle)
-        compiled = self._sql.get(key)
-        if compiled is None:
-            compiled = Statements(self._table, dialect, self._batch_size).compiled
-            self._sql[key] = compiled
-        return compiled
-
-    # ------------------------------------------------------------------ one call
-
-    async def ensure_ready(self, operation: str, engine: AsyncEngine) -> None:
+    async def ensure_ready(self, operation: str, loop_engine: LoopEngine) -> None:
         """Prepare the database (once) before a plan needs what it reads (the size limit)."""
-        await self.run(operation, _nothing(), engine)
+        await self.run(operation, _nothing(), loop_engine)
 
-    async def run(self, operation: str, plan: Plan[T] | Step, engine: AsyncEngine) -> T | Any:
-        """Run ``plan``, or a single step (whose result it returns), on ``engine``."""
-        url = engine.url
+    async def run(self, operation: str, plan: Plan[T] | Step, loop_engine: LoopEngine) -> T | Any:
+        """Run ``plan``, or a single step (whose result it returns), on a connection of
+        ``loop_engine``."""
+        engine = loop_engine.engine
+        known = self._engine(engine)
         seconds = self.seconds
-        untranslated = _untranslated_errors(engine.dialect)
-        unknown_state: tuple[type[Exception], ...] = (TimeoutError, *untranslated)
-        failures: tuple[type[Exception], ...] = (
-            sa.exc.SQLAlchemyError,
-            OSError,
-            engine.dialect.loaded_dbapi.Error,
-            *untranslated,
-        )
         try:
-            connection = engine.connect()
-            await within(connection.start(), seconds)
+            held = await loop_engine.acquire(seconds)
             try:
                 if not self.first_use.ready:
-                    await within(connection.run_sync(self.first_use.prepare, operation), seconds)
-                compiled = self._statements(engine)
-                refusals: tuple[type[Exception], ...] = (
-                    engine.dialect.loaded_dbapi.Error,
-                    *untranslated,
-                )
+                    prepare = held.connection.run_sync(self.first_use.prepare, operation)
+                    await within(prepare, seconds)
                 if type(plan) is Step:
-                    return await self._one(connection, compiled, plan, refusals)
-                return await self._drive(connection, compiled, cast(Plan[T], plan), refusals)
-            except unknown_state:
-                # A statement cancelled midway, or a driver error SQLAlchemy did not look at:
-                # the connection's state is unknown, so it must not be reused.
-                with contextlib.suppress(*failures):
-                    await connection.invalidate()
+                    result = await self._one(held, known, plan)
+                else:
+                    result = await self._drive(held, known, cast(Plan[T], plan))
+            except (Conflict, SessionTooLargeError):
+                # Refused by concurrent writers, again and again (any transaction was rolled
+                # back), or refused before it was sent: the connection is fine, unless the
+                # refusal left it inside a transaction.
+                if held.transaction:
+                    await loop_engine.discard(held)
+                else:
+                    await loop_engine.release(held)
                 raise
-            finally:
-                await connection.close()
+            except BaseException:
+                # A statement cancelled midway, a driver error: the connection's state is
+                # unknown, so it must not be reused.
+                await loop_engine.discard(held)
+                raise
+            await loop_engine.release(held)
+            return result
         except MissingTableError:  # a ConnectionError (OSError) itself: already made
             raise
         except Conflict as exc:
             cause = exc.__cause__ or exc
-            target = url.render_as_string(hide_password=True)
-            raise StoreConflictError(target, operation, ATTEMPTS, describe(url, cause)) from cause
+            target = engine.url.render_as_string(hide_password=True)
+            raise StoreConflictError(
+                target, operation, ATTEMPTS, describe(engine.url, cause)
+            ) from cause
         except TimeoutError as exc:
             if seconds is None:  # the driver's own timeout
-                raise unreachable(url, operation, exc) from exc
-            raise timed_out(url, operation, seconds) from exc
-        except failures as exc:  # asyncpg: OSError on connect
-            raise unreachable(url, operation, exc) from exc
+                raise unreachable(engine.url, operation, exc) from exc
+            raise timed_out(engine.url, operation, seconds) from exc
+        except known.failures as exc:  # asyncpg: OSError on connect
+            raise unreachable(engine.url, operation, exc) from exc
 
     # ------------------------------------------------------------------ plans
 
-    async def _one(
-        self,
-        connection: AsyncConnection,
-        compiled: dict[str, CompiledStatement],
-        step: Step,
-        refusals: tuple[type[Exception], ...],
-    ) -> Any:
+    async def _one(self, held: Held, known: _Engine, step: Step) -> Any:
         try:
-            return await self._execute(connection, compiled, step)
-        except refusals as exc:
+            return await self._execute(held, known, step)
+        except known.refusals as exc:
             if not is_conflict(exc):
                 raise
-            return await self._retry(connection, compiled, step, exc, refusals)
+            return await self._retry(held, known, step, exc)
 
-    async def _drive(
-        self,
-        connection: AsyncConnection,
-        compiled: dict[str, CompiledStatement],
-        plan: Plan[T],
-        refusals: tuple[type[Exception], ...],
-    ) -> T:
+    async def _drive(self, held: Held, known: _Engine, plan: Plan[T]) -> T:
         result: Any = None
         conflict: Conflict | None = None
-        transaction = False
-        try:
-            while True:
-                step = advance(plan, result, conflict)
-                conflict = None
-                if type(step) is Done:
-                    value: T = step.value
-                    return value
-                if type(step) is Pause:
-                    await asyncio.sleep(step.seconds)
-                    result = None
-                    continue
-                step = cast(Step, step)
-                try:
-                    result = await self._execute(connection, compiled, step)
-                except refusals as exc:
-                    if not is_conflict(exc):
-                        raise
-                    if transaction:
-                        await self._execute(connection, compiled, _ROLLBACK)
-                        transaction = False
-                        conflict = Conflict()
-                        conflict.__cause__ = exc
-                    else:
-                        result = await self._retry(connection, compiled, step, exc, refusals)
-                transaction = in_transaction(step, transaction)
-        except BaseException:
-            if transaction:  # never back to the pool inside a transaction (it resets nothing)
-                with contextlib.suppress(Exception):
-                    await connection.invalidate()
-            raise
+        while True:
+            step = advance(plan, result, conflict)
+            conflict = None
+            if type(step) is Done:
+                value: T = step.value
+                return value
+            if type(step) is Pause:
+                await asyncio.sleep(step.seconds)
+                result = None
+                continue
+            step = cast(Step, step)
+            try:
+                result = await self._execute(held, known, step)
+            except known.refusals as exc:
+                if not is_conflict(exc):
+                    raise  # the caller never reuses the connection, in a transaction or not
+                if held.transaction:
+                    await self._execute(held, known, _ROLLBACK)
+                    held.transaction = False
+                    conflict = Conflict()
+                    conflict.__cause__ = exc
+                else:
+                    result = await self._retry(held, known, step, exc)
+            held.transaction = in_transaction(step, held.transaction)
 
-    async def _retry(
-        self,
-        connection: AsyncConnection,
-        compiled: dict[str, CompiledStatement],
-        step: Step,
-        exc: Exception,
-        refusals: tuple[type[Exception], ...],
-    ) -> Any:
+    async def _retry(self, held: Held, known: _Engine, step: Step, exc: Exception) -> Any:
         """Run a statement refused by a conflict again, after a random pause, up to
         :data:`~.conflicts.ATTEMPTS` times in all; its first refusal was ``exc``."""
         for attempt in range(ATTEMPTS - 1):
             await asyncio.sleep(pause(attempt))
             try:
-                return await self._execute(connection, compiled, step)
-            except refusals as again:
+                return await self._execute(held, known, step)
+            except known.refusals as again:
                 if not is_conflict(again):
                     raise
                 exc = again
         raise Conflict from exc
 
-    async def _execute(
-        self, connection: AsyncConnection, compiled: dict[str, CompiledStatement], step: Step
-    ) -> Any:
-        # The compiled SQL straight to the driver's (adapted) cursor, as on the sync path:
-        # SQLAlchemy's execute() machinery costs about as much CPU as the rest of the call.
-        statement = compiled[step.statement]
-        return await within(connection.run_sync(_execute_step, statement, step), self.seconds)
+    async def _execute(self, held: Held, known: _Engine, step: Step) -> Any:
+        statement: CompiledStatement = known.compiled[step.statement]
+        return await known.run_step(
+            held.connection, held.driver_connection, statement, step, self.seconds
+        )

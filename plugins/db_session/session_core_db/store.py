@@ -26,6 +26,7 @@ from session_core import (
 from session_core.store import Progress
 
 from . import forks
+from .async_connections import AsyncConnections
 from .async_driver import AsyncDriver
 from .connections import Connections
 from .first_use import FirstUse
@@ -116,9 +117,12 @@ class DbStore(SessionStore):
         if owned:
             settings.check_connect_args(url, async_url)
         self._async = AsyncDriver(
-            async_url,
-            settings.async_engine,
-            self._build_async,
+            AsyncConnections(
+                async_url,
+                settings.async_engine,
+                self._build_async,
+                settings.keep_connections and settings.max_overflow != 0,
+            ),
             self.table,
             settings.cleanup_batch_size,
             self._first_use,
@@ -163,10 +167,11 @@ class DbStore(SessionStore):
     def async_driver(self) -> str | None:
         """The async driver's name (``"asyncpg"``, ``"aiosqlite"``, ...), or ``None`` when the
         async methods run the sync driver in worker threads."""
-        if self._async.async_url is not None:
-            return self._async.async_url.get_driver_name()
-        if self._async.async_engine is not None:
-            return str(self._async.async_engine.dialect.driver)
+        connections = self._async.connections
+        if connections.url is not None:
+            return connections.url.get_driver_name()
+        if connections.engine is not None:
+            return str(connections.engine.dialect.driver)
         return None
 
     @property
@@ -220,7 +225,7 @@ class DbStore(SessionStore):
         Async connections are closed when their event loop shuts down (``asyncio.run`` and
         ASGI servers do that), or by :meth:`aclose`; ``close`` only forgets those still open.
         """
-        self._async.forget()
+        self._async.connections.forget()
         self._close_sync_side()
 
     # ------------------------------------------------------------------ async
@@ -229,59 +234,62 @@ class DbStore(SessionStore):
         """Async twin of :meth:`load`, on the async driver when there is one."""
         if not is_plausible_key(key):
             return None
-        engine = await self._async.engine_for_loop()
-        if engine is None:
+        loop_engine = await self._async.connections.for_loop()
+        if loop_engine is None:
             return await super().aload(key)
-        return record_of(await self._async.run("load", load_step(key), engine))
+        return record_of(await self._async.run("load", load_step(key), loop_engine))
 
     async def asave(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Async twin of :meth:`save`."""
-        engine = await self._async.engine_for_loop()
-        if engine is None:
+        loop_engine = await self._async.connections.for_loop()
+        if loop_engine is None:
             return await super().asave(key, record, changes)
         if key is None:
-            return await self._async.run("save", self._plans.create(record), engine)
+            return await self._async.run("save", self._plans.create(record), loop_engine)
         if not is_plausible_key(key):
             return None
         if not self._first_use.ready:  # the size limit is read before building the update
-            await self._async.ensure_ready("save", engine)
+            await self._async.ensure_ready("save", loop_engine)
         h = hash_key(key)
         current = is_current(record, changes)
         if current:
-            count = await self._async.run("save", self._plans.update_step(h, record), engine)
+            count = await self._async.run("save", self._plans.update_step(h, record), loop_engine)
             if updated(key, record, count):
                 return key
         async with self._merge_locks.for_key_async(key):
             plan = self._plans.merge(key, h, record, changes, current)
-            return await self._async.run("save", plan, engine)
+            return await self._async.run("save", plan, loop_engine)
 
     async def adelete(self, key: str) -> None:
         """Async twin of :meth:`delete`."""
         if not is_plausible_key(key):
             return
-        engine = await self._async.engine_for_loop()
-        if engine is None:
+        loop_engine = await self._async.connections.for_loop()
+        if loop_engine is None:
             await super().adelete(key)
         else:
-            await self._async.run("delete", delete_step(key), engine)
+            await self._async.run("delete", delete_step(key), loop_engine)
 
     async def acycle_key(self, key: str, record: SessionRecord) -> str:
         """Async twin of :meth:`cycle_key`."""
-        engine = await self._async.engine_for_loop()
-        if engine is None:
+        loop_engine = await self._async.connections.for_loop()
+        if loop_engine is None:
             return await super().acycle_key(key, record)
-        return await self._async.run("cycle the key", self._plans.cycle(key, record), engine)
+        plan = self._plans.cycle(key, record)
+        return await self._async.run("cycle the key", plan, loop_engine)
 
     async def aclear_expired(self, progress: Progress | None = None) -> int | None:
         """Async twin of :meth:`clear_expired`."""
-        engine = await self._async.engine_for_loop()
-        if engine is None:
+        loop_engine = await self._async.connections.for_loop()
+        if loop_engine is None:
             return await super().aclear_expired(progress)
-        return await self._async.run("clear expired sessions", self._plans.clear(progress), engine)
+        return await self._async.run(
+            "clear expired sessions", self._plans.clear(progress), loop_engine
+        )
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`: also closes the async connections of this event loop."""
-        await self._async.aclose()
+        await self._async.connections.aclose()
         await asyncio.to_thread(self._close_sync_side)
 
     # ------------------------------------------------------------------ lifecycle
@@ -298,7 +306,7 @@ class DbStore(SessionStore):
     def _after_fork(self) -> None:
         self._merge_locks = MergeLocks()
         self._sync.after_fork()
-        self._async.after_fork()
+        self._async.connections.after_fork()
 
     def __repr__(self) -> str:
         return f"<DbStore {self.target} table={self.table.name!r}>"

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from conftest import Database, create
 
 from session_core import Changes, SessionRecord, StoreUnreachableError, hash_key
-from session_core_db import DbStore, StoreConflictError, async_driver, sync_driver
+from session_core_db import DbStore, StoreConflictError, sync_driver
 from session_core_db.conflicts import is_conflict
 from session_core_db.plans import Step
 
@@ -197,14 +197,14 @@ def test_async_save_after_a_conflict_holds_the_row_lock(db: Database, table: str
     first = stale(store, key)
     locked, go = threading.Event(), threading.Event()
     names: list[str] = []
-    execute_step = async_driver._execute_step
+    execute = store._async._execute
 
-    def paused(connection: Any, statement: Any, step: Step) -> Any:
-        result = execute_step(connection, statement, step)
-        names.append(statement.sql.split()[0].upper())
-        if names[-2:] == ["BEGIN", "SELECT"]:  # the row is read, the merge not yet written
+    async def paused(held: Any, known: Any, step: Step) -> Any:
+        result = await execute(held, known, step)
+        names.append(step.statement)
+        if names[-2:] == ["begin", "lock"]:  # the row is read, the merge not yet written
             locked.set()
-            assert go.wait(30)
+            await asyncio.to_thread(go.wait, 30)
         return result
 
     async def scenario() -> str | None:
@@ -224,7 +224,7 @@ def test_async_save_after_a_conflict_holds_the_row_lock(db: Database, table: str
             locked.set()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(async_driver, "_execute_step", paused)
+        patch.setattr(store._async, "_execute", paused)
         runner = threading.Thread(target=run)
         runner.start()
         try:
@@ -234,7 +234,7 @@ def test_async_save_after_a_conflict_holds_the_row_lock(db: Database, table: str
             go.set()
             runner.join(30)
     assert outcome == [key]
-    assert names[-4:] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"]
+    assert names[-4:] == ["begin", "lock", "update", "commit"]
     record = store.load(key)
     store.close()
     assert record is not None

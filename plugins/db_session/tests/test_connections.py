@@ -290,11 +290,12 @@ def test_async_disconnect_fails_one_call_and_the_store_recovers(server: Database
 
     async def scenario() -> StoreUnreachableError:
         try:
-            assert await store.aload(key) is not None  # opens the loop's pooled connection
-            engine = await store._async.engine_for_loop()
-            assert engine is not None
-            async with engine.connect() as connection:  # the same, only, pooled connection
-                backend = (await connection.execute(sa.text(query))).scalar_one()
+            assert await store.aload(key) is not None  # opens the loop's kept connection
+            loop_engine = await store._async.connections.for_loop()
+            assert loop_engine is not None
+            [held] = loop_engine.idle
+            backend = (await held.connection.execute(sa.text(query))).scalar_one()
+            await held.connection.rollback()
             await asyncio.to_thread(_kill, server, [int(backend)])
             with pytest.raises(StoreUnreachableError) as caught:
                 await store.aload(key)
@@ -627,4 +628,34 @@ def test_a_failed_checkout_chains_only_its_real_cause(db: Database) -> None:
     finally:
         for connection in held:
             connection.close()
+        store.close()
+
+
+# ---------------------------------------------------------------------- async connections
+
+
+def test_async_calls_reuse_one_kept_connection_closed_with_its_loop(db: Database) -> None:
+    store = DbStore(url=db.url, table_name=db.table("aconn"))
+    key = create(store, {"a": 1})
+    seen: list[Any] = []
+
+    async def scenario() -> None:
+        for _ in range(5):
+            record = await store.aload(key)
+            assert record is not None
+            record.data["a"] = 2
+            assert await store.asave(key, record, Changes(frozenset({"a"}))) == key
+        loop_engine = await store._async.connections.for_loop()
+        assert loop_engine is not None
+        seen.extend(loop_engine.idle)
+        seen.append(loop_engine)
+
+    try:
+        asyncio.run(scenario())
+        *held, loop_engine = seen
+        assert len(held) == 1  # one connection served every call
+        # The loop's shutdown gave it back and closed the loop's pool.
+        assert loop_engine.idle == []
+        assert held[0].connection.closed
+    finally:
         store.close()
