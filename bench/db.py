@@ -273,28 +273,31 @@ ASYNC_FLOOR = "PostgreSQL async SELECT by key (asyncpg)"
 ASYNC_OURS = "PostgreSQL async load (db store, asyncpg)"
 
 
-def async_loads(
-    loop: asyncio.AbstractEventLoop, database: Database
-) -> tuple[dict[str, Batch], Any]:
+def async_loads(loop: asyncio.AbstractEventLoop) -> tuple[dict[str, Batch], Callable[[], None]]:
     """Bare asyncpg's ``fetchrow`` of the store's ``SELECT``, and the store's ``aload`` of a
-    session, on ``loop``; also returns the store, to close afterwards."""
+    session, on ``loop``, in a table of this run's own (in the default schema: asyncpg takes no
+    ``options``), dropped by the function returned with them."""
     import asyncpg
+    import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
     from session_core import SessionRecord, hash_key
     from session_core_db import DbStore
 
-    url = make_url(database.sqlalchemy_url)
-    store = DbStore(url=url, async_url=url.set(drivername="postgresql+asyncpg"), table_name=TABLE)
+    url = make_url(PG_URL)
+    table = f"bench_async_{os.getpid()}"
+    store = DbStore(
+        url=url.set(drivername="postgresql+psycopg"),
+        async_url=url.set(drivername="postgresql+asyncpg"),
+        table_name=table,
+    )
     key = store.save(None, SessionRecord({"user": "alice"}, time.time() + 1e6), _ALL)
     assert key is not None
-    dsn = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-    schema = dict(url.query)["options"].removeprefix("-csearch_path=")
     connection = loop.run_until_complete(
-        asyncpg.connect(dsn, server_settings={"search_path": schema})
+        asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
     )
     select = (
-        f"SELECT data, expiry, expires_at, version FROM {TABLE} "
+        f"SELECT data, expiry, expires_at, version FROM {table} "
         f"WHERE key_hash = $1 AND expires_at > $2"
     )
     h = hash_key(key)
@@ -307,9 +310,15 @@ def async_loads(
         for _ in range(n):
             await store.aload(key)
 
-    async def close() -> None:
+    async def aclose() -> None:
         await connection.close()
         await store.aclose()
+
+    def close() -> None:
+        loop.run_until_complete(aclose())
+        with store.engine.begin() as sync:
+            sync.execute(sa.text(f"DROP TABLE {table}"))
+        store.close()
 
     assert loop.run_until_complete(connection.fetchrow(select, h, time.time())) is not None
     assert loop.run_until_complete(store.aload(key)) is not None  # self-check
@@ -317,7 +326,7 @@ def async_loads(
         f"floor|{ASYNC_FLOOR}|": lambda n: loop.run_until_complete(bare(n)),
         f"floor|{ASYNC_OURS}|": lambda n: loop.run_until_complete(ours(n)),
     }
-    return batches, lambda: loop.run_until_complete(close())
+    return batches, close
 
 
 def build(
@@ -418,7 +427,7 @@ def run(settings: Settings) -> AreaResult:
             for database in databases:
                 batches.update(floors(database))
             if pg_db is not None:
-                async_batches, close_async = async_loads(loop, pg_db)
+                async_batches, close_async = async_loads(loop)
                 batches.update(async_batches)
             stats = measure(batches, settings)
         finally:

@@ -50,12 +50,16 @@ class LoopEngine:
     idle: list[Held] = field(default_factory=list)
     guard: AsyncGenerator[None, None] | None = None
 
-    async def acquire(self, seconds: float | None) -> Held:
-        """A kept connection, else a new checkout (within ``seconds``)."""
+    def take(self) -> Held | None:
+        """A kept connection, or ``None`` (then :meth:`checkout` one). Not a coroutine: the
+        usual call costs no extra await."""
         try:
             return self.idle.pop()
         except IndexError:
-            pass
+            return None
+
+    async def checkout(self, seconds: float | None) -> Held:
+        """A connection from the pool (within ``seconds``)."""
         connection = self.engine.connect()
         await within(connection.start(), seconds)
         try:
@@ -65,12 +69,12 @@ class LoopEngine:
             raise
         return Held(connection, proxy.driver_connection)
 
-    async def release(self, held: Held) -> None:
-        """Take back a connection after a call that went well."""
+    def put_back(self, held: Held) -> bool:
+        """Keep ``held`` after a call that went well; whether it was kept (if not, close it)."""
         if len(self.idle) < self.keep:
             self.idle.append(held)
-        else:
-            await held.connection.close()
+            return True
+        return False
 
     async def discard(self, held: Held) -> None:
         """Give up a connection whose state is unknown (never reused)."""
@@ -126,8 +130,15 @@ class AsyncConnections:
             weakref.WeakKeyDictionary()
         )
 
+    def current(self) -> LoopEngine | None:
+        """The running loop's engine if it has one already (else :meth:`for_loop` makes it);
+        not a coroutine, so the usual call costs no extra await."""
+        if self.url is None:
+            return self._given
+        return self._loops.get(asyncio.get_running_loop())
+
     async def for_loop(self) -> LoopEngine | None:
-        """The running loop's engine; ``None`` without an async driver."""
+        """The running loop's engine, made on first use; ``None`` without an async driver."""
         if self.url is None:
             return self._given
         loop = asyncio.get_running_loop()

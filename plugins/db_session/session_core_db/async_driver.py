@@ -106,13 +106,22 @@ class AsyncDriver:
         known = self._engine(engine)
         seconds = self.seconds
         try:
-            held = await loop_engine.acquire(seconds)
+            held = loop_engine.take() or await loop_engine.checkout(seconds)
             try:
                 if not self.first_use.ready:
                     prepare = held.connection.run_sync(self.first_use.prepare, operation)
                     await within(prepare, seconds)
-                if type(plan) is Step:
-                    result = await self._one(held, known, plan)
+                if type(plan) is Step:  # one statement, one await deep (no _one, _execute)
+                    try:
+                        statement = known.compiled[plan.statement]
+                        driver_connection = held.driver_connection
+                        result = await known.run_step(
+                            held.connection, driver_connection, statement, plan, seconds
+                        )
+                    except known.refusals as exc:
+                        if not is_conflict(exc):
+                            raise
+                        result = await self._retry(held, known, plan, exc)
                 else:
                     result = await self._drive(held, known, cast(Plan[T], plan))
             except (Conflict, SessionTooLargeError):
@@ -121,15 +130,16 @@ class AsyncDriver:
                 # refusal left it inside a transaction.
                 if held.transaction:
                     await loop_engine.discard(held)
-                else:
-                    await loop_engine.release(held)
+                elif not loop_engine.put_back(held):
+                    await held.connection.close()
                 raise
             except BaseException:
                 # A statement cancelled midway, a driver error: the connection's state is
                 # unknown, so it must not be reused.
                 await loop_engine.discard(held)
                 raise
-            await loop_engine.release(held)
+            if not loop_engine.put_back(held):
+                await held.connection.close()
             return result
         except MissingTableError:  # a ConnectionError (OSError) itself: already made
             raise
@@ -147,14 +157,6 @@ class AsyncDriver:
             raise unreachable(engine.url, operation, exc) from exc
 
     # ------------------------------------------------------------------ plans
-
-    async def _one(self, held: Held, known: _Engine, step: Step) -> Any:
-        try:
-            return await self._execute(held, known, step)
-        except known.refusals as exc:
-            if not is_conflict(exc):
-                raise
-            return await self._retry(held, known, step, exc)
 
     async def _drive(self, held: Held, known: _Engine, plan: Plan[T]) -> T:
         result: Any = None

@@ -234,14 +234,16 @@ class DbStore(SessionStore):
         """Async twin of :meth:`load`, on the async driver when there is one."""
         if not is_plausible_key(key):
             return None
-        loop_engine = await self._async.connections.for_loop()
+        connections = self._async.connections
+        loop_engine = connections.current() or await connections.for_loop()
         if loop_engine is None:
             return await super().aload(key)
         return record_of(await self._async.run("load", load_step(key), loop_engine))
 
     async def asave(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Async twin of :meth:`save`."""
-        loop_engine = await self._async.connections.for_loop()
+        connections = self._async.connections
+        loop_engine = connections.current() or await connections.for_loop()
         if loop_engine is None:
             return await super().asave(key, record, changes)
         if key is None:
