@@ -22,6 +22,7 @@ from .errors import (
 )
 from .first_use import FirstUse
 from .plans import Done, Kind, Pause, Plan, Step, advance, in_transaction
+from .sql_log import log_step
 from .statements import CompiledStatement, Statements
 from .timeouts import within
 
@@ -56,6 +57,7 @@ class _Engine:
 
     def __init__(self, engine: AsyncEngine, table: sa.Table, batch_size: int) -> None:
         dialect = engine.dialect
+        self.target = engine.url.render_as_string(hide_password=True)
         self.compiled = Statements(table, dialect, batch_size).compiled
         self.run_step: StepRunner = step_runner(dialect.driver)
         untranslated = _untranslated_errors(dialect)
@@ -114,6 +116,7 @@ class AsyncDriver:
                 if type(plan) is Step:  # one statement, one await deep (no _one, _execute)
                     try:
                         statement = known.compiled[plan.statement]
+                        log_step(known.target, plan, statement)
                         driver_connection = held.driver_connection
                         result = await known.run_step(
                             held.connection, driver_connection, statement, plan, seconds
@@ -201,6 +204,7 @@ class AsyncDriver:
 
     async def _execute(self, held: Held, known: _Engine, step: Step) -> Any:
         statement: CompiledStatement = known.compiled[step.statement]
+        log_step(known.target, step, statement)
         return await known.run_step(
             held.connection, held.driver_connection, statement, step, self.seconds
         )

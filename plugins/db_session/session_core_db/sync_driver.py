@@ -29,6 +29,7 @@ from .errors import (
 )
 from .first_use import FirstUse
 from .plans import Done, Kind, Pause, Plan, Step, advance, in_transaction
+from .sql_log import log_step
 from .statements import CompiledStatement
 from .timeouts import TimedOut, Watchdog, is_read_timeout
 
@@ -210,6 +211,7 @@ class SyncDriver:
 
     def _execute(self, connection: Connection, step: Step) -> Any:
         statement = self.compiled[step.statement]
+        log_step(self.target, step, statement)
         watchdog = self.watchdog
         if watchdog is None:
             return fetch(connection.cursor, statement, step.kind, step.params)
