@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import weakref
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -37,8 +38,15 @@ class Held:
 
     connection: AsyncConnection
     driver_connection: Any
+    recycle_at: float | None = None
+    """When it is too old to keep (``pool_recycle``), on :func:`time.monotonic`'s clock."""
     transaction: bool = False
     """Inside a locked merge's transaction."""
+
+    def stale(self) -> bool:
+        """Whether it is past ``pool_recycle`` (then it goes back to the pool, which replaces
+        it)."""
+        return self.recycle_at is not None and time.monotonic() >= self.recycle_at
 
 
 @dataclass
@@ -47,6 +55,7 @@ class LoopEngine:
 
     engine: AsyncEngine
     keep: int
+    recycle: float | None = None
     idle: list[Held] = field(default_factory=list)
     guard: AsyncGenerator[None, None] | None = None
 
@@ -58,8 +67,12 @@ class LoopEngine:
         except IndexError:
             return None
 
-    async def checkout(self, seconds: float | None) -> Held:
-        """A connection from the pool (within ``seconds``)."""
+    async def checkout(self, seconds: float | None, stale: Held | None = None) -> Held:
+        """A connection from the pool (within ``seconds``), after giving back ``stale``, a kept
+        one past ``pool_recycle``."""
+        if stale is not None:
+            with contextlib.suppress(Exception):
+                await stale.connection.close()
         connection = self.engine.connect()
         await within(connection.start(), seconds)
         try:
@@ -67,7 +80,8 @@ class LoopEngine:
         except BaseException:
             await connection.close()
             raise
-        return Held(connection, proxy.driver_connection)
+        recycle_at = None if self.recycle is None else time.monotonic() + self.recycle
+        return Held(connection, proxy.driver_connection, recycle_at)
 
     def put_back(self, held: Held) -> bool:
         """Keep ``held`` after a call that went well; whether it was kept (if not, close it)."""
@@ -116,14 +130,17 @@ class AsyncConnections:
         engine: AsyncEngine | None,
         build: Callable[[URL], AsyncEngine],
         keep_connections: bool,
+        recycle: float | None,
     ) -> None:
-        """``keep_connections``: whether to keep connections at all (the settings allow it)."""
+        """``keep_connections``: whether to keep connections at all (the settings allow it);
+        ``recycle``: seconds a kept connection may serve (``pool_recycle``)."""
         self.url = url
         if engine is not None:  # each statement commits by itself, as on the store's own
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.engine = engine
         self._build = build
         self._keep_connections = keep_connections
+        self._recycle = recycle
         self._given = None if engine is None else LoopEngine(engine, 0)
         self._lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopEngine] = (
@@ -147,7 +164,8 @@ class AsyncConnections:
             return loop_engine
         with self._lock:
             engine = self._build(self.url)
-            loop_engine = LoopEngine(engine, _keeps(engine, self._keep_connections))
+            keep = _keeps(engine, self._keep_connections)
+            loop_engine = LoopEngine(engine, keep, self._recycle if keep else None)
             loop_engine.guard = _close_at_shutdown(loop_engine)
             self._loops[loop] = loop_engine
         await anext(loop_engine.guard)

@@ -108,7 +108,9 @@ class AsyncDriver:
         known = self._engine(engine)
         seconds = self.seconds
         try:
-            held = loop_engine.take() or await loop_engine.checkout(seconds)
+            held = loop_engine.take()
+            if held is None or (held.recycle_at is not None and held.stale()):
+                held = await loop_engine.checkout(seconds, held)
             try:
                 if not self.first_use.ready:
                     prepare = held.connection.run_sync(self.first_use.prepare, operation)

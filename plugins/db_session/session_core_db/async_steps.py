@@ -15,8 +15,7 @@ from sqlalchemy.engine import Connection
 
 from .connections import forget_cursor, kept_cursor
 from .plans import Kind, Step
-from .statements import CompiledStatement
-from .sync_driver import fetch
+from .statements import CompiledStatement, fetch
 from .timeouts import within
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ __all__ = [
     "check_connect_args",
     "install_hint",
     "loaded_dialect",
+    "queue_pooled",
     "sync_url_for",
 ]
 
@@ -140,3 +141,14 @@ CONNECT_TIMEOUTS = {
 def install_hint(url: URL) -> str:
     """The pip command that installs the driver for ``url``'s database."""
     return _HINTS.get(backend(url), "pip install the database's driver")
+
+
+def queue_pooled(url: URL) -> bool:
+    """Whether an engine for ``url`` gets a queue pool by default (the only kind that takes
+    ``pool_use_lifo``; SQLAlchemy 2.0 gives aiosqlite files a ``NullPool``)."""
+    try:
+        dialect: Any = url.get_dialect()
+    except (ImportError, sa.exc.NoSuchModuleError):  # the engine's creation says so
+        return False
+    pool_class = getattr(dialect, "get_pool_class", None)  # DefaultDialect's, so every dialect's
+    return pool_class is not None and issubclass(pool_class(url), sa.pool.QueuePool)

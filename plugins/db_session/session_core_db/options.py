@@ -24,6 +24,7 @@ from .drivers import (
     check_connect_args,
     install_hint,
     loaded_dialect,
+    queue_pooled,
     sync_url_for,
 )
 from .schema import DEFAULT_TABLE_NAME
@@ -331,10 +332,11 @@ class Settings:
             "isolation_level": "AUTOCOMMIT",
             "pool_reset_on_return": None,
             "pool_pre_ping": self.pool_pre_ping,
+        }
+        if url is not None and queue_pooled(url):
             # The most recently used connection first: its kept cursor is warm, and the
             # connections beyond what the load needs stay idle until pool_recycle drops them.
-            "pool_use_lifo": True,
-        }
+            arguments["pool_use_lifo"] = True
         for key in _ENGINE_SETTINGS - {"pool_pre_ping"}:
             value = getattr(self, key)
             if value is not None:

@@ -121,7 +121,12 @@ class DbStore(SessionStore):
                 async_url,
                 settings.async_engine,
                 self._build_async,
-                settings.keep_connections and settings.max_overflow != 0,
+                settings.keep_connections
+                and settings.max_overflow != 0
+                and not settings.pool_pre_ping,
+                settings.pool_recycle
+                if settings.pool_recycle and settings.pool_recycle > 0
+                else None,
             ),
             self.table,
             settings.cleanup_batch_size,

@@ -30,18 +30,12 @@ from .errors import (
 from .first_use import FirstUse
 from .plans import Done, Kind, Pause, Plan, Step, advance, in_transaction
 from .sql_log import log_step
-from .statements import CompiledStatement
+from .statements import CompiledStatement, fetch
 from .timeouts import TimedOut, Watchdog, is_read_timeout
 
-__all__ = ["SyncDriver", "fetch"]
+__all__ = ["SyncDriver"]
 
 T = TypeVar("T")
-
-
-def fetch(cursor: Any, statement: CompiledStatement, kind: Kind, params: Any) -> Any:
-    """Run one step on ``cursor``: the first row for a ``ROW`` step, else the rows written."""
-    cursor.execute(statement.sql, statement.parameters(params))
-    return cursor.fetchone() if kind is Kind.ROW else cursor.rowcount
 
 
 class SyncDriver:
