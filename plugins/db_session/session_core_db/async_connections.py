@@ -57,6 +57,8 @@ class LoopEngine:
     keep: int
     recycle: float | None = None
     idle: list[Held] = field(default_factory=list)
+    driver_state: Any = None
+    """What the async driver worked out for this engine (its compiled statements, ...)."""
     guard: AsyncGenerator[None, None] | None = None
 
     def take(self) -> Held | None:

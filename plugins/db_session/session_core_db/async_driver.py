@@ -105,7 +105,9 @@ class AsyncDriver:
         """Run ``plan``, or a single step (whose result it returns), on a connection of
         ``loop_engine``."""
         engine = loop_engine.engine
-        known = self._engine(engine)
+        known: _Engine | None = loop_engine.driver_state
+        if known is None:
+            known = loop_engine.driver_state = self._engine(engine)
         seconds = self.seconds
         try:
             held = loop_engine.take()
