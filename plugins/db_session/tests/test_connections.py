@@ -159,6 +159,36 @@ def test_a_call_waiting_for_the_pool_gets_the_next_connection_put_back(db: Datab
         store.close()
 
 
+def test_nothing_is_kept_without_keep_connections(db: Database) -> None:
+    # Each call checks a connection out of the pool and back in, sync and async: nothing stays
+    # checked out between calls, and the one connection the pool opened serves every call.
+    store = DbStore(url=db.url, table_name=db.table("nokeep"), keep_connections=False)
+    served: set[int] = set()
+
+    async def scenario() -> None:
+        try:
+            for _ in range(3):
+                assert await store.aload(key) is not None
+            loop_engine = await store._async.connections.for_loop()
+            assert loop_engine is not None
+            assert loop_engine.idle == []
+        finally:
+            await store.aclose()
+
+    try:
+        key = create(store, {"a": 1})
+        for _ in range(5):
+            assert store.load(key) is not None
+            assert kept(store) == []
+            assert checked_out(store) == 0
+            with store.engine.connect() as connection:  # the pool's only one
+                served.add(id(connection.connection.dbapi_connection))
+        assert len(served) == 1
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
 def test_nothing_is_kept_for_a_given_engine_or_with_pre_ping(db: Database) -> None:
     engine = sa.create_engine(db.url)
     given = DbStore(engine=engine, table_name=db.table("given"))
