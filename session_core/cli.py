@@ -1,15 +1,21 @@
 """The ``session-core`` command (also ``python -m session_core``).
 
 Subcommands: ``stores`` lists the installed stores and extensions, ``check`` validates the
-configuration and makes a real round trip to the configured store, ``clear-expired`` removes
-expired sessions, and ``demo`` serves a small app that shows sessions at work. Every subcommand
-reads the TOML file given by ``--config`` (or ``SESSION_CORE_CONFIG``) and ``SESSION_CORE_*``
-variables. Plugins add their own subcommands (the hook ``session_core_add_commands``); they are
-loaded only when the command line names no built-in subcommand, and one that fails to load is
-reported on stderr while the rest carries on.
+configuration, makes a real round trip to the configured store and prints what the store reports
+about itself (a store's optional ``check_report()``, such as the redis store's persistence mode),
+``clear-expired`` removes expired sessions, and ``demo`` serves a small app that shows sessions
+at work. Every subcommand reads the TOML file given by ``--config`` (or ``SESSION_CORE_CONFIG``)
+and ``SESSION_CORE_*`` variables. Plugins add their own subcommands (the hook
+``session_core_add_commands``); they are loaded only when the command line names no built-in
+subcommand, and one that fails to load is reported on stderr while the rest carries on.
 
 Bad input is reported in one line naming the problem and the fix, with a non-zero exit code:
-2 for a configuration problem, 1 for a store that failed.
+2 for a configuration problem (an unknown store included), 1 for a store that failed.
+
+``check`` and ``clear-expired`` take ``--app module:app`` (the settings of a Flask, Starlette or
+FastAPI app), read a Django project's settings when ``DJANGO_SETTINGS_MODULE`` is set, and take
+``--store`` (another store starts with no options) and ``--store-option NAME=VALUE``; see
+``_command_config``. ``clear-expired`` needs no secret key.
 """
 
 from __future__ import annotations
@@ -19,13 +25,23 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TextIO, TypeVar
 
 from . import __version__
+from ._command_config import (
+    add_store_arguments,
+    load_command_config,
+    parse_store_options,
+    store_target,
+)
 from ._compat import Subparsers
-from .config import SessionConfig
-from .errors import ConfigurationError, SessionCoreError
+from .errors import (
+    ConfigurationError,
+    SessionCoreError,
+    StoreNotFoundError,
+    StoreUnreachableError,
+)
 from .registry import (
     LoadedPlugin,
     PluginInfo,
@@ -36,16 +52,13 @@ from .registry import (
 from .session import Session
 from .store import SessionStore
 
-__all__ = ["main"]
+__all__ = ["CheckNote", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "demo")
 
-
-def _load_config(args: argparse.Namespace, **overrides: Any) -> SessionConfig:
-    settings: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    return SessionConfig.load(args.config, **settings)
+_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------- stores
@@ -100,40 +113,80 @@ def _table(out: TextIO, plugins: Sequence[PluginInfo]) -> None:
 
 
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load_config(args, store=args.store)
+    loaded = load_command_config(args)
+    config = loaded.config
     store = create_store(config)  # the store's name and options are part of the configuration
-    out.write(f"ok   configuration is valid (store {config.store_name!r})\n")
+    target = store_target(store, config)
+    out.write(
+        f"ok   configuration is valid (store {config.store_name!r}; settings from "
+        f"{loaded.source})\n"
+    )
     out.write(f"ok   store {config.store_name!r} loaded ({type(store).__module__})\n")
+    out.write(f"     probing {target}\n")
     try:
-        return _probe(store, out)
+        code = _probe(store, out, store.name or config.store_name, target)
+        if code == EXIT_OK:
+            warnings = _report(store, out)
+            out.write("all checks passed" + (f", {warnings} warning(s)\n" if warnings else "\n"))
+        return code
     finally:
         store.close()
 
 
-def _probe(store: SessionStore, out: TextIO) -> int:
+class CheckNote(Protocol):
+    """A line a store adds to ``session-core check``: see :func:`_report`."""
+
+    @property
+    def text(self) -> str: ...  # what was found, and the fix for a warning
+    @property
+    def warning(self) -> bool: ...  # whether it needs attention (printed as "warn")
+
+
+def _report(store: SessionStore, out: TextIO) -> int:
+    """Print what the store itself has to say (its server's durability, limits, ...): a store
+    may define ``check_report() -> Iterable[CheckNote]``. Returns the number of warnings."""
+    report: Callable[[], Iterable[CheckNote]] | None = getattr(store, "check_report", None)
+    warnings = 0
+    for note in report() if report is not None else ():
+        warnings += note.warning
+        out.write(f"{'warn' if note.warning else 'ok  '} {note.text}\n")
+    return warnings
+
+
+def _probe(store: SessionStore, out: TextIO, name: str, target: str) -> int:
     token = secrets.token_hex(8)
     session = Session(store)
     session["session_core_check"] = token
     started = time.perf_counter()
-    key = session.save()
+    key = _step(lambda: session.save(), name, target, "save a probe session")
     if key is None:
         out.write("FAIL save returned no key\n")
         return EXIT_FAILED
     out.write(f"ok   wrote a probe session ({_ms(started)})\n")
     started = time.perf_counter()
     loaded = Session(store, key)
-    if loaded.get("session_core_check") != token:
+    if _step(lambda: loaded.get("session_core_check"), name, target, "read it back") != token:
         out.write("FAIL the probe session did not read back\n")
         return EXIT_FAILED
     out.write(f"ok   read it back ({_ms(started)})\n")
     started = time.perf_counter()
-    store.delete(key)
-    if not store.local and store.load(key) is not None:
+    _step(lambda: store.delete(key), name, target, "delete it")
+    if not store.local and _step(lambda: store.load(key), name, target, "load") is not None:
         out.write("FAIL the probe session is still there after delete\n")
         return EXIT_FAILED
     out.write(f"ok   deleted it ({_ms(started)})\n")
-    out.write("all checks passed\n")
     return EXIT_OK
+
+
+def _step(call: Callable[[], _T], name: str, target: str, operation: str) -> _T:
+    """Run one probe step; a driver's own exception becomes a :class:`StoreUnreachableError`
+    that names the store and where it points."""
+    try:
+        return call()
+    except SessionCoreError:
+        raise
+    except Exception as exc:
+        raise StoreUnreachableError(name, target, operation, _one_line(exc)) from exc
 
 
 def _ms(started: float) -> str:
@@ -144,7 +197,8 @@ def _ms(started: float) -> str:
 
 
 def _cmd_clear_expired(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load_config(args, store=args.store)
+    # No secret needed: the secret signs cookies, and this only deletes server records.
+    config = load_command_config(args, needs_secret=False).config
     store = create_store(config)
     try:
         if not type(store).needs_cleanup:
@@ -152,13 +206,25 @@ def _cmd_clear_expired(args: argparse.Namespace, out: TextIO) -> int:
                 f"store {config.store_name!r} needs no cleanup: its sessions expire by themselves\n"
             )
             return EXIT_OK
+        target = store_target(store, config)
         started = time.monotonic()
         progress = _progress_printer(sys.stderr, started)
-        removed = store.clear_expired(progress) or 0
+        removed = (
+            _step(
+                lambda: store.clear_expired(progress),
+                store.name or config.store_name,
+                target,
+                "clear expired sessions",
+            )
+            or 0
+        )
     finally:
         store.close()
     elapsed = time.monotonic() - started
-    out.write(f"removed {removed} expired session{'s' if removed != 1 else ''} in {elapsed:.1f}s\n")
+    out.write(
+        f"removed {removed} expired session{'s' if removed != 1 else ''} from {target} "
+        f"in {elapsed:.1f}s\n"
+    )
     return EXIT_OK
 
 
@@ -168,7 +234,8 @@ def _progress_printer(err: TextIO, started: float) -> Callable[[int], None]:
 
     def progress(removed: int) -> None:
         now = time.monotonic()
-        if now - last[0] < 0.5:
+        # Nothing removed yet says nothing the final line will not: stay quiet.
+        if removed == 0 or now - last[0] < 0.5:
             return
         last[0] = now
         line = f"removed {removed} so far ({removed / max(now - started, 1e-6):.0f}/s)"
@@ -184,12 +251,7 @@ def _progress_printer(err: TextIO, started: float) -> Callable[[int], None]:
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .demo import serve  # type: ignore[import-not-found,unused-ignore]
 
-    options: dict[str, Any] = {}
-    for item in args.store_option or ():
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigurationError("store_options", f"--store-option {item!r}: write NAME=VALUE")
-        options[name] = _option_value(value)
+    options = parse_store_options(args.store_option)
     code: int = serve(
         config_path=args.config,
         store=args.store,
@@ -199,13 +261,6 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         out=out,
     )
     return code
-
-
-def _option_value(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 # ---------------------------------------------------------------------- main
@@ -238,13 +293,13 @@ def _parser() -> tuple[argparse.ArgumentParser, Subparsers]:
         parents=[common],
         help="validate the configuration and make a round trip to the store",
     )
-    check.add_argument("--store", help="the store to check (default: the configured one)")
+    add_store_arguments(check, what="check")
     check.set_defaults(run=_cmd_check)
 
     clear = commands.add_parser(
         "clear-expired", parents=[common], help="remove expired sessions from the store"
     )
-    clear.add_argument("--store", help="the store to clean (default: the configured one)")
+    add_store_arguments(clear, what="clean")
     clear.set_defaults(run=_cmd_clear_expired)
 
     demo = commands.add_parser("demo", parents=[common], help="serve the demo app")
@@ -320,7 +375,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_FAILED
     try:
         code: int | None = run(args, stream)
-    except ConfigurationError as exc:
+    except (ConfigurationError, StoreNotFoundError) as exc:  # the command line's to fix
         print(f"session-core: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except SessionCoreError as exc:

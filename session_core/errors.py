@@ -9,9 +9,10 @@ empty session and the bad cookie is replaced or removed.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
+
+from .hints import did_you_mean, pip_install, unreachable_advice
 
 __all__ = [
     "ConfigurationError",
@@ -23,6 +24,7 @@ __all__ = [
     "PluginLoadError",
     "SessionCoreError",
     "SessionNotLoadedError",
+    "SessionTooLargeError",
     "StoreContractError",
     "StoreDisabledError",
     "StoreNotFoundError",
@@ -80,8 +82,8 @@ class EncryptionUnavailableError(ConfigurationError):
     def __init__(self) -> None:
         super().__init__(
             "store_options",
-            "encrypt=true needs the 'cryptography' package; "
-            "install it with: pip install 'session-core[encryption]'",
+            "encrypt=true needs the 'cryptography' package; install it with: "
+            + pip_install("session-core", "encryption"),
         )
 
 
@@ -97,8 +99,7 @@ class StoreNotFoundError(SessionCoreError, LookupError):
     def __init__(self, name: str, available: Sequence[str]) -> None:
         self.name = name
         self.available = tuple(available)
-        close = difflib.get_close_matches(name, self.available, n=1, cutoff=0.6)
-        self.suggestion = close[0] if close else None
+        self.suggestion = did_you_mean(name, self.available)
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -106,7 +107,7 @@ class StoreNotFoundError(SessionCoreError, LookupError):
         if self.suggestion is not None:
             hint = f"did you mean {self.suggestion!r}?"
         elif self.name in _OUR_DISTRIBUTIONS:
-            hint = f"install it with: pip install {_OUR_DISTRIBUTIONS[self.name]}"
+            hint = f"install it with: {pip_install(_OUR_DISTRIBUTIONS[self.name])}"
         else:
             hint = (
                 "install the distribution that provides it (its documentation names it); "
@@ -214,8 +215,36 @@ class CookieTooLargeError(SessionCoreError):
         super().__init__(
             f"the session cookie would be {size} bytes, over the {limit}-byte limit browsers "
             f"accept (store {store!r}); keep less in the session, or use a server-side store "
-            f"such as 'db' (pip install session-core-db) or 'redis' "
-            f"(pip install session-core-redis)"
+            f"such as 'db' ({pip_install('session-core-db')}) or 'redis' "
+            f"({pip_install('session-core-redis')})"
+        )
+
+
+class SessionTooLargeError(SessionCoreError, ValueError):
+    """A session is larger than its store can keep. The store refuses it before sending
+    anything, so nothing is written and its connections stay usable for other requests.
+
+    Each server-side store raises a subclass of its own (``session_core_db``'s,
+    ``session_core_redis``'s) with the same attributes; catch this one for any store.
+
+    Attributes:
+        store: the store's name.
+        size: the session's size in bytes, as the store would send it.
+        limit: the largest size the store takes, in bytes.
+        target: where it would have gone, with no password in it.
+        reason: where the limit comes from (``"max_allowed_packet"``, ...).
+    """
+
+    def __init__(self, store: str, size: int, limit: int, target: str, reason: str) -> None:
+        self.store = store
+        self.size = size
+        self.limit = limit
+        self.target = target
+        self.reason = reason
+        super().__init__(
+            f"session store {store!r} cannot save a session of {size} bytes at {target}: the "
+            f"limit is {limit} bytes ({reason}); keep large data out of the session (store it "
+            f"elsewhere and keep its id in the session)"
         )
 
 
@@ -247,14 +276,22 @@ class StoreUnreachableError(SessionCoreError, ConnectionError):
         store: the store's name.
         target: what it tried to reach, with no password in it (a URL or an address).
         operation: what it was doing (``"load"``, ``"save"``, ...).
+        hint: what to do about it; by default worked out from ``reason`` when that shows the
+            cause (a refused connection, a missing database, bad credentials, ...), else None.
     """
 
-    def __init__(self, store: str, target: str, operation: str, reason: str = "") -> None:
+    def __init__(
+        self, store: str, target: str, operation: str, reason: str = "", hint: str | None = None
+    ) -> None:
         self.store = store
         self.target = target
         self.operation = operation
-        detail = f": {reason}" if reason else ""
-        super().__init__(f"session store {store!r} could not {operation} at {target}{detail}")
+        self.hint = hint if hint is not None else unreachable_advice(reason)
+        detail = f": {reason.rstrip('.') if self.hint else reason}" if reason else ""
+        advice = f"; {self.hint}" if self.hint else ""
+        super().__init__(
+            f"session store {store!r} could not {operation} at {target}{detail}{advice}"
+        )
 
 
 class InvalidExpiryError(SessionCoreError, ValueError):

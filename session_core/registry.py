@@ -36,6 +36,7 @@ from .errors import (
     StoreDisabledError,
     StoreNotFoundError,
 )
+from .events import EventEmitter, Observer, SessionEvent
 from .store import SUPPORTED_STORE_API, SessionStore
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ _CORE_DIST = "session-core"
 
 
 _SESSION_EVENT_HOOK = "session_core_session_event"
+
+
+def _observer(call: Any) -> Observer:
+    def observe(event: SessionEvent) -> None:
+        call(event=event)
+
+    return observe
 
 
 class PluginLoadWarning(UserWarning):
@@ -508,6 +516,31 @@ class StoreRegistry:
                 caller = getattr(self._pm.hook, _SESSION_EVENT_HOOK)
                 self._observes_events = bool(caller.get_hookimpls())
         return self._observes_events
+
+    def event_emitter(self, store: SessionStore) -> EventEmitter | None:
+        """What reports ``store``'s calls to the plugins observing session events, or ``None``
+        when no plugin does (then nothing is built or timed per request).
+
+        Called once per middleware, at start-up; the observers are those loaded then, called
+        in pluggy's order. Each plugin's hook is called on its own, so one that raises does
+        not keep the event from the others.
+        """
+        if not self.observes_events:
+            return None
+        with self._lock:
+            caller = getattr(self._pm.hook, _SESSION_EVENT_HOOK)
+            observers: list[tuple[str, Observer]] = []
+            for impl in reversed(caller.get_hookimpls()):  # pluggy's order: the last first
+                if impl.hookwrapper or impl.wrapper or impl.argnames != ("event",):
+                    # Rare shapes go through pluggy, which knows them all.
+                    others = [p for p in self._pm.get_plugins() if p is not impl.plugin]
+                    call = self._pm.subset_hook_caller(_SESSION_EVENT_HOOK, remove_plugins=others)
+                    observers.append((impl.plugin_name, _observer(call)))
+                else:
+                    # A plain hook is called directly: pluggy's dispatch would cost more than
+                    # the event itself, on every save.
+                    observers.append((impl.plugin_name, impl.function))
+        return EventEmitter(store.name, observers)
 
     # ------------------------------------------------------------------ every plugin
 

@@ -14,12 +14,15 @@ Example::
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from ._http import SessionCookie, resolve_config
+from ._http import SessionCookie, resolve_config, store_unavailable
 from .config import SessionConfig
+from .errors import StoreUnreachableError
 from .registry import create_store
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware"]
@@ -39,6 +42,11 @@ class SessionMiddleware:
     session is saved and its cookie set, an emptied or flushed one is deleted with its cookie, an
     accessed one adds ``Vary: Cookie``, and an untouched one costs nothing. Changes made after the
     app calls ``start_response`` (while streaming the body) are not saved.
+
+    When the store is down (:class:`~session_core.StoreUnreachableError` from the app's reads
+    or from the save) the visitor gets a ``503 Service Unavailable`` with ``Retry-After``
+    instead, unless the app catches the error itself. An app that calls ``start_response``
+    only once its body is iterated (a generator) gets the error from the iteration instead.
 
     Args:
         app: the WSGI application to wrap.
@@ -71,4 +79,20 @@ class SessionMiddleware:
                     headers = [*headers, *extra]
             return start_response(status, headers, exc_info)
 
-        return self.app(environ, session_start_response)
+        try:
+            return self.app(environ, session_start_response)
+        except StoreUnreachableError as error:
+            # The load (in the app) or the save (in start_response, before the server's was
+            # called) failed: the 503 takes the response's place. If the server already sent
+            # headers, start_response re-raises (the exc_info rule), which is all there is left.
+            status, headers, body = self.unavailable(error)
+            start_response(f"{status} {HTTPStatus(status).phrase}", headers, sys.exc_info())
+            return [body]
+
+    def unavailable(self, error: StoreUnreachableError) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The response (status, headers, body) for a request whose session store is down.
+
+        The default is a plain-text 503 with ``Retry-After``, logged as one warning; override
+        it in a subclass for your own page (log there too, if you want the line).
+        """
+        return store_unavailable(error)

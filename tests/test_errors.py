@@ -22,6 +22,7 @@ from session_core.errors import (
     PluginLoadError,
     SessionCoreError,
     SessionNotLoadedError,
+    SessionTooLargeError,
     StoreContractError,
     StoreDisabledError,
     StoreNotFoundError,
@@ -30,6 +31,10 @@ from session_core.errors import (
 from session_core.testing import MemoryStore, make_record
 
 EXAMPLES: dict[type[SessionCoreError], tuple[SessionCoreError, dict[str, object]]] = {
+    SessionTooLargeError: (
+        SessionTooLargeError("db", 20, 10, "sqlite:///s.db", "max_allowed_packet"),
+        {"store": "db", "size": 20, "limit": 10, "target": "sqlite:///s.db"},
+    ),
     ConfigurationError: (
         ConfigurationError("cookie_path", "must start with '/'"),
         {"key": "cookie_path", "problem": "must start with '/'"},
@@ -129,6 +134,8 @@ _ALLOWED = {
     # Parsers whose callers catch it: a cookie that does not inflate is an empty session, and
     # decode_json fails like json.loads for the stores that call it on corrupt data.
     "ValueError": {"cookie.py", "store.py"},
+    # The mapping contract: the session is a dict, whose pop() and popitem() raise KeyError.
+    "KeyError": {"session.py"},
 }
 _BUILTIN_ERRORS = {name for name in dir(builtins) if name.endswith(("Error", "Exception"))}
 

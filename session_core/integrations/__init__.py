@@ -1,9 +1,8 @@
-"""Framework integrations: Flask (:mod:`session_core.integrations.flask`) and Django
-(:mod:`session_core.integrations.django`).
-
-Starlette and FastAPI need none: :class:`session_core.asgi.SessionMiddleware` puts the session in
-``scope["session"]``, where their ``request.session`` looks. Each integration imports its
-framework itself, so ``import session_core`` never imports a web framework.
+"""Framework integrations: Flask (:mod:`session_core.integrations.flask`), Django
+(:mod:`session_core.integrations.django`), and Starlette and FastAPI
+(:mod:`session_core.integrations.starlette`, Starlette's ``SessionMiddleware`` arguments on
+:class:`session_core.asgi.SessionMiddleware`, which alone also serves them). Each integration
+imports its framework itself, so ``import session_core`` never imports a web framework.
 """
 
 from __future__ import annotations

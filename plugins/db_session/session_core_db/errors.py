@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL
 
-from session_core import SessionCoreError, StoreUnreachableError
+from session_core import SessionTooLargeError as CoreSessionTooLargeError
+from session_core import StoreUnreachableError
 
 __all__ = [
     "MissingTableError",
@@ -73,8 +74,10 @@ class StoreConflictError(StoreUnreachableError):
         )
 
 
-class SessionTooLargeError(SessionCoreError, ValueError):
+class SessionTooLargeError(CoreSessionTooLargeError):
     """A session is larger than its database can store; nothing was sent to the database.
+
+    A :class:`session_core.SessionTooLargeError` (catch that one for any store).
 
     Attributes:
         size: the session's encoded size in bytes, as it would be sent.
@@ -84,15 +87,7 @@ class SessionTooLargeError(SessionCoreError, ValueError):
     """
 
     def __init__(self, size: int, limit: int, reason: str, target: str) -> None:
-        self.size = size
-        self.limit = limit
-        self.reason = reason
-        self.target = target
-        super().__init__(
-            f"session store 'db' cannot save a session of {size} bytes at {target}: the limit "
-            f"is {limit} bytes ({reason}); keep large data out of the session (store it "
-            f"elsewhere and keep its id in the session)"
-        )
+        super().__init__("db", size, limit, target, reason)
 
 
 def describe(url: URL, exc: BaseException) -> str:

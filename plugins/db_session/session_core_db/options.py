@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from session_core import ConfigurationError
+from session_core.hints import unknown_option
 
 from .drivers import (
     CONNECT_TIMEOUTS,
@@ -259,10 +260,7 @@ class Settings:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ConfigurationError(
-                "store_options",
-                f"the db store has no option {unknown[0]!r}; its options are: {', '.join(known)}",
-            )
+            raise ConfigurationError("store_options", unknown_option("db", unknown[0], known))
         return cls(**options)
 
     def sync_target(self) -> URL:

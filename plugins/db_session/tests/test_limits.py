@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import Database, create
 
+import session_core
 from session_core import Changes, SessionRecord
 from session_core.testing import make_record
 from session_core_db import DbStore, SessionTooLargeError
@@ -83,6 +84,8 @@ def test_a_session_over_the_limit_fails_clearly_and_the_store_goes_on(
         store.save(key, record, Changes(frozenset({"big"})))
     assert caught.value.size == limit + 1
     assert caught.value.limit == limit
+    assert isinstance(caught.value, session_core.SessionTooLargeError)  # one class for any store
+    assert caught.value.store == "db"
     reason = "max_allowed_packet" if db.kind == "mariadb" else "SQLITE_LIMIT_LENGTH"
     assert reason in caught.value.reason
     assert reason in str(caught.value)

@@ -23,6 +23,7 @@ SECRET = "s" * 40
     [
         ({"nope": 1}, "no option 'nope'"),
         ({"url": 5}, "url must be a database URL"),
+        ({"pool_sise": 5}, "no option 'pool_sise'; did you mean 'pool_size'\\?"),
         ({"url": "not a url"}, "not a database URL"),
         ({"url": "sqlite://"}, "in-memory SQLite"),
         ({"url": "sqlite:///:memory:"}, "in-memory SQLite"),

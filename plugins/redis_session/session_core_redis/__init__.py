@@ -5,6 +5,7 @@ Select it with ``store = "redis"`` and configure it with ``store_options`` (``ur
 In code, :class:`RedisStore` also takes a ready redis-py client.
 """
 
+from .errors import AsyncClientOnlyError, SessionTooLargeError
 from .options import DEFAULT_KEY_PREFIX, RedisOptions, SentinelOptions
 from .store import UNREACHABLE_ERRORS, RedisStore, redis_key
 
@@ -13,9 +14,11 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_KEY_PREFIX",
     "UNREACHABLE_ERRORS",
+    "AsyncClientOnlyError",
     "RedisOptions",
     "RedisStore",
     "SentinelOptions",
+    "SessionTooLargeError",
     "__version__",
     "redis_key",
 ]

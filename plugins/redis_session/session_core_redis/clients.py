@@ -42,6 +42,7 @@ finds them all busy waits (up to ``socket_timeout``) for one to be returned inst
 _SYNC = types.SimpleNamespace(
     Redis=redis.Redis,
     ConnectionPool=redis.ConnectionPool,  # the lane waits for a free connection
+    BlockingConnectionPool=redis.BlockingConnectionPool,  # with direct_commands = false
     Sentinel=redis.sentinel.Sentinel,
     RedisCluster=redis.cluster.RedisCluster,
     ClusterNode=redis.cluster.ClusterNode,
@@ -50,6 +51,7 @@ _SYNC = types.SimpleNamespace(
 _ASYNC = types.SimpleNamespace(
     Redis=redis.asyncio.Redis,
     ConnectionPool=redis.asyncio.ConnectionPool,  # the lane waits for a free connection
+    BlockingConnectionPool=redis.asyncio.BlockingConnectionPool,  # with direct_commands = false
     Sentinel=redis.asyncio.sentinel.Sentinel,
     RedisCluster=redis.asyncio.cluster.RedisCluster,
     ClusterNode=redis.asyncio.cluster.ClusterNode,
@@ -95,8 +97,16 @@ def _build(options: RedisOptions, flavour: types.SimpleNamespace) -> tuple[Any, 
         client = sentinel.master_for(options.sentinel.master, redis_class=flavour.Redis, **kwargs)
         return client, list(sentinel.sentinels)
     kwargs.pop("ssl", None)  # the URL's scheme says it
-    kwargs["max_connections"] = pool_limit(options)
-    pool = flavour.ConnectionPool.from_url(options.url or DEFAULT_URL, **kwargs)
+    kwargs["max_connections"] = options.max_connections or DEFAULT_MAX_CONNECTIONS
+    url = options.url or DEFAULT_URL
+    if not options.direct_commands:  # execute_command, with redis-py's defaults
+        pool = flavour.BlockingConnectionPool.from_url(
+            url, timeout=options.socket_timeout, **kwargs
+        )
+        return flavour.Redis(connection_pool=pool), []
+    # RESP2: the server sends nothing unasked (no push messages, no maintenance notifications),
+    # so the store's lane may read each reply itself (see wire.public_path_reason).
+    pool = flavour.ConnectionPool.from_url(url, protocol=2, **kwargs)
     return flavour.Redis(connection_pool=pool), []
 
 
@@ -114,8 +124,10 @@ def pool_limit(options: RedisOptions) -> int | None:
     """The size of a standalone client's pool: how many commands the store's lane runs on it at
     once, the others waiting (up to ``socket_timeout``) for a free connection. ``None`` on
     Sentinel and Cluster, whose clients keep redis-py's own pools (which fail instead of
-    waiting)."""
+    waiting), and with ``direct_commands = false`` (a blocking pool waits instead)."""
     if options.sentinel is not None or options.cluster is not None:
+        return None
+    if not options.direct_commands:
         return None
     return options.max_connections or DEFAULT_MAX_CONNECTIONS
 

@@ -11,12 +11,15 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from session_core import ConfigurationError
+from session_core.hints import unknown_option
+
+from .urls import DATABASES, UrlSettings, parse_url, redact_url
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
+    "DEFAULT_MAX_VALUE_SIZE",
     "DEFAULT_URL",
     "Address",
     "RedisOptions",
@@ -31,7 +34,8 @@ DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_KEY_PREFIX = "session:"
 """The namespace every session's Redis key starts with."""
 
-_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_MAX_VALUE_SIZE = 512 * 1024 * 1024
+"""The largest value (one session key's JSON) Redis accepts by default: ``proto-max-bulk-len``."""
 
 Address = tuple[str, int]
 """A ``(host, port)`` pair."""
@@ -152,6 +156,12 @@ class RedisOptions:
             fresh one before the error is raised (covers a restarted server or a failover).
         health_check_interval: seconds a pooled connection may sit idle before it is checked
             with a PING on its next use; 0 checks never.
+        max_value_size: the largest value (one session key's JSON) the server accepts, in bytes:
+            its ``proto-max-bulk-len``. A session holding a larger one is refused with
+            :class:`~.errors.SessionTooLargeError` before anything is sent.
+        direct_commands: send the store's commands straight on the pool's connections, skipping
+            redis-py's ``execute_command`` (see :mod:`.wire`); ``False`` sends every command
+            through ``execute_command``, redis-py's public path.
     """
 
     url: str | None = None
@@ -168,6 +178,8 @@ class RedisOptions:
     max_connections: int | None = None
     retries: int = 1
     health_check_interval: float = 0
+    max_value_size: int = DEFAULT_MAX_VALUE_SIZE
+    direct_commands: bool = True
 
     def __post_init__(self) -> None:
         modes = [n for n in ("url", "sentinel", "cluster") if getattr(self, n) is not None]
@@ -176,9 +188,9 @@ class RedisOptions:
                 modes[1], f"give only one of 'url', 'sentinel' and 'cluster', not {modes}"
             )
         if self.url is not None:
-            scheme = urlsplit(self.url).scheme if isinstance(self.url, str) else None
-            if scheme not in _SCHEMES:
-                raise _problem("url", f"{self.url!r} is not a redis://, rediss:// or unix:// URL")
+            if not isinstance(self.url, str):
+                raise _problem("url", "must be a redis://, rediss:// or unix:// URL")
+            self._check_beside_url(parse_url(self.url))
         if self.cluster is not None and not self.cluster:
             raise _problem("cluster", "give at least one startup node")
         if not isinstance(self.key_prefix, str) or "{" in self.key_prefix or "}" in self.key_prefix:
@@ -186,16 +198,26 @@ class RedisOptions:
         for name in ("username", "password", "ssl_ca_certs"):
             if not isinstance(getattr(self, name), str | None):
                 raise _problem(name, "must be a string")
-        if not isinstance(self.ssl, bool):
-            raise _problem("ssl", "must be true or false")
+        for name in ("ssl", "direct_commands"):
+            if not isinstance(getattr(self, name), bool):
+                raise _problem(name, "must be true or false")
+        if self.url is None and self.sentinel is None and self.cluster is None:
+            self._check_beside_url(parse_url(DEFAULT_URL))
+        elif self.url is None and self.ssl_ca_certs is not None and not self.ssl:
+            raise _problem("ssl_ca_certs", "verifies TLS certificates: set ssl = true as well")
         if self.db is not None:
             _number("db", self.db, integer=True, minimum=0, optional=False)
             if self.cluster is not None and self.db != 0:
                 raise _problem("db", "Redis Cluster has only database 0")
+            if self.db >= DATABASES:
+                raise _problem(
+                    "db", f"{self.db} is not a database number from 0 to {DATABASES - 1}"
+                )
         for name in ("socket_timeout", "socket_connect_timeout"):
             _number(name, getattr(self, name), integer=False, minimum=0.001, optional=True)
         _number("max_connections", self.max_connections, integer=True, minimum=1, optional=True)
         _number("retries", self.retries, integer=True, minimum=0, optional=False)
+        _number("max_value_size", self.max_value_size, integer=True, minimum=1, optional=False)
         _number(
             "health_check_interval",
             self.health_check_interval,
@@ -204,17 +226,34 @@ class RedisOptions:
             optional=False,
         )
 
+    def _check_beside_url(self, url: UrlSettings) -> None:
+        """Refuse an option that the URL would silently override or make meaningless."""
+        # Without url, sentinel or cluster the store uses DEFAULT_URL, so the same rules hold.
+        if self.db is not None:
+            raise _problem("db", "for one server, give the database in the url (redis://host/2)")
+        if self.ssl:
+            raise _problem("ssl", "for one server, the url's scheme says it: write rediss://")
+        if self.ssl_ca_certs is not None and not url.tls:
+            raise _problem("ssl_ca_certs", "verifies TLS certificates: use a rediss:// URL")
+        for name, in_url in (("username", url.username), ("password", url.password)):
+            if in_url and getattr(self, name) is not None:
+                raise _problem(name, "the URL carries one already; give it in one place")
+
+    def given(self) -> list[str]:
+        """The names of the options set to something other than their default."""
+        return [
+            field.name
+            for field in dataclasses.fields(self)
+            if getattr(self, field.name) != field.default
+        ]
+
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> RedisOptions:
         """Validate ``store_options``; raise :class:`~session_core.ConfigurationError` if bad."""
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ConfigurationError(
-                "store_options",
-                f"the redis store has no option {unknown[0]!r}; "
-                f"its options are {', '.join(sorted(known))}",
-            )
+            raise ConfigurationError("store_options", unknown_option("redis", unknown[0], known))
         values = dict(options)
         if values.get("sentinel") is not None:
             values["sentinel"] = SentinelOptions.from_mapping(values["sentinel"])
@@ -236,18 +275,3 @@ class RedisOptions:
         if self.cluster is not None:
             return "cluster " + ",".join(_format_address(a) for a in self.cluster)
         return redact_url(self.url or DEFAULT_URL)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its user name, password or query string."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}"
-    host = parts.hostname or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        port = 6379
-    return f"{parts.scheme}://{host}:{port}{parts.path}"

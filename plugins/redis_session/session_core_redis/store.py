@@ -37,6 +37,8 @@ from session_core import (
 from session_core.store import Progress, decode_json, encode_json
 
 from .clients import aclose_client, build_async_client, build_client, close_client, pool_limit
+from .errors import AsyncClientOnlyError, SessionTooLargeError
+from .health import CheckNote, server_report
 from .options import RedisOptions, redact_url
 from .scripts import (
     EXPIRES_FIELD,
@@ -167,6 +169,22 @@ def _check_bytes_client(client: Any, argument: str) -> None:
         )
 
 
+_WITH_A_CLIENT = ("key_prefix", "max_value_size", "direct_commands")
+"""The options that still mean something when a client is handed over: the others are the
+client's own settings, which it would silently override."""
+
+
+def _check_options_beside_client(options: RedisOptions) -> None:
+    ignored = [name for name in options.given() if name not in _WITH_A_CLIENT]
+    if ignored:
+        raise ConfigurationError(
+            "store_options",
+            f"redis store option {ignored[0]!r}: give either a client or connection options, "
+            f"not both (a handed-over client brings its own; beside it only "
+            f"{', '.join(_WITH_A_CLIENT)} apply)",
+        )
+
+
 async def _hold(client: Any, helpers: list[Any]) -> AsyncGenerator[None, None]:
     # Parked on its event loop until the loop shuts down (asyncio.run finalises the async
     # generators it started), which then closes the loop's client while the loop still runs.
@@ -191,7 +209,8 @@ class RedisStore(SessionStore):
             (``store_options``), validated here. ``None`` for the defaults (a local server).
         client: a ready ``redis.Redis`` or ``redis.cluster.RedisCluster`` (made with
             ``decode_responses=False``) to use instead of building one. The store does not close
-            it; ``options`` then may only hold ``key_prefix``.
+            it; ``options`` then may only hold ``key_prefix``, ``max_value_size`` and
+            ``direct_commands``.
         async_client: the same for the async twins (a :mod:`redis.asyncio` client). With only
             ``client`` handed over, the async twins run the sync methods in worker threads.
 
@@ -215,12 +234,8 @@ class RedisStore(SessionStore):
         elif not isinstance(options, RedisOptions):
             options = RedisOptions.from_mapping(options)
         handed = client if client is not None else async_client
-        if handed is not None and any(
-            getattr(options, mode) is not None for mode in ("url", "sentinel", "cluster")
-        ):
-            raise ConfigurationError(
-                "store_options", "give either a client or url/sentinel/cluster options, not both"
-            )
+        if handed is not None:
+            _check_options_beside_client(options)
         for argument, given in (("client", client), ("async_client", async_client)):
             if given is not None:
                 _check_bytes_client(given, argument)
@@ -231,9 +246,10 @@ class RedisStore(SessionStore):
         self.target = _describe(handed) if handed is not None else options.target
         """Where the store connects, with no password: named in every error."""
         self._owns = handed is None
-        self._lane = Lane(client) if client is not None else None
+        direct = options.direct_commands
+        self._lane = Lane(client, direct=direct) if client is not None else None
         self._helpers: list[Any] = []
-        self._async_lane = AsyncLane(async_client) if async_client is not None else None
+        self._async_lane = AsyncLane(async_client, direct=direct) if async_client else None
         self._cluster = isinstance(handed, CLUSTER_TYPES) or options.cluster is not None
         self._lock = threading.Lock()
         self._loop_clients: dict[asyncio.AbstractEventLoop, _LoopEntry] = {}
@@ -242,19 +258,17 @@ class RedisStore(SessionStore):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _sync_lane(self) -> Lane:
+    def _sync_lane(self, operation: str) -> Lane:
         lane = self._lane
         if lane is None:
             if not self._owns:
-                raise RuntimeError(
-                    "this RedisStore was given only an async_client; use the async methods, "
-                    "or hand over a sync client too"
-                )
+                raise AsyncClientOnlyError(operation)
             with self._lock:
                 if self._lane is None:
                     client, self._helpers = build_client(self.options)
                     limit = pool_limit(self.options)
-                    self._lane = Lane(client, limit, self.options.socket_timeout)
+                    timeout, direct = self.options.socket_timeout, self.options.direct_commands
+                    self._lane = Lane(client, limit, timeout, direct=direct)
                 lane = self._lane
         return lane
 
@@ -277,7 +291,8 @@ class RedisStore(SessionStore):
             # (redis-py fails commands sent while several tasks initialise it at once).
             ready = loop.create_task(client.initialize()) if self._cluster else None
             limit = pool_limit(self.options)
-            entry = (AsyncLane(client, limit, self.options.socket_timeout), holder, ready)
+            timeout, direct = self.options.socket_timeout, self.options.direct_commands
+            entry = (AsyncLane(client, limit, timeout, direct=direct), holder, ready)
             with self._lock:
                 self._loop_clients[loop] = entry
         lane, holder, ready = entry
@@ -301,6 +316,18 @@ class RedisStore(SessionStore):
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return StoreUnreachableError(self.name, self.target, operation, reason)
 
+    def _sized(self, args: list[bytes]) -> list[bytes]:
+        """``args``, once no value in them is over ``max_value_size``.
+
+        Redis refuses a larger one by closing the connection mid-command, which redis-py reports
+        as a broken connection (and may send the whole command again): refused here instead,
+        before anything is sent.
+        """
+        largest = max(map(len, args), default=0)
+        if largest > self.options.max_value_size:
+            raise SessionTooLargeError(largest, self.options.max_value_size, self.target)
+        return args
+
     def _key_like(self, key: str) -> str:
         """A fresh session key whose Redis key shares ``key``'s hash tag (Cluster slot)."""
         tag = hash_key(key)[:_TAG_LENGTH]
@@ -322,19 +349,19 @@ class RedisStore(SessionStore):
             new_key = self.generate_key()
             if record.expires_at <= now:
                 return new_key, [], []
-            args = _save_args(MODE_CREATE, record, now, record.data)
+            args = self._sized(_save_args(MODE_CREATE, record, now, record.data))
             return new_key, [self._redis_key(new_key)], args
         if not is_plausible_key(key):
             return None, [], []
         # Changes.expiry is False when a request wrote without reading and chose no expiry.
         mode = MODE_MERGE if changes.expiry else MODE_KEEP_LIFETIME
-        args = _save_args(mode, record, now, changes.updated, changes.deleted)
+        args = self._sized(_save_args(mode, record, now, changes.updated, changes.deleted))
         return key, [self._redis_key(key)], args
 
     def _cycle_plan(self, key: str, record: SessionRecord) -> tuple[str, list[bytes], list[bytes]]:
         """What :meth:`cycle_key` does: (the new key, the script's keys, its arguments)."""
         now = time.time()
-        args = _save_args(MODE_CREATE, record, now, record.data)
+        args = self._sized(_save_args(MODE_CREATE, record, now, record.data))
         if not is_plausible_key(key):
             new_key = self.generate_key()
             return new_key, [self._redis_key(new_key)], args
@@ -343,7 +370,7 @@ class RedisStore(SessionStore):
 
     def _command(self, operation: str, name: bytes, args: list[bytes]) -> Any:
         """Run one command, raw reply; an outage becomes :class:`StoreUnreachableError`."""
-        lane = self._sync_lane()
+        lane = self._sync_lane(operation)
         try:
             return lane.call(name, args)
         except UNREACHABLE_ERRORS as exc:
@@ -422,6 +449,21 @@ class RedisStore(SessionStore):
                 del self._loop_clients[stale]
         if self._owns and lane is not None:
             close_client(lane.client, helpers)
+
+    def check_report(self) -> list[CheckNote]:
+        """What ``session-core check`` prints about the servers: whether a crash of each would
+        lose sessions (its persistence mode), and a warning when its ``proto-max-bulk-len`` is
+        below ``max_value_size``. Not an async method: it serves the command line only.
+
+        Raises:
+            StoreUnreachableError: when a server does not answer.
+        """
+        operation = "check the server's persistence"
+        lane = self._sync_lane(operation)
+        try:
+            return server_report(lane.client, self.target, self.options.max_value_size)
+        except UNREACHABLE_ERRORS as exc:
+            raise self._unreachable(operation, exc) from exc
 
     # ------------------------------------------------------------------ async twins
 

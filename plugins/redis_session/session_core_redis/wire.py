@@ -5,29 +5,34 @@ each argument, applies response callbacks (``HGETALL``'s reply becomes a dict on
 to take it apart again), records observability metrics and builds closures; and its pool, on
 every command, takes a connection out under a lock, checks it and puts it back. Measured against
 a bare ``GET`` (which pays all that too) this is most of a session's overhead. So for a client of
-a standalone server or of a Sentinel master, a :class:`Lane` (:class:`AsyncLane`) sends the
+a standalone server, a :class:`Lane` (:class:`AsyncLane`) sends the
 store's commands itself, each packed into one buffer (:func:`pack`), on a connection from the
-client's pool, and returns the raw reply (bytes, never decoded).
+client's pool, and returns the raw reply (bytes, never decoded). It does so only on a RESP2
+connection of a plain pool with no maintenance notifications, where the server sends nothing
+unasked (:func:`public_path_reason` says why any other client takes the public path); the
+store's own standalone clients are made that way. The store's ``direct_commands = false`` option
+turns the short path off.
 
 What keeps connections sound stays redis-py's own: connecting and its handshake, health checks,
-socket timeouts, a connection that failed being disconnected before it is used again, Sentinel's
-choice of the master. A command that fails on a broken connection is retried the way
-``execute_command`` retries it: with the connection's own ``Retry``, disconnecting before each new
-attempt.
+socket timeouts, a connection that failed being disconnected before it is used again. A command
+that fails on a broken connection is retried the way ``execute_command`` retries it: with the
+connection's own ``Retry``, disconnecting before each new attempt.
 
 With a client the store made itself for a standalone server (``limit`` given), the lane also
 keeps the connections it has used instead of handing each back to the pool after every command
 (the pool's lock, bookkeeping and checks cost several microseconds per command, about a fifth of
 a round trip to a local server). Its own semaphore then bounds how many commands run at once, to
 the pool's size, and makes a command wait (up to ``timeout``) when all are busy, as a blocking
-pool would. A kept connection is checked
-before each use as the pool would check it: one the server has closed meanwhile (a restart, an
-idle timeout) is reconnected first, and a command that failed never leaves its connection kept.
+pool would. A kept connection is checked before each use as the pool would check it: one the
+server has closed meanwhile (a restart, an idle timeout) is reconnected first, and a command that
+failed never leaves its connection kept.
 After a ``fork`` the child drops the parent's kept connections, as redis-py's pools do.
 
 A client the lane cannot drive that way (a Redis Cluster client, which routes each command to a
-node; a client pinned to one connection; a client with client-side caching) goes through
-``execute_command``, with the same arguments.
+node; a Sentinel client, whose pool follows failovers; a client pinned to one connection; a
+client with client-side caching; a RESP3 client, or one with maintenance notifications) goes
+through ``execute_command``, with the same arguments. The private redis-py names the short path
+needs live in :mod:`._compat`.
 """
 
 from __future__ import annotations
@@ -40,14 +45,25 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.sentinel
 import redis.cluster
+import redis.connection
 import redis.exceptions
+import redis.sentinel
 
-__all__ = ["CLUSTER_TYPES", "AsyncLane", "Lane", "pack"]
+from ._compat import async_stream_at_eof, sync_socket_open
+
+__all__ = ["CLUSTER_TYPES", "SENTINEL_POOLS", "AsyncLane", "Lane", "pack", "public_path_reason"]
 
 CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 """The Redis Cluster clients, sync and async: they route each command to a node themselves."""
+SENTINEL_POOLS = (
+    redis.sentinel.SentinelConnectionPool,
+    redis.asyncio.sentinel.SentinelConnectionPool,
+)
+"""The pools of Sentinel clients, sync and async: they find the master and follow failovers."""
 _BROKEN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -59,20 +75,53 @@ def pack(name: bytes, args: Sequence[bytes]) -> bytes:
 
 
 def _direct_pool(client: Any) -> Any:
-    """The pool to take connections from directly, or ``None`` when ``client`` needs its own
-    ``execute_command`` (Cluster, a single-connection client, client-side caching)."""
+    """The pool to take connections from directly, or ``None`` when ``client`` goes through its
+    own ``execute_command``: see :func:`public_path_reason`."""
+    if public_path_reason(client) is not None:
+        return None
+    return client.connection_pool
+
+
+def public_path_reason(client: Any) -> str | None:
+    """Why commands on ``client`` must go through redis-py's ``execute_command``, or ``None``
+    when the lane may send them itself.
+
+    The lane reads each reply in full and nothing else: it can drive only a RESP2 connection of
+    a plain pool, on which the server sends nothing unasked. Everything else is redis-py's to
+    handle: routing (Cluster), failover bookkeeping (Sentinel), a pinned connection, cache
+    invalidations (client-side caching), and, on RESP3, push messages such as maintenance
+    notifications, which redis-py 8 turns on by default and which set ``should_reconnect()`` on
+    a connection and expect it back in the pool.
+    """
     if isinstance(client, CLUSTER_TYPES):
-        return None
-    if getattr(client, "connection", None) is not None:
-        return None  # a sync client made with single_connection_client=True
-    if getattr(client, "single_connection_client", False):
-        return None  # an async one (its connection is made on first use)
+        return "a Redis Cluster client routes each command itself"
+    if getattr(client, "connection", None) is not None or getattr(
+        client, "single_connection_client", False
+    ):
+        return "a single-connection client keeps its one connection itself"
     pool = getattr(client, "connection_pool", None)
-    if pool is None or getattr(pool, "cache", None) is not None:
-        return None
-    if not (hasattr(pool, "get_connection") and hasattr(pool, "release")):
-        return None
-    return pool
+    if pool is None or not (hasattr(pool, "get_connection") and hasattr(pool, "release")):
+        return "the client has no connection pool the lane can use"
+    if isinstance(pool, SENTINEL_POOLS):
+        return "a Sentinel pool follows failovers itself"
+    if getattr(pool, "cache", None) is not None:
+        return "client-side caching handles invalidation messages itself"
+    if _protocol(pool) != 2:
+        return "on RESP3 the server may push messages (maintenance notifications) unasked"
+    enabled = getattr(pool, "maint_notifications_enabled", None)
+    if enabled is not None and enabled():
+        return "maintenance notifications are enabled"
+    return None
+
+
+def _protocol(pool: Any) -> int:
+    """The protocol the pool's connections speak: as given, or redis-py's default (RESP2 up to
+    7.x, RESP3 from 8.0; the constant moved to ``redis.utils`` in 8.0, still imported here, and
+    an unknown default counts as RESP3, the public path)."""
+    given = pool.connection_kwargs.get("protocol")
+    if given is None:
+        given = getattr(redis.connection, "DEFAULT_RESP_VERSION", 3)
+    return int(given)
 
 
 def _pool_args(pool: Any) -> tuple[str, ...]:
@@ -112,10 +161,10 @@ class _Lanes:
 
     _gate: threading.BoundedSemaphore | asyncio.Semaphore | None
 
-    def __init__(self, client: Any, timeout: float | None) -> None:
+    def __init__(self, client: Any, timeout: float | None, direct: bool) -> None:
         self.client = client
         """The redis-py client the commands go through."""
-        self._pool = _direct_pool(client)
+        self._pool = _direct_pool(client) if direct else None
         self._pool_args = _pool_args(self._pool) if self._pool is not None else ()
         self._timeout = timeout
         self._kept: list[Any] = []
@@ -144,12 +193,22 @@ class Lane(_Lanes):
             before failing with ``ConnectionError``. ``None`` to take a connection from the pool
             for every command (any other client, whose pool keeps its own rules).
         timeout: see ``limit``.
+        direct: ``False`` sends every command through ``execute_command`` (the store's
+            ``direct_commands`` option); ``True`` sends them directly where
+            :func:`public_path_reason` allows it.
     """
 
     _gate: threading.BoundedSemaphore | None
 
-    def __init__(self, client: Any, limit: int | None = None, timeout: float | None = None) -> None:
-        super().__init__(client, timeout)
+    def __init__(
+        self,
+        client: Any,
+        limit: int | None = None,
+        timeout: float | None = None,
+        *,
+        direct: bool = True,
+    ) -> None:
+        super().__init__(client, timeout, direct)
         self._limit = limit if self._pool is not None else None
         self._pid = os.getpid()
         if self._limit is not None:
@@ -241,12 +300,20 @@ class AsyncLane(_Lanes):
             condition wait and a timeout context on every command, even when connections are
             free; the lane's semaphore only waits when it has to.
         timeout: see ``limit``.
+        direct: as for :class:`Lane`.
     """
 
     _gate: asyncio.Semaphore | None
 
-    def __init__(self, client: Any, limit: int | None = None, timeout: float | None = None) -> None:
-        super().__init__(client, timeout)
+    def __init__(
+        self,
+        client: Any,
+        limit: int | None = None,
+        timeout: float | None = None,
+        *,
+        direct: bool = True,
+    ) -> None:
+        super().__init__(client, timeout, direct)
         # The semaphore binds to the running loop when it first waits: one lane per loop.
         if limit is not None and self._pool is not None:
             self._gate = asyncio.Semaphore(limit)
@@ -301,7 +368,7 @@ def _stale(conn: Any) -> bool:
     would connect it first, outside the command's own timeout, and a hung server would then
     hold the request for a connection attempt more. The command's send connects it.
     """
-    if getattr(conn, "_sock", None) is None:
+    if not sync_socket_open(conn):
         return False
     try:
         return bool(conn.can_read())
@@ -312,15 +379,12 @@ def _stale(conn: Any) -> bool:
 def _closed_by_server(conn: Any) -> bool:
     """Whether the server closed a kept async connection (a restart, an idle timeout).
 
-    The event loop has been reading the idle socket all along, so a close shows as the end of the
-    connection's stream, seen here without waiting (redis-py 8's pool looks at the same stream;
+    Seen on the connection's stream without waiting (redis-py 8's pool looks at the same stream;
     5.x's reads the socket with a zero timeout, a full event-loop cycle). No reply can be pending:
-    a connection is kept only after its reply was read in full. No ``_reader`` means not
-    connected (the send connects), or a redis-py without that attribute (no check: the retry
-    covers a dead connection).
+    a connection is kept only after its reply was read in full, and on RESP2 the server sends
+    nothing unasked.
     """
-    reader = getattr(conn, "_reader", None)
-    return reader is not None and bool(reader.at_eof())
+    return async_stream_at_eof(conn)
 
 
 async def _aexchange(conn: Any, packed: list[bytes]) -> Any:

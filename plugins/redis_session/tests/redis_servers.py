@@ -150,6 +150,14 @@ class RedisProcess:
         finally:
             client.close()
 
+    def kill(self) -> None:
+        """Kill the server with SIGKILL, as a crash would: it saves nothing on the way out."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            _running.discard(process)
+
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is None:
@@ -241,12 +249,36 @@ class SentinelSetup:
         self.sentinel = SentinelProcess(directory / "sentinel", self.master_name, self.master.port)
 
     def sentinel_client(self) -> redis.Redis:
-        return self.sentinel.client()
+        """A client of the sentinel, on RESP2 (flat replies on every redis-py; 8.x defaults to
+        RESP3, where SENTINEL MASTER answers a map)."""
+        return redis.Redis(host=HOST, port=self.sentinel.port, socket_timeout=5, protocol=2)
+
+    def ask(self, *args: str) -> Any:
+        """The sentinel's raw reply to ``SENTINEL <args>``.
+
+        Sent as a plain command: the ``sentinel_*`` methods of redis-py 6.x and 7.0 raise
+        TypeError (they hand ``once``/``return_responses`` to reply parsers that take neither).
+        """
+        with self.sentinel_client() as client:
+            return client.execute_command("SENTINEL", *args)
 
     def master_port(self) -> int:
-        with self.sentinel_client() as client:
-            _, port = client.sentinel_get_master_addr_by_name(self.master_name)
+        """The master's port, as the sentinel reports it."""
+        _, port = self.ask("GET-MASTER-ADDR-BY-NAME", self.master_name)
         return int(port)
+
+    def master_state(self) -> dict[str, str]:
+        """The sentinel's view of the master (``SENTINEL MASTER``), as text."""
+        reply = [item.decode() for item in self.ask("MASTER", self.master_name)]
+        return dict(zip(reply[::2], reply[1::2], strict=True))
+
+    def replica_flags(self) -> list[str]:
+        """The flags the sentinel has for each replica (``SENTINEL REPLICAS``)."""
+        flags = []
+        for replica in self.ask("REPLICAS", self.master_name):
+            fields = [item.decode() for item in replica]
+            flags.append(dict(zip(fields[::2], fields[1::2], strict=True))["flags"])
+        return flags
 
     def start(self) -> SentinelSetup:
         self.master.start()
@@ -259,9 +291,8 @@ class SentinelSetup:
         """Until the replica is in sync and the sentinel knows it."""
 
         def healthy() -> bool:
-            with self.sentinel_client() as client:
-                replicas = client.sentinel_slaves(self.master_name)
-            return len(replicas) == 1 and "s_down" not in replicas[0]["flags"]
+            flags = self.replica_flags()
+            return len(flags) == 1 and "s_down" not in flags[0]
 
         def linked() -> bool:
             port = self.master_port()
@@ -278,9 +309,8 @@ class SentinelSetup:
         old master before then may be lost: Redis replication is asynchronous)."""
 
         def done() -> bool:
-            with self.sentinel_client() as client:
-                state = client.sentinel_master(self.master_name)
-            if int(state["port"]) == old_port or "failover_in_progress" in str(state["flags"]):
+            state = self.master_state()
+            if int(state["port"]) == old_port or "failover_in_progress" in state["flags"]:
                 return False
             old = self.master if self.master.port == old_port else self.replica
             with old.client() as client:

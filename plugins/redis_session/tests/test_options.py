@@ -17,7 +17,8 @@ from redis_servers import new_prefix
 import session_core
 from session_core import ConfigurationError, SessionConfig
 from session_core.testing import make_record
-from session_core_redis import RedisOptions, RedisStore
+from session_core_redis import AsyncClientOnlyError, RedisOptions, RedisStore, SentinelOptions
+from session_core_redis.options import redact_url
 
 SECRET = "s" * 40
 
@@ -57,6 +58,7 @@ def test_construction_does_not_connect() -> None:
     ("options", "message"),
     [
         ({"hosts": "x"}, "no option 'hosts'"),
+        ({"socket_timout": 1}, "no option 'socket_timout'; did you mean 'socket_timeout'\\?"),
         ({"url": "http://localhost"}, "'url'"),
         ({"url": 5}, "'url'"),
         ({"url": "redis://a", "cluster": ["a:1"]}, "only one of"),
@@ -86,6 +88,93 @@ def test_bad_options_fail_at_start_up(options: dict[str, Any], message: str) -> 
     assert caught.value.key == "store_options"
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://:s3cret@127.0.0.1:6379/abc", "database 'abc'"),
+        ("redis://:s3cret@127.0.0.1:6379/99", "database '99'"),
+        ("redis://:s3cret@127.0.0.1:6379/-1", "database '-1'"),
+        ("redis://:s3cret@127.0.0.1:6379/0?db=abc", "database 'abc'"),
+        ("redis://:s3cret@127.0.0.1:6379/1?db=2", "database once"),
+        ("unix://:s3cret@/run/redis.sock?db=99", "database '99'"),
+        ("redis://:s3cret@127.0.0.1:99999/0", "port"),
+        ("redis://:s3cret@127.0.0.1:0/0", "port"),
+        ("redis://:s3cret@127.0.0.1:port/0", "port"),
+        ("redis://:s3cret@127.0.0.1:6379/0?socket_timeout=9", "'socket_timeout'"),
+        ("redis://:s3cret@127.0.0.1:6379/0?max_connections=9", "'max_connections'"),
+        ("unix://:s3cret@", "path"),
+        ("http://:s3cret@127.0.0.1:6379/0", "redis://"),
+    ],
+)
+def test_urls_redis_py_would_misread_fail_at_start_up(url: str, message: str) -> None:
+    # redis-py reads a URL at the first connection: "abc" became database 0, 99 and 99999
+    # failed the first request with a raw ResponseError or ValueError.
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        session_core.create_store(config(url=url, key_prefix=new_prefix()))
+    text = str(caught.value)
+    assert "'url'" in text
+    assert "s3cret" not in text
+    assert "127.0.0.1" in text or "unix://" in text
+
+
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        ({"url": "redis://h/0", "db": 2}, "db"),  # the URL's database would win
+        ({"db": 2}, "db"),  # the default URL's database would win
+        ({"url": "redis://h/0", "ssl": True}, "ssl"),  # the scheme decides
+        ({"ssl": True}, "ssl"),
+        ({"url": "redis://h/0", "ssl_ca_certs": "/ca.pem"}, "ssl_ca_certs"),  # no TLS
+        ({"cluster": ["a:1"], "ssl_ca_certs": "/ca.pem"}, "ssl_ca_certs"),
+        ({"url": "redis://u:pw@h/0", "password": "other"}, "password"),
+        ({"url": "redis://u:pw@h/0", "username": "other"}, "username"),
+        ({"sentinel": {"master": "m", "nodes": ["a:1"]}, "db": 16}, "db"),
+        ({"socket_timeout": -1}, "socket_timeout"),
+        ({"socket_connect_timeout": -0.5}, "socket_connect_timeout"),
+        ({"health_check_interval": -1}, "health_check_interval"),
+        ({"max_connections": -3}, "max_connections"),
+        ({"max_value_size": 0}, "max_value_size"),
+        ({"direct_commands": "no"}, "direct_commands"),
+    ],
+)
+def test_options_that_would_be_ignored_or_fail_later_fail_at_start_up(
+    options: dict[str, Any], option: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"option {option!r}") as caught:
+        session_core.create_store(config(**options))
+    assert "pw" not in str(caught.value)
+
+
+def test_valid_urls_pass() -> None:
+    for url in (
+        "redis://h",
+        "redis://h:6380",
+        "redis://h/",
+        "redis://h:6380/15",
+        "redis://h?db=3",
+        "rediss://u:pw@[::1]:6380/1",
+        "unix:///run/redis.sock?db=2",
+    ):
+        assert RedisOptions(url=url).url == url
+    assert RedisOptions(url="redis://h/0", password="pw").password == "pw"
+    assert RedisOptions(url="rediss://h/0", ssl_ca_certs="/ca.pem").ssl_ca_certs == "/ca.pem"
+    assert RedisOptions(sentinel=SentinelOptions("m", (("a", 1),)), db=15, ssl=True).db == 15
+
+
+@pytest.mark.parametrize(
+    "options", [{"url": "redis://h/0"}, {"socket_timeout": 9}, {"password": "pw"}, {"retries": 3}]
+)
+def test_client_and_connection_options_conflict(shared_url: str, options: dict[str, Any]) -> None:
+    # A handed-over client brings its own connection settings: an option beside it would be
+    # silently ignored.
+    with (
+        redis.Redis.from_url(shared_url) as client,
+        pytest.raises(ConfigurationError, match="not both") as caught,
+    ):
+        RedisStore(options, client=client)
+    assert repr(next(iter(options))) in str(caught.value)
+
+
 def test_options_parse() -> None:
     options = RedisOptions.from_mapping(
         {
@@ -108,7 +197,7 @@ def test_options_parse() -> None:
 def test_handed_over_client(shared_url: str) -> None:
     client = redis.Redis.from_url(shared_url)
     store = RedisStore({"key_prefix": new_prefix()}, client=client)
-    assert store.target == "redis://127.0.0.1:6379/0"
+    assert store.target == redact_url(shared_url)  # the server and db the override names
     record = make_record({"a": 1})
     key = store.save(None, record, session_core.Changes.everything(record))
     assert key is not None
@@ -132,8 +221,10 @@ def test_handed_over_async_client_only(shared_url: str) -> None:
         key = await store.asave(None, record, session_core.Changes.everything(record))
         assert key is not None
         assert await store.aload(key) is not None
-        with pytest.raises(RuntimeError, match="async_client"):
+        with pytest.raises(AsyncClientOnlyError, match="only an async_client") as caught:
             store.load(key)
+        assert isinstance(caught.value, session_core.SessionCoreError)
+        assert caught.value.operation == "load"
         await store.aclose()
         assert await client.ping()
         await client.aclose()
@@ -147,14 +238,6 @@ def test_handed_over_client_must_return_bytes(shared_url: str) -> None:
         pytest.raises(ConfigurationError, match="decode_responses"),
     ):
         RedisStore(client=client)
-
-
-def test_client_and_connection_options_conflict(shared_url: str) -> None:
-    with (
-        redis.Redis.from_url(shared_url) as client,
-        pytest.raises(ConfigurationError, match="not both"),
-    ):
-        RedisStore({"url": shared_url}, client=client)
 
 
 def test_several_event_loops_and_threads_leave_nothing_open(shared_url: str) -> None:

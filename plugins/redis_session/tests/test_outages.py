@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -45,7 +44,6 @@ def test_server_down_raises_store_unreachable_naming_address_without_password() 
         ("delete", lambda: store.delete(key)),
         ("cycle", lambda: store.cycle_key(key, record)),
     ]
-    started = time.monotonic()
     for operation, call in calls:
         with pytest.raises(StoreUnreachableError) as caught:
             call()
@@ -55,8 +53,7 @@ def test_server_down_raises_store_unreachable_naming_address_without_password() 
         assert error.target == f"redis://{HOST}:{port}/3"
         assert f"{HOST}:{port}" in str(error)
         assert "s3cret" not in str(error)
-        assert isinstance(error.__cause__, redis.ConnectionError)
-    assert time.monotonic() - started < 10, "a refused connection must fail fast"
+        assert isinstance(error.__cause__, redis.ConnectionError)  # refused, not timed out
     store.close()
 
 
@@ -86,11 +83,9 @@ def test_session_write_to_a_down_server_is_reported_not_dropped() -> None:
 
 def test_hung_server_times_out(hung_port: int) -> None:
     store = RedisStore({"url": f"redis://{HOST}:{hung_port}/0", "socket_timeout": 0.2})
-    started = time.monotonic()
     with pytest.raises(StoreUnreachableError) as caught:
         store.load(store.generate_key())
-    assert time.monotonic() - started < 3
-    assert isinstance(caught.value.__cause__, redis.TimeoutError)
+    assert isinstance(caught.value.__cause__, redis.TimeoutError)  # the socket timeout ended it
     store.close()
 
 
@@ -98,13 +93,13 @@ def test_hung_server_times_out_async(hung_port: int) -> None:
     store = RedisStore({"url": f"redis://{HOST}:{hung_port}/0", "socket_timeout": 0.2})
 
     async def scenario() -> None:
-        with pytest.raises(StoreUnreachableError):
-            await asyncio.wait_for(store.aload(store.generate_key()), 5)
+        # wait_for only guards against a hang: the socket timeout must end the call first.
+        with pytest.raises(StoreUnreachableError) as caught:
+            await asyncio.wait_for(store.aload(store.generate_key()), 30)
+        assert isinstance(caught.value.__cause__, redis.TimeoutError)
         await store.aclose()
 
-    started = time.monotonic()
     asyncio.run(scenario())
-    assert time.monotonic() - started < 4
 
 
 def test_restart_loses_nothing_and_store_recovers(
