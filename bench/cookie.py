@@ -5,13 +5,21 @@ Four cases: ``none`` (no cookie, session untouched), ``untouched`` (a session co
 untouched), ``read`` (read one key), ``write`` (set one key; the cookie is re-sent). Every app
 of one framework runs the same views; the bare twin of each app gets a plain dict where the
 session would be, so its views run the same code.
+
+``session-core + observer`` is session-core's middleware with an extension observing session
+events installed (a hook that counts them): what an event costs a request that saves, and that
+the others pay nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .harness import (
@@ -141,6 +149,43 @@ def flask_session_core(**settings: Any) -> Callable[[Any], None]:
     return setup
 
 
+OBSERVER = """
+import session_core
+
+seen = [0]
+
+@session_core.hookimpl
+def session_core_session_event(event):
+    seen[0] += 1
+"""
+
+
+@contextlib.contextmanager
+def observing() -> Iterator[None]:
+    """Middleware built inside the block find an extension observing session events (a
+    throwaway distribution on sys.path); those built after it do not."""
+    from session_core.registry import refresh
+
+    with tempfile.TemporaryDirectory() as folder:
+        lib = Path(folder)
+        (lib / "bench_observer.py").write_text(OBSERVER)
+        info = lib / "bench_observer-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: bench-observer\nVersion: 1.0\n"
+        )
+        (info / "entry_points.txt").write_text(
+            "[session_core.extensions]\nbench_observer = bench_observer\n"
+        )
+        sys.path.insert(0, folder)
+        refresh()
+        try:
+            yield
+        finally:
+            sys.path.remove(folder)
+            refresh()
+
+
 # ---------------------------------------------------------------------- contenders
 
 
@@ -210,9 +255,15 @@ def build(loop: asyncio.AbstractEventLoop, cases: Iterable[str] = CASES) -> Cont
     c = Contenders(loop)
     c.add_wsgi("plain WSGI", "bare", wsgi_app, cases, **{ENVIRON_KEY: dict(SEED)})
     c.add_wsgi("plain WSGI", "session-core", WsgiSessions(wsgi_app, secret_key=SECRET), cases)
+    with observing():
+        observed_wsgi = WsgiSessions(wsgi_app, secret_key=SECRET)
+        observed_asgi = AsgiSessions(asgi_app, secret_key=SECRET)
+    check(observed_wsgi.cookie.events is not None, "the observer extension was not found")
+    c.add_wsgi("plain WSGI", "session-core + observer", observed_wsgi, cases)
     c.add_asgi("plain ASGI", "bare", asgi_app, cases, session=dict(SEED))
     c.add_asgi("plain ASGI", "Starlette", StarletteSessions(asgi_app, secret_key=SECRET), cases)
     c.add_asgi("plain ASGI", "session-core", AsgiSessions(asgi_app, secret_key=SECRET), cases)
+    c.add_asgi("plain ASGI", "session-core + observer", observed_asgi, cases)
     c.add_asgi("Starlette app", "bare", starlette_app([]), cases, session=dict(SEED))
     c.add_asgi(
         "Starlette app",

@@ -14,7 +14,9 @@ from typing import Any, TypeVar, overload
 from .config import MAX_COOKIE_AGE, SessionConfig, layered_settings
 from .cookie import MAX_COOKIE_BYTES
 from .errors import ConfigurationError, CookieTooLargeError, StoreUnreachableError
-from .session import Session
+from .events import EventEmitter
+from .registry import default_registry
+from .session import ResponseAction, Session
 from .store import SessionStore
 
 __all__ = [
@@ -38,8 +40,10 @@ _SET_COOKIE_PREFIX = len("Set-Cookie: ")
 
 _S = TypeVar("_S", bound=Session)
 
-# What a response does with its session (see SessionCookie._decide).
-_NOTHING, _VARY, _SAVE, _DROP_FLUSHED, _DELETE_COOKIE = range(5)
+_NOTHING = ResponseAction.NOTHING
+_VARY = ResponseAction.VARY
+_SAVE = ResponseAction.SAVE
+_DROP_FLUSHED = ResponseAction.DROP_FLUSHED
 
 
 _VARY_HEADER = ("Vary", "Cookie")
@@ -113,6 +117,7 @@ class SessionCookie:
     __slots__ = (
         "_attributes",
         "_delete_header",
+        "_events",
         "_max_age",
         "_name",
         "_prefix",
@@ -129,6 +134,8 @@ class SessionCookie:
         self._max_age = config.cookie_max_age
         self._prefix = config.cookie_name + "="
         self._save_every_request = config.save_every_request
+        # Asked once, here: with no plugin observing events, sessions report nothing.
+        self._events = default_registry().event_emitter(store)
         attributes = [f"Path={config.cookie_path}"]
         if config.cookie_domain:
             attributes.append(f"Domain={config.cookie_domain}")
@@ -214,34 +221,26 @@ class SessionCookie:
         return header
 
     @property
+    def events(self) -> EventEmitter | None:
+        """What reports the store calls of this middleware's sessions to the plugins observing
+        session events; ``None`` when none does."""
+        return self._events
+
+    def observe(self, session: Session) -> None:
+        """Have ``session`` report its store calls (when a plugin observes events); the
+        middleware does so before each save it makes."""
+        if self._events is not None:
+            session.observe(self._events)
+
+    @property
     def delete_header(self) -> str:
         """The ``Set-Cookie`` value that removes the session cookie (same Path, Domain, Secure,
         HttpOnly and SameSite as the cookie it removes)."""
         return self._delete_header
 
-    # _decide and _headers run on every request that touched its session, so they read the
-    # session's state directly (this module is its middleware's other half) rather than through
-    # the public properties, which cost a call each.
-
-    def _decide(self, session: Session, status: int) -> int:
-        if not session._accessed and (
-            not self._save_every_request or session.incoming_key() is None
-        ):
-            return _NOTHING
-        if status >= 500:
-            return _DROP_FLUSHED if session._doomed else _VARY
-        if session.modified or session._doomed or self._save_every_request:
-            return _SAVE
-        if session._loaded and session._key is None and session.incoming_key() is not None:
-            # The cookie named no live session (tampered, expired, foreign): remove it. (Not
-            # when the load never happened, or failed and the app carried on: the cookie may
-            # well be good.)
-            return _DELETE_COOKIE
-        return _VARY
-
     def _headers(self, session: Session, key: str | None) -> list[tuple[str, str]]:
         if key is not None:
-            if not session._lifetime_written and key == session.incoming_key():
+            if not session.lifetime_written and key == session.incoming_key():
                 return [_VARY_HEADER]  # a write-only save kept the key and the expiry
             return [
                 _VARY_HEADER,
@@ -258,28 +257,34 @@ class SessionCookie:
         and the visitor has a session). On a 5xx response nothing is saved, but a sign-out's
         deletion still happens.
         """
-        action = self._decide(session, status)
-        if action == _SAVE:
+        action = session.response_action(self._save_every_request, status)
+        if action is _SAVE:
+            if self._events is not None:
+                session.observe(self._events)
             return self._headers(session, session.save())
-        if action == _DROP_FLUSHED:
-            for key in session.take_flushed_keys():
-                self._store.delete(key)
+        if action is _DROP_FLUSHED:
+            if self._events is not None:
+                session.observe(self._events)
+            session.drop_flushed()
         return self._respond(session, action)
 
     async def afinish(self, session: Session, status: int) -> list[tuple[str, str]]:
         """Async twin of :meth:`finish`, saving through the store's async methods."""
-        action = self._decide(session, status)
-        if action == _SAVE:
+        action = session.response_action(self._save_every_request, status)
+        if action is _SAVE:
+            if self._events is not None:
+                session.observe(self._events)
             return self._headers(session, await session.asave())
-        if action == _DROP_FLUSHED:
-            for key in session.take_flushed_keys():
-                await self._store.adelete(key)
+        if action is _DROP_FLUSHED:
+            if self._events is not None:
+                session.observe(self._events)
+            await session.adrop_flushed()
         return self._respond(session, action)
 
-    def _respond(self, session: Session, action: int) -> list[tuple[str, str]]:
-        if action == _NOTHING:
+    def _respond(self, session: Session, action: ResponseAction) -> list[tuple[str, str]]:
+        if action is _NOTHING:
             return []
-        if action == _VARY:
+        if action is _VARY:
             return [_VARY_HEADER]
         return self._headers(session, None)
 

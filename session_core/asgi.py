@@ -195,6 +195,7 @@ class SessionMiddleware:
             await _store_unavailable(kind, self.unavailable(error), send)
             return
         if kind == "websocket" and self._server_side and session.modified:
+            self.cookie.observe(session)
             await session.asave()
 
 

@@ -11,7 +11,13 @@ and ``SESSION_CORE_*`` variables. Plugins add their own subcommands (the hook
 subcommand, and one that fails to load is reported on stderr while the rest carries on.
 
 Bad input is reported in one line naming the problem and the fix, with a non-zero exit code:
-2 for a configuration problem, 1 for a store that failed.
+2 for a configuration problem (an unknown store included), 1 for a store that failed.
+
+``check``, ``clear-expired`` and ``sign-out`` take ``--app module:app`` (the settings of a
+Flask, Starlette or FastAPI app), read a Django project's settings when
+``DJANGO_SETTINGS_MODULE`` is set, and take ``--store`` (another store starts with no options)
+and ``--store-option NAME=VALUE``; see
+``_command_config``. ``clear-expired`` and ``sign-out`` need no secret key.
 """
 
 from __future__ import annotations
@@ -22,12 +28,22 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 from . import __version__
+from ._command_config import (
+    add_store_arguments,
+    load_command_config,
+    parse_store_options,
+    store_target,
+)
 from ._compat import Subparsers
-from .config import SessionConfig
-from .errors import ConfigurationError, SessionCoreError
+from .errors import (
+    ConfigurationError,
+    SessionCoreError,
+    StoreNotFoundError,
+    StoreUnreachableError,
+)
 from .registry import (
     LoadedPlugin,
     PluginInfo,
@@ -42,12 +58,9 @@ __all__ = ["CheckNote", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
-BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "sign-out", "demo")
+BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "sign-out", "demo", "migrate")
 
-
-def _load_config(args: argparse.Namespace, **overrides: Any) -> SessionConfig:
-    settings: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    return SessionConfig.load(args.config, **settings)
+_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------- stores
@@ -102,12 +115,18 @@ def _table(out: TextIO, plugins: Sequence[PluginInfo]) -> None:
 
 
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load_config(args, store=args.store)
+    loaded = load_command_config(args)
+    config = loaded.config
     store = create_store(config)  # the store's name and options are part of the configuration
-    out.write(f"ok   configuration is valid (store {config.store_name!r})\n")
+    target = store_target(store, config)
+    out.write(
+        f"ok   configuration is valid (store {config.store_name!r}; settings from "
+        f"{loaded.source})\n"
+    )
     out.write(f"ok   store {config.store_name!r} loaded ({type(store).__module__})\n")
+    out.write(f"     probing {target}\n")
     try:
-        code = _probe(store, out)
+        code = _probe(store, out, store.name or config.store_name, target)
         if code == EXIT_OK:
             warnings = _report(store, out)
             out.write("all checks passed" + (f", {warnings} warning(s)\n" if warnings else "\n"))
@@ -136,29 +155,40 @@ def _report(store: SessionStore, out: TextIO) -> int:
     return warnings
 
 
-def _probe(store: SessionStore, out: TextIO) -> int:
+def _probe(store: SessionStore, out: TextIO, name: str, target: str) -> int:
     token = secrets.token_hex(8)
     session = Session(store)
     session["session_core_check"] = token
     started = time.perf_counter()
-    key = session.save()
+    key = _step(lambda: session.save(), name, target, "save a probe session")
     if key is None:
         out.write("FAIL save returned no key\n")
         return EXIT_FAILED
     out.write(f"ok   wrote a probe session ({_ms(started)})\n")
     started = time.perf_counter()
     loaded = Session(store, key)
-    if loaded.get("session_core_check") != token:
+    if _step(lambda: loaded.get("session_core_check"), name, target, "read it back") != token:
         out.write("FAIL the probe session did not read back\n")
         return EXIT_FAILED
     out.write(f"ok   read it back ({_ms(started)})\n")
     started = time.perf_counter()
-    store.delete(key)
-    if not store.local and store.load(key) is not None:
+    _step(lambda: store.delete(key), name, target, "delete it")
+    if not store.local and _step(lambda: store.load(key), name, target, "load") is not None:
         out.write("FAIL the probe session is still there after delete\n")
         return EXIT_FAILED
     out.write(f"ok   deleted it ({_ms(started)})\n")
     return EXIT_OK
+
+
+def _step(call: Callable[[], _T], name: str, target: str, operation: str) -> _T:
+    """Run one probe step; a driver's own exception becomes a :class:`StoreUnreachableError`
+    that names the store and where it points."""
+    try:
+        return call()
+    except SessionCoreError:
+        raise
+    except Exception as exc:
+        raise StoreUnreachableError(name, target, operation, _one_line(exc)) from exc
 
 
 def _ms(started: float) -> str:
@@ -169,7 +199,8 @@ def _ms(started: float) -> str:
 
 
 def _cmd_clear_expired(args: argparse.Namespace, out: TextIO) -> int:
-    config = _load_config(args, store=args.store)
+    # No secret needed: the secret signs cookies, and this only deletes server records.
+    config = load_command_config(args, needs_secret=False).config
     store = create_store(config)
     try:
         if not type(store).needs_cleanup:
@@ -177,13 +208,25 @@ def _cmd_clear_expired(args: argparse.Namespace, out: TextIO) -> int:
                 f"store {config.store_name!r} needs no cleanup: its sessions expire by themselves\n"
             )
             return EXIT_OK
+        target = store_target(store, config)
         started = time.monotonic()
         progress = _progress_printer(sys.stderr, started)
-        removed = store.clear_expired(progress) or 0
+        removed = (
+            _step(
+                lambda: store.clear_expired(progress),
+                store.name or config.store_name,
+                target,
+                "clear expired sessions",
+            )
+            or 0
+        )
     finally:
         store.close()
     elapsed = time.monotonic() - started
-    out.write(f"removed {removed} expired session{'s' if removed != 1 else ''} in {elapsed:.1f}s\n")
+    out.write(
+        f"removed {removed} expired session{'s' if removed != 1 else ''} from {target} "
+        f"in {elapsed:.1f}s\n"
+    )
     return EXIT_OK
 
 
@@ -193,7 +236,8 @@ def _progress_printer(err: TextIO, started: float) -> Callable[[int], None]:
 
     def progress(removed: int) -> None:
         now = time.monotonic()
-        if now - last[0] < 0.5:
+        # Nothing removed yet says nothing the final line will not: stay quiet.
+        if removed == 0 or now - last[0] < 0.5:
             return
         last[0] = now
         line = f"removed {removed} so far ({removed / max(now - started, 1e-6):.0f}/s)"
@@ -209,7 +253,8 @@ def _progress_printer(err: TextIO, started: float) -> Callable[[int], None]:
 def _cmd_sign_out(args: argparse.Namespace, out: TextIO) -> int:
     from .users import sign_out
 
-    config = _load_config(args, store=args.store)
+    # No secret needed, as for clear-expired: this only deletes server records.
+    config = load_command_config(args, needs_secret=False).config
     store = create_store(config)
     try:
         revoked = sign_out(store, args.user)
@@ -226,12 +271,7 @@ def _cmd_sign_out(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .demo import serve  # type: ignore[import-not-found,unused-ignore]
 
-    options: dict[str, Any] = {}
-    for item in args.store_option or ():
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigurationError("store_options", f"--store-option {item!r}: write NAME=VALUE")
-        options[name] = _option_value(value)
+    options = parse_store_options(args.store_option)
     code: int = serve(
         config_path=args.config,
         store=args.store,
@@ -243,11 +283,101 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return code
 
 
-def _option_value(value: str) -> Any:
+# ---------------------------------------------------------------------- migrate
+
+
+def _add_migrate_command(commands: Subparsers, common: argparse.ArgumentParser) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        parents=[common],
+        help="copy every live session from the old store to the new one of the migrate store",
+        description="Copy every live session from store_options.old to store_options.new of "
+        "the configured migrate store, page by page, while the site serves traffic on it. "
+        "Sessions already in the new store are left as they are.",
+    )
+    migrate.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the progress in FILE after each page, and resume from it when it exists",
+    )
+    migrate.add_argument("--batch", type=int, default=500, help="records per page (default 500)")
+    migrate.set_defaults(run=_cmd_migrate)
+
+
+def _cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from .copying import CopyProgress, check_copyable, copy_sessions
+    from .migrate import MigrateStore
+
+    if args.batch < 1:
+        raise ConfigurationError(None, f"--batch must be at least 1, not {args.batch}")
+    # No secret needed: copying moves server records as they are.
+    config = load_command_config(args, needs_secret=False).config
+    store = create_store(config)
     try:
-        return json.loads(value)
-    except ValueError:
-        return value
+        if not isinstance(store, MigrateStore):
+            raise ConfigurationError(
+                "store",
+                f"session-core migrate copies between the two stores of a migrate store, and "
+                f'the configured store is {config.store_name!r}: set store = "migrate" with '
+                f"store_options old = {{store = ...}} and new = {{store = ...}}",
+            )
+        check_copyable(store.old, store.new)
+        start = _read_state(args.state) if args.state else None
+        if start is not None and start.done:
+            out.write(f"already done ({args.state}): {_describe_copy(start)}\n")
+            return EXIT_OK
+
+        def report(progress: CopyProgress) -> None:
+            if args.state:
+                _write_state(args.state, progress)
+            print(_describe_copy(progress), file=sys.stderr, flush=True)
+
+        final = copy_sessions(
+            store.old, store.new, start=start or CopyProgress(), batch=args.batch, on_page=report
+        )
+    finally:
+        store.close()
+    out.write(f"done: {_describe_copy(final)}\n")
+    return EXIT_OK
+
+
+def _describe_copy(progress: Any) -> str:
+    return (
+        f"{progress.listed} listed, {progress.copied} copied, {progress.present} already in the "
+        f"new store, {progress.dropped} deleted while copied"
+    )
+
+
+def _read_state(path: str) -> Any:
+    import dataclasses
+    import os
+
+    from .copying import CopyProgress
+
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+        names = {f.name for f in dataclasses.fields(CopyProgress)}
+        return CopyProgress(**{k: v for k, v in saved.items() if k in names})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigurationError(
+            None,
+            f"--state {path}: not a progress file of session-core migrate ({exc}); "
+            f"remove it to start over",
+        ) from exc
+
+
+def _write_state(path: str, progress: Any) -> None:
+    import dataclasses
+    import os
+
+    # Written aside then renamed: a copy stopped mid-write resumes from the previous page.
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(dataclasses.asdict(progress), file)
+    os.replace(temporary, path)
 
 
 # ---------------------------------------------------------------------- main
@@ -280,13 +410,13 @@ def _parser() -> tuple[argparse.ArgumentParser, Subparsers]:
         parents=[common],
         help="validate the configuration and make a round trip to the store",
     )
-    check.add_argument("--store", help="the store to check (default: the configured one)")
+    add_store_arguments(check, what="check")
     check.set_defaults(run=_cmd_check)
 
     clear = commands.add_parser(
         "clear-expired", parents=[common], help="remove expired sessions from the store"
     )
-    clear.add_argument("--store", help="the store to clean (default: the configured one)")
+    add_store_arguments(clear, what="clean")
     clear.set_defaults(run=_cmd_clear_expired)
 
     sign_out = commands.add_parser(
@@ -300,7 +430,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Subparsers]:
         metavar="ID",
         help="the user's id, as the app set session.user_id (compared as text: 7 finds 7)",
     )
-    sign_out.add_argument("--store", help="the store (default: the configured one)")
+    add_store_arguments(sign_out, what="sign the user out of")
     sign_out.set_defaults(run=_cmd_sign_out)
 
     demo = commands.add_parser("demo", parents=[common], help="serve the demo app")
@@ -314,6 +444,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Subparsers]:
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     demo.set_defaults(run=_cmd_demo)
+    _add_migrate_command(commands, common)
     return parser, commands
 
 
@@ -376,7 +507,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_FAILED
     try:
         code: int | None = run(args, stream)
-    except ConfigurationError as exc:
+    except (ConfigurationError, StoreNotFoundError) as exc:  # the command line's to fix
         print(f"session-core: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except SessionCoreError as exc:

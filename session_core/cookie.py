@@ -34,6 +34,7 @@ from itsdangerous import Signer
 
 from .config import SessionConfig
 from .errors import ConfigurationError, EncryptionUnavailableError, UserIndexUnsupportedError
+from .hints import unknown_option
 from .hookspecs import hookimpl
 from .store import (
     Changes,
@@ -194,9 +195,7 @@ class CookieStore(SessionStore):
             )
         if options:
             raise ConfigurationError(
-                "store_options",
-                f"the cookie store has no option {sorted(options)[0]!r}; its only option is "
-                f"'encrypt'",
+                "store_options", unknown_option("cookie", sorted(options)[0], ("encrypt",))
             )
         return cls(config.secret_keys, encrypt=encrypt)
 

@@ -2,7 +2,8 @@
 
 A visit counter, sign-in (which cycles the session key) and sign-out (which flushes the session),
 flash messages that survive one redirect, a "remember me" switch between a browser-session cookie
-and the two-week default, and a page that shows the session as the server sees it.
+and the configured lifetime, and a page that shows the session as the server sees it and says
+what the store keeps where, what the cookie holds, and why the key changes at sign-in.
 
 It is a plain ASGI app on :class:`session_core.asgi.SessionMiddleware`, served by uvicorn (``pip
 install 'session-core[demo]'``). Any store works: ``cookie`` by default, or any installed store
@@ -15,10 +16,12 @@ real app must protect its state-changing POSTs against cross-site requests.
 from __future__ import annotations
 
 import asyncio
+import errno
 import html
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -27,11 +30,13 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs
 
 from . import demo_sessions
+from ._command_config import store_target
 from ._http import parse_cookie_value
 from .asgi import Receive, Scope, Send, SessionMiddleware
 from .config import SessionConfig, layered_settings
 from .cookie import MAX_COOKIE_BYTES
 from .errors import SessionCoreError, StoreUnreachableError
+from .hints import pip_install
 from .session import Session
 from .store import SessionStore, generate_key
 
@@ -93,7 +98,8 @@ nav a { margin-right: 1rem; }
 .flash { background: #e8f4e8; border-left: 4px solid #2a2; padding: .5rem 1rem; }
 .box { border: 1px solid #ccc; border-radius: 6px; padding: 1rem; margin: 1rem 0; }
 dt { font-weight: 600; } dd { margin: 0 0 .5rem 0; font-family: monospace; }
-pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; }
+pre { background: #f6f6f6; padding: .5rem; white-space: pre-wrap; overflow-wrap: anywhere; }
+.about p { margin: .5rem 0; }
 """
 
 
@@ -110,11 +116,28 @@ def _layout(title: str, body: str, flashes: list[str]) -> str:
     )
 
 
-def _remember_form(session: Session, back: str) -> str:
+_UNITS = ((604800, "week"), (86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
+
+
+def _duration(seconds: int) -> str:
+    """``seconds`` in the largest unit that divides it: "2 weeks", "1 hour", "90 seconds"."""
+    for size, unit in _UNITS:
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"  # pragma: no cover - the last unit divides every whole number
+
+
+def _remember_form(session: Session, back: str, config: SessionConfig) -> str:
     if session.expire_at_browser_close:
         state, switch, label = "off: the session ends when the browser closes", "1", "Remember me"
     else:
-        state, switch, label = "on: the session lasts two weeks", "0", "Forget me at browser close"
+        lifetime = _duration(config.cookie_max_age)
+        state, switch, label = (
+            f"on: the session lasts {lifetime}",
+            "0",
+            "Forget me at browser close",
+        )
     return (
         f'<form method="post" action="/remember"><p>Remember me is <span id="remember">'
         f"{_e(state)}</span>. "
@@ -124,7 +147,7 @@ def _remember_form(session: Session, back: str) -> str:
     )
 
 
-def _home(session: Session, flashes: list[str]) -> str:
+def _home(session: Session, flashes: list[str], config: SessionConfig) -> str:
     visits = session.get("visits", 0)
     visits = visits + 1 if isinstance(visits, int) else 1
     session["visits"] = visits
@@ -136,7 +159,7 @@ def _home(session: Session, flashes: list[str]) -> str:
     if isinstance(user, str):
         account = (
             f'<div class="box"><p>Signed in as <strong id="user">{_e(user)}</strong>.</p>'
-            f"{_remember_form(session, '/')}"
+            f"{_remember_form(session, '/', config)}"
             '<form method="post" action="/sign-out"><button type="submit">Sign out</button>'
             "</form></div>"
         )
@@ -146,15 +169,22 @@ def _home(session: Session, flashes: list[str]) -> str:
             '<form method="post" action="/sign-in">'
             '<label>Name <input name="name" required maxlength="40" autocomplete="off">'
             "</label> "
-            '<label><input type="checkbox" name="remember" value="1"> Remember me for two '
-            "weeks</label> "
+            '<label><input type="checkbox" name="remember" value="1"> Remember me for '
+            f"{_duration(config.cookie_max_age)}</label> "
             '<button type="submit">Sign in</button></form>'
-            "<p><small>Any name works: this demo has no passwords.</small></p></div>"
+            "<p><small>Any name works: this demo has no passwords. Signing in gives the "
+            'session a new key; <a href="/session">Session details</a> shows it and says '
+            "why.</small></p></div>"
         )
     return _layout("Sessions at work", counter + account, flashes)
 
 
 def _describe_expiry(session: Session) -> str:
+    if session.key is None:
+        return (
+            "nothing: no session is saved yet, so none can expire (the first write starts "
+            "one; the home page's visit counter writes)"
+        )
     if session.expire_at_browser_close:
         return "when the browser closes (the cookie has no Max-Age)"
     at = session.expires_at
@@ -162,33 +192,112 @@ def _describe_expiry(session: Session) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S} UTC (in {days} d {rest // 3600} h), unless used again"
 
 
+def _shorten(value: str) -> str:
+    return f"{value[:10]}… ({len(value)} chars)"
+
+
+def _cookie_rows(
+    session: Session, config: SessionConfig, store: SessionStore, raw: str, flashed: bool
+) -> list[tuple[str, str, str]]:
+    """The rows that describe the session's key and cookie, which differ by kind of store."""
+    size = len(raw.encode()) if raw else 0
+    sent = (
+        f"{size} bytes as your browser sent it (a whole Set-Cookie line may have "
+        f"{MAX_COOKIE_BYTES})"
+    )
+    if store.local:
+        encrypted = config.store_options.get("encrypt") is True
+        if session.key is None:
+            held = "nothing yet"
+        else:
+            kind = "encrypted and signed" if encrypted else "signed, not encrypted (base64 JSON)"
+            held = f"the session data itself, {kind}: {_shorten(session.key)}"
+        if flashed and raw:
+            # The message shown above was still in it; this response writes it out.
+            sent += ", with the message shown above in it, which this response removes"
+        return [("cookie-holds", "Cookie holds", held), ("cookie", "Cookie size", sent)]
+    shown_key = "none: nothing is saved yet" if session.key is None else _shorten(session.key)
+    held = (
+        "nothing yet"
+        if session.key is None
+        else "only the session key; the data stays in the store"
+    )
+    return [
+        ("key", "Key", shown_key),
+        ("cookie-holds", "Cookie holds", held),
+        ("cookie", "Cookie size", sent),
+    ]
+
+
+def _about(config: SessionConfig, store: SessionStore, where: str) -> str:
+    """What this page shows, in words: where the data is, what the cookie holds, and why the key
+    changes at sign-in."""
+    name = _e(config.store_name)
+    if store.local:
+        encrypted = config.store_options.get("encrypt") is True
+        readable = (
+            "encrypted (AES-GCM), so only the server can read it"
+            if encrypted
+            else "readable by anyone who has the cookie (base64 JSON; encrypt = true hides it)"
+        )
+        kept = (
+            f"<p>The <strong>{name}</strong> store keeps the whole session in the cookie: the "
+            f"data below travels to the browser and back with every request, signed with the "
+            f"secret key (HMAC-SHA256) so that nobody can change it without the key, and "
+            f"{readable}. The server keeps nothing, which is why a session must fit in about "
+            f"4 KB, and why sessions last across restarts only with the same secret key.</p>"
+        )
+        cycled = "the cookie is written anew with the signed-in data"
+        revoke = (
+            " A copy of a cookie-store cookie stays valid until it expires, though: this store "
+            "cannot revoke one (the server-side stores can)."
+        )
+    else:
+        kept = (
+            f"<p>The <strong>{name}</strong> store keeps the data below at "
+            f"<code>{_e(where)}</code>, under a SHA-256 hash of the session key, so a leaked "
+            f"table or dump holds no key that works. The cookie holds only the key: 256 random "
+            f"bits, signed by nothing and useless without the store. The secret key is not "
+            f"used, so sessions last across restarts of the demo.</p>"
+        )
+        cycled = "the data moves to a new key and the old record is deleted"
+        revoke = ""
+    why = (
+        f"<p>At sign-in the session gets a new key (<code>cycle_key()</code>): {cycled}, so a "
+        f"key someone planted in your browser or saw before you signed in is worthless "
+        f"afterwards (session fixation).{revoke} The data stays, so the visit counter goes on. "
+        f"Sign-out (<code>flush()</code>) deletes the data and the cookie, and on a server-side "
+        f"store the stored record.</p>"
+    )
+    return f'<div class="box about" id="about"><h2>What this shows</h2>{kept}{why}</div>'
+
+
 def _details(
     session: Session, flashes: list[str], config: SessionConfig, store: SessionStore, raw: str
 ) -> str:
     session.load()
-    key = session.key
-    shown_key = "none: nothing is saved yet" if key is None else f"{key[:10]}… ({len(key)} chars)"
     data = {k: v for k, v in session.items() if k != _FLASH}
-    cookie_size = len(raw.encode()) if raw else 0
+    where = store_target(store, config)
     rows = [
-        ("Store", f"{config.store_name} ({type(store).__module__}.{type(store).__qualname__})"),
-        ("Key", shown_key),
-        ("Expires", _describe_expiry(session)),
         (
-            "Cookie",
-            f"{config.cookie_name}: {cookie_size} bytes as sent by the browser "
-            f"(a whole Set-Cookie line may have {MAX_COOKIE_BYTES})",
+            "store",
+            "Store",
+            f"{config.store_name} ({type(store).__module__}.{type(store).__qualname__})",
         ),
+        ("where", "Where the data is", where),
+        *_cookie_rows(session, config, store, raw, bool(flashes)),
+        ("expires", "Expires", _describe_expiry(session)),
     ]
     listing = "".join(
-        f'<dt>{_e(name)}</dt><dd id="{_e(name.lower())}">{_e(value)}</dd>' for name, value in rows
+        f'<dt>{_e(name)}</dt><dd id="{ident}">{_e(value)}</dd>' for ident, name, value in rows
     )
     body = (
         f'<dl>{listing}</dl><h2>Data</h2><pre id="data">'
         f"{_e(json.dumps(data, indent=2, sort_keys=True))}</pre>"
     )
     if isinstance(session.get("user"), str):
-        body += _remember_form(session, "/session")
+        body += _remember_form(session, "/session", config)
+    body += _about(config, store, where)
     return _layout("Session details", body, flashes)
 
 
@@ -316,11 +425,11 @@ class DemoApp:
         method, path = scope["method"], scope["path"]
         if path in _PAGES:
             if method not in ("GET", "HEAD"):
-                await _respond(send, 405, "Method not allowed", [(b"allow", b"GET, HEAD")])
+                await _not_allowed(send, path, "GET, HEAD", "is a page to open, not a form")
                 return
             flashes = _take_flashes(session)
             if path == "/":
-                page = _home(session, flashes)
+                page = _home(session, flashes, self.config)
             else:
                 raw = parse_cookie_value(_request_cookie(scope), self.config.cookie_name) or ""
                 page = _details(session, flashes, self.config, self.store, raw)
@@ -334,9 +443,9 @@ class DemoApp:
             await _respond(send, 404, _layout("Not found", '<p><a href="/">Home</a></p>', []))
             return
         if method != "POST":
-            await _respond(send, 405, "Method not allowed", [(b"allow", b"POST")])
+            await _not_allowed(send, path, "POST", "takes the form on the home page")
             return
-        location = action(session, await _read_form(receive))
+        location = action(session, await _read_form(receive), self.config)
         if path == "/sign-in":
             demo_sessions.record_device(session, _header(scope, b"user-agent"))
         await _redirect(send, location)
@@ -369,7 +478,16 @@ class DemoApp:
         await _redirect(send, "/sessions")
 
 
-def _sign_in(session: Session, form: dict[str, str]) -> str:
+async def _not_allowed(send: Send, path: str, allowed: str, what: str) -> None:
+    body = (
+        f"<p><code>{_e(path)}</code> {_e(what)}, so it answers {_e(allowed)} requests only. "
+        f'Go to the <a href="/">home page</a>.</p>'
+    )
+    page = _layout("Method not allowed", body, [])
+    await _respond(send, 405, page, [(b"allow", allowed.encode())])
+
+
+def _sign_in(session: Session, form: dict[str, str], config: SessionConfig) -> str:
     name = " ".join(form.get("name", "").split())[:_MAX_NAME]
     if not name:
         _flash(session, "Type a name to sign in.")
@@ -378,17 +496,17 @@ def _sign_in(session: Session, form: dict[str, str]) -> str:
     session.user_id = name  # listed under this name on the "Your sessions" page
     session["user"] = name
     session.set_expiry(None if form.get("remember") == "1" else 0)
-    _flash(session, f"Welcome, {name}! You are signed in.")
+    _flash(session, f"Welcome, {name}! You are signed in, under a new session key.")
     return "/"
 
 
-def _sign_out(session: Session, form: dict[str, str]) -> str:
+def _sign_out(session: Session, form: dict[str, str], config: SessionConfig) -> str:
     session.flush()  # data, stored record and cookie gone; the flash below starts a new session
     _flash(session, "You are signed out. Your session data is gone.")
     return "/"
 
 
-def _remember(session: Session, form: dict[str, str]) -> str:
+def _remember(session: Session, form: dict[str, str], config: SessionConfig) -> str:
     back = form.get("next", "/")
     back = back if back in _PAGES else "/"
     if not isinstance(session.get("user"), str):
@@ -396,7 +514,7 @@ def _remember(session: Session, form: dict[str, str]) -> str:
         return back
     if form.get("remember") == "1":
         session.set_expiry(None)
-        _flash(session, "You will stay signed in for two weeks.")
+        _flash(session, f"You will stay signed in for {_duration(config.cookie_max_age)}.")
     else:
         session.set_expiry(0)
         _flash(session, "You will be signed out when the browser closes.")
@@ -446,11 +564,28 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise DemoError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-            f"choose another port with --port"
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; {_bind_advice(exc, port)}"
         ) from None
     sock.listen(2048)  # accept (queue) connections from now on, before the server loop starts
     return sock
+
+
+def _bind_advice(exc: OSError, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "another program uses that port: choose another one with --port"
+    if exc.errno == errno.EACCES and port < 1024:
+        return "ports below 1024 need root: choose one above 1023 with --port"
+    # EADDRNOTAVAIL, or a name that does not resolve (socket.gaierror)
+    return (
+        "the address is not one of this machine's: choose one with --host (127.0.0.1 for "
+        "this machine only, 0.0.0.0 for every interface)"
+    )
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # uvicorn stops the server at SIGTERM, then raises the signal again once it has shut down;
+    # by default that would end the process before the store is closed.
+    raise KeyboardInterrupt
 
 
 def serve(
@@ -474,7 +609,7 @@ def serve(
     except ImportError:
         raise DemoError(
             "the demo needs the uvicorn web server; install it with: "
-            "pip install 'session-core[demo]'"
+            + pip_install("session-core", "demo")
         ) from None
     stream = out if out is not None else sys.stdout
     config, generated = demo_config(config_path, store, store_options)
@@ -487,7 +622,7 @@ def serve(
             f"session-core demo on http://{shown}:{sock.getsockname()[1]}/ "
             f"(store {config.store_name!r})\n"
         )
-        if generated:
+        if generated and app.store.local:
             stream.write(
                 "note: no secret_key is configured, so a random one is used for this run: "
                 "sessions will not survive a restart. Set SESSION_CORE_SECRET_KEY (or "
@@ -498,11 +633,15 @@ def serve(
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", lifespan="off", server_header=False)
         )
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:
             pass  # uvicorn has shut down cleanly; it re-raises the signal it caught
         finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
             sock.close()
     finally:
         app.store.close()

@@ -9,9 +9,10 @@ empty session and the bad cookie is replaced or removed.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
+
+from .hints import did_you_mean, pip_install, unreachable_advice
 
 __all__ = [
     "ConfigurationError",
@@ -20,6 +21,7 @@ __all__ = [
     "EncryptionUnavailableError",
     "IncompatiblePluginError",
     "InvalidExpiryError",
+    "ListingUnsupportedError",
     "PluginLoadError",
     "SessionCoreError",
     "SessionNotLoadedError",
@@ -82,8 +84,8 @@ class EncryptionUnavailableError(ConfigurationError):
     def __init__(self) -> None:
         super().__init__(
             "store_options",
-            "encrypt=true needs the 'cryptography' package; "
-            "install it with: pip install 'session-core[encryption]'",
+            "encrypt=true needs the 'cryptography' package; install it with: "
+            + pip_install("session-core", "encryption"),
         )
 
 
@@ -99,8 +101,7 @@ class StoreNotFoundError(SessionCoreError, LookupError):
     def __init__(self, name: str, available: Sequence[str]) -> None:
         self.name = name
         self.available = tuple(available)
-        close = difflib.get_close_matches(name, self.available, n=1, cutoff=0.6)
-        self.suggestion = close[0] if close else None
+        self.suggestion = did_you_mean(name, self.available)
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -108,7 +109,7 @@ class StoreNotFoundError(SessionCoreError, LookupError):
         if self.suggestion is not None:
             hint = f"did you mean {self.suggestion!r}?"
         elif self.name in _OUR_DISTRIBUTIONS:
-            hint = f"install it with: pip install {_OUR_DISTRIBUTIONS[self.name]}"
+            hint = f"install it with: {pip_install(_OUR_DISTRIBUTIONS[self.name])}"
         else:
             hint = (
                 "install the distribution that provides it (its documentation names it); "
@@ -216,8 +217,24 @@ class CookieTooLargeError(SessionCoreError):
         super().__init__(
             f"the session cookie would be {size} bytes, over the {limit}-byte limit browsers "
             f"accept (store {store!r}); keep less in the session, or use a server-side store "
-            f"such as 'db' (pip install session-core-db) or 'redis' "
-            f"(pip install session-core-redis)"
+            f"such as 'db' ({pip_install('session-core-db')}) or 'redis' "
+            f"({pip_install('session-core-redis')})"
+        )
+
+
+class ListingUnsupportedError(SessionCoreError, TypeError):
+    """A store was asked to list, insert or delete records by key hash, and cannot (its
+    :attr:`SessionStore.lists_records` is false).
+
+    Attributes:
+        store: the store's name.
+    """
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__(
+            f"session store {store!r} cannot list its records or write them by key hash "
+            f"(lists_records is False); the db and redis stores can: use one of them here"
         )
 
 
@@ -277,14 +294,22 @@ class StoreUnreachableError(SessionCoreError, ConnectionError):
         store: the store's name.
         target: what it tried to reach, with no password in it (a URL or an address).
         operation: what it was doing (``"load"``, ``"save"``, ...).
+        hint: what to do about it; by default worked out from ``reason`` when that shows the
+            cause (a refused connection, a missing database, bad credentials, ...), else None.
     """
 
-    def __init__(self, store: str, target: str, operation: str, reason: str = "") -> None:
+    def __init__(
+        self, store: str, target: str, operation: str, reason: str = "", hint: str | None = None
+    ) -> None:
         self.store = store
         self.target = target
         self.operation = operation
-        detail = f": {reason}" if reason else ""
-        super().__init__(f"session store {store!r} could not {operation} at {target}{detail}")
+        self.hint = hint if hint is not None else unreachable_advice(reason)
+        detail = f": {reason.rstrip('.') if self.hint else reason}" if reason else ""
+        advice = f"; {self.hint}" if self.hint else ""
+        super().__init__(
+            f"session store {store!r} could not {operation} at {target}{detail}{advice}"
+        )
 
 
 class InvalidExpiryError(SessionCoreError, ValueError):

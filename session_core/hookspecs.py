@@ -107,10 +107,20 @@ def session_core_session_event(event: SessionEvent) -> None:
     ``event.key_hash`` (never the key), ``event.user_id`` (``None`` when there is none) and
     ``event.duration`` (seconds the store call took). The return value is ignored.
 
-    Called in the request, after the store call: keep it fast and never raise (count, time,
-    queue; do not do I/O inline). With no plugin implementing this hook nothing is called per
-    request (see :attr:`session_core.registry.StoreRegistry.observes_events`).
+    Called in the request, right after each store call the session middleware (WSGI, ASGI,
+    Starlette, Flask) or the Django engine makes: ``"created"`` when a new session is first
+    saved, ``"saved"`` when an existing one is, ``"cycled"`` after ``cycle_key()`` (the new
+    key's hash: a sign-in when ``user_id`` is set), ``"flushed"`` when a flushed or emptied
+    session's record is deleted (a sign-out), ``"store_error"`` when the call raised
+    :class:`~session_core.StoreUnreachableError` (then the error goes on as before), and
+    ``"revoked"`` from code that deletes a user's sessions (see
+    :class:`~session_core.events.EventEmitter`). Reads send no event, nor does a save that
+    finds its session deleted by another request.
 
-    Not called yet: the specification is fixed so that extensions can be written against it, and
-    the middleware starts calling it in a later release.
+    Keep it fast (count, time, queue; no I/O inline): it runs in the visitor's request. An
+    exception it raises is logged once per plugin and exception type and the request goes on;
+    the other plugins still get the event. With no plugin implementing this hook nothing is
+    built, timed or called per request (see
+    :meth:`session_core.registry.StoreRegistry.event_emitter`); the plugins observing are
+    those installed when the middleware was built.
     """

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
-from . import cookie, hookspecs
+from . import cookie, hookspecs, migrate, tiered
 from ._compat import Subparsers
 from ._hook_checks import hook_problems
 from .config import SessionConfig
@@ -36,6 +36,7 @@ from .errors import (
     StoreDisabledError,
     StoreNotFoundError,
 )
+from .events import EventEmitter, Observer, SessionEvent
 from .store import SUPPORTED_STORE_API, SessionStore
 
 if TYPE_CHECKING:
@@ -67,13 +68,22 @@ EXTENSION_GROUP = "session_core.extensions"
 DISABLE_ENV = "SESSION_CORE_DISABLE_PLUGINS"
 """Environment variable naming plugins not to load (comma-separated), or ``*`` for all."""
 
-BUILTIN_STORES = ("cookie",)
+BUILTIN_STORES = ("cookie", "migrate", "tiered")
 """Stores registered in code, found without scanning installed distributions."""
+
+_BUILTIN_MODULES = {"cookie": cookie, "migrate": migrate, "tiered": tiered}
 
 _CORE_DIST = "session-core"
 
 
 _SESSION_EVENT_HOOK = "session_core_session_event"
+
+
+def _observer(call: Any) -> Observer:
+    def observe(event: SessionEvent) -> None:
+        call(event=event)
+
+    return observe
 
 
 class PluginLoadWarning(UserWarning):
@@ -192,7 +202,8 @@ class StoreRegistry:
         self._observes_events: bool | None = None
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
-        self._pm.register(cookie, name="cookie")
+        for builtin, module in _BUILTIN_MODULES.items():
+            self._pm.register(module, name=builtin)
         for name in self._disabled:
             if name != "*" and name not in BUILTIN_STORES:
                 self._pm.set_blocked(name)
@@ -405,7 +416,8 @@ class StoreRegistry:
         if self._given_entry_points is None:
             self._rescan()
         result: list[StoreInfo] = [
-            StoreInfo("cookie", _CORE_DIST, __version__, "session_core.cookie")
+            StoreInfo(name, _CORE_DIST, __version__, module.__name__)
+            for name, module in _BUILTIN_MODULES.items()
         ]
         for name, claimants in sorted(self._entry_points().items()):
             for ep in claimants:
@@ -509,12 +521,40 @@ class StoreRegistry:
                 self._observes_events = bool(caller.get_hookimpls())
         return self._observes_events
 
+    def event_emitter(self, store: SessionStore) -> EventEmitter | None:
+        """What reports ``store``'s calls to the plugins observing session events, or ``None``
+        when no plugin does (then nothing is built or timed per request).
+
+        Called once per middleware, at start-up; the observers are those loaded then, called
+        in pluggy's order. Each plugin's hook is called on its own, so one that raises does
+        not keep the event from the others.
+        """
+        if not self.observes_events:
+            return None
+        with self._lock:
+            caller = getattr(self._pm.hook, _SESSION_EVENT_HOOK)
+            observers: list[tuple[str, Observer]] = []
+            for impl in reversed(caller.get_hookimpls()):  # pluggy's order: the last first
+                if impl.hookwrapper or impl.wrapper or impl.argnames != ("event",):
+                    # Rare shapes go through pluggy, which knows them all.
+                    others = [p for p in self._pm.get_plugins() if p is not impl.plugin]
+                    call = self._pm.subset_hook_caller(_SESSION_EVENT_HOOK, remove_plugins=others)
+                    observers.append((impl.plugin_name, _observer(call)))
+                else:
+                    # A plain hook is called directly: pluggy's dispatch would cost more than
+                    # the event itself, on every save.
+                    observers.append((impl.plugin_name, impl.function))
+        return EventEmitter(store.name, observers)
+
     # ------------------------------------------------------------------ every plugin
 
     def load_plugins(self) -> tuple[list[LoadedPlugin], list[PluginLoadError]]:
         """Load every usable store plugin and extension (for the ``session-core`` command):
         what loaded, and what failed, each failure a :class:`PluginLoadError` saying why."""
-        loaded: list[LoadedPlugin] = [LoadedPlugin("cookie", *self._describe("cookie"), cookie)]
+        loaded: list[LoadedPlugin] = [
+            LoadedPlugin(name, *self._describe(name), module)
+            for name, module in _BUILTIN_MODULES.items()
+        ]
         failed: list[PluginLoadError] = []
         for name, claimants in sorted(self._entry_points().items()):
             if len(claimants) > 1 or name in BUILTIN_STORES or self._is_disabled(name):

@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, Final, Literal, TypeAlias
 
 from .config import MAX_COOKIE_AGE
-from .errors import InvalidExpiryError
+from .errors import InvalidExpiryError, StoreUnreachableError
+from .events import EventEmitter, EventKind
 from .store import (
     Changes,
     JSONValue,
@@ -22,7 +23,7 @@ from .store import (
     user_index_name,
 )
 
-__all__ = ["DEFAULT_MAX_AGE", "Session"]
+__all__ = ["DEFAULT_MAX_AGE", "ResponseAction", "Session"]
 
 DEFAULT_MAX_AGE = 1209600
 """Two weeks, in seconds: the default session lifetime."""
@@ -126,9 +127,53 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-# A store call a save needs done: (method name, arguments). The sync save calls
-# ``store.<name>``, the async one awaits ``store.a<name>``, so both share one set of decisions.
-_Call = tuple[str, tuple[Any, ...]]
+class ResponseAction(Enum):
+    """What a response does with its session (:meth:`Session.response_action`)."""
+
+    NOTHING = 0
+    """The request never touched its session: no store call, no header."""
+    VARY = 1
+    """Only ``Vary: Cookie``: the session was read, and nothing needs saving."""
+    SAVE = 2
+    """Save the session, then send its cookie (or remove it, if it is empty)."""
+    DROP_FLUSHED = 3
+    """A 5xx response after a flush: delete the flushed records, save nothing, remove the
+    cookie."""
+    DELETE_COOKIE = 4
+    """The cookie named no live session: remove it."""
+
+
+# Bound once: module globals are faster to read than the enum's class attributes.
+_NOTHING = ResponseAction.NOTHING
+_VARY = ResponseAction.VARY
+_SAVE = ResponseAction.SAVE
+_DROP_FLUSHED = ResponseAction.DROP_FLUSHED
+_DELETE_COOKIE = ResponseAction.DELETE_COOKIE
+
+
+class _Write(Enum):
+    """Which store call a save makes: the tag of a planned call (see _StoreCall)."""
+
+    SAVE = 0
+    CYCLE_KEY = 1
+    DELETE = 2
+
+
+_SAVE_CALL: Final = _Write.SAVE
+_CYCLE_KEY_CALL: Final = _Write.CYCLE_KEY
+_DELETE_CALL: Final = _Write.DELETE
+
+# The store calls a save makes, planned by pure helpers that the sync and async saves share;
+# each save makes the calls itself (store.save / store.asave, ...). Tagged tuples rather than
+# NamedTuples: one is built on every save, and a NamedTuple costs seven times as much to build;
+# the type checker narrows them by their tag all the same.
+_Save: TypeAlias = tuple[Literal[_Write.SAVE], str | None, SessionRecord, Changes]
+"""``store.save(key, record, changes)``; ``key`` is ``None`` for a new session."""
+_CycleKey: TypeAlias = tuple[Literal[_Write.CYCLE_KEY], str, SessionRecord]
+"""``store.cycle_key(key, record)``: the session moves to a new key."""
+_Delete: TypeAlias = tuple[Literal[_Write.DELETE], str]
+"""``store.delete(key)``: the session was emptied."""
+_StoreCall: TypeAlias = _Save | _CycleKey | _Delete
 
 
 class Session(dict[str, JSONValue]):
@@ -181,8 +226,10 @@ class Session(dict[str, JSONValue]):
     _doomed: tuple[str, ...] = ()
     _rekey = False
     _vanished = False
+    _events: EventEmitter | None = None
+    _doomed_user: str | int | None = None
     # Sessions per user (see the user_id property): rare state, set at login only.
-    _user_id: UserId | None = None
+    _user: UserId | None = None
     _client: dict[str, str] | None = None
 
     def __init__(
@@ -250,7 +297,7 @@ class Session(dict[str, JSONValue]):
         if record.expiry is not None and not self._expiry_changed:
             self._expiry = record.expiry
         if record.user_id is not None:
-            self._user_id = record.user_id
+            self._user = record.user_id
         if self._data:  # keys written before the load (partial writes) win over stored ones
             record.data.update(self._data)
         self._data = record.data
@@ -553,6 +600,8 @@ class Session(dict[str, JSONValue]):
         self._read()
         if self._key is not None:
             self._doomed = (*self._doomed, self._key)
+            # The sign-out's event (sent later, at the save) names who signed out.
+            self._doomed_user = self._user_id()
         self._key = None
         self._version = None
         self._rekey = False
@@ -561,8 +610,8 @@ class Session(dict[str, JSONValue]):
         self._snapshots = None
         self._expiry = None
         self._expiry_changed = False
-        if self._user_id is not None or self._client is not None:
-            self._user_id = self._client = None
+        if self._user is not None or self._client is not None:
+            self._user = self._client = None
         self._modified = True
 
     @property
@@ -599,7 +648,7 @@ class Session(dict[str, JSONValue]):
             TypeError: on assignment of anything but a ``str``, an ``int`` or ``None``.
         """
         self._read()
-        return self._user_id
+        return self._user
 
     @user_id.setter
     def user_id(self, value: UserId | None) -> None:
@@ -607,7 +656,7 @@ class Session(dict[str, JSONValue]):
             user_index_name(value)  # refuses what no store could index
         current = self.user_id
         if value != current:
-            self._user_id = value
+            self._user = value
             self.cycle_key()
 
     def record_client(self, *, user_agent: str | None = None, ip: str | None = None) -> None:
@@ -721,6 +770,70 @@ class Session(dict[str, JSONValue]):
 
     # ------------------------------------------------------------------ saving
 
+    def response_action(self, save_every_request: bool, status: int) -> ResponseAction:
+        """What the response of a request with ``status`` does with this session: the
+        middleware's decision, asked of the session so that it alone reads its state.
+
+        Args:
+            save_every_request: the ``save_every_request`` setting.
+            status: the response's HTTP status; on a 5xx nothing is saved (but a sign-out's
+                deletion still happens).
+        """
+        if not self._accessed and (not save_every_request or self.incoming_key() is None):
+            return _NOTHING
+        if status >= 500:
+            return _DROP_FLUSHED if self._doomed else _VARY
+        if self.modified or self._doomed or save_every_request:
+            return _SAVE
+        if self._loaded and self._key is None and self.incoming_key() is not None:
+            # The cookie named no live session (tampered, expired, foreign): remove it. (Not
+            # when the load never happened, or failed and the app carried on: the cookie may
+            # well be good.)
+            return _DELETE_COOKIE
+        return _VARY
+
+    def observe(self, events: EventEmitter) -> None:
+        """Report this session's store calls to ``events`` from now on.
+
+        The middleware does so before it saves, when a plugin observes session events (see
+        :meth:`~session_core.registry.StoreRegistry.event_emitter`); a session saved by app
+        code before that, or built by hand, reports nothing unless told so here.
+        """
+        self._events = events
+
+    def drop_flushed(self) -> None:
+        """Delete the records :meth:`flush` doomed now, without saving anything else (what a
+        response that must not save, a 5xx, still does: a sign-out takes effect)."""
+        store = self._store
+        events = self._events
+        for doomed in self._doomed:
+            started = 0.0 if events is None else time.perf_counter()
+            try:
+                store.delete(doomed)
+            except StoreUnreachableError:
+                if events is not None:
+                    events.emit(EventKind.STORE_ERROR, doomed, self._doomed_user, started)
+                raise
+            if events is not None:
+                events.emit(EventKind.FLUSHED, doomed, self._doomed_user, started)
+        self._doomed = ()
+
+    async def adrop_flushed(self) -> None:
+        """Async twin of :meth:`drop_flushed`, through the store's ``adelete``."""
+        store = self._store
+        events = self._events
+        for doomed in self._doomed:
+            started = 0.0 if events is None else time.perf_counter()
+            try:
+                await store.adelete(doomed)
+            except StoreUnreachableError:
+                if events is not None:
+                    events.emit(EventKind.STORE_ERROR, doomed, self._doomed_user, started)
+                raise
+            if events is not None:
+                events.emit(EventKind.FLUSHED, doomed, self._doomed_user, started)
+        self._doomed = ()
+
     def save(self) -> str | None:
         """Write the session's changes to its store now and return its key.
 
@@ -728,30 +841,58 @@ class Session(dict[str, JSONValue]):
         deleted) or it was deleted by another request meanwhile (it is not brought back). The
         middleware calls this at the end of each request; call it yourself outside one.
         """
-        store = self._store
         if self._doomed:
-            for doomed in self._doomed:
-                store.delete(doomed)
-            self._doomed = ()
+            self.drop_flushed()
         if not self._loaded and self._needs_load_to_save():
             self.load()
+        store = self._store
+        events = self._events
         call = self._write_call()
         while call is not None:
-            call = self._written(call, getattr(store, call[0])(*call[1]))
+            started = 0.0 if events is None else time.perf_counter()
+            try:
+                if call[0] is _SAVE_CALL:
+                    result = store.save(call[1], call[2], call[3])
+                elif call[0] is _CYCLE_KEY_CALL:
+                    result = store.cycle_key(call[1], call[2])
+                else:
+                    store.delete(call[1])
+                    result = None
+            except StoreUnreachableError:
+                if events is not None:
+                    events.emit(EventKind.STORE_ERROR, call[1], self._user_id(), started)
+                raise
+            if events is not None:
+                self._report(events, call, result, started)
+            call = self._written(call, result)
         return self._key
 
     async def asave(self) -> str | None:
         """Async twin of :meth:`save`, through the store's async methods."""
-        store = self._store
         if self._doomed:
-            for doomed in self._doomed:
-                await store.adelete(doomed)
-            self._doomed = ()
+            await self.adrop_flushed()
         if not self._loaded and self._needs_load_to_save():
             await self.aload()
+        store = self._store
+        events = self._events
         call = self._write_call()
         while call is not None:
-            call = self._written(call, await getattr(store, "a" + call[0])(*call[1]))
+            started = 0.0 if events is None else time.perf_counter()
+            try:
+                if call[0] is _SAVE_CALL:
+                    result = await store.asave(call[1], call[2], call[3])
+                elif call[0] is _CYCLE_KEY_CALL:
+                    result = await store.acycle_key(call[1], call[2])
+                else:
+                    await store.adelete(call[1])
+                    result = None
+            except StoreUnreachableError:
+                if events is not None:
+                    events.emit(EventKind.STORE_ERROR, call[1], self._user_id(), started)
+                raise
+            if events is not None:
+                self._report(events, call, result, started)
+            call = self._written(call, result)
         return self._key
 
     # A save is one store call, or two when a write-only save finds its key unknown; sync and
@@ -760,29 +901,49 @@ class Session(dict[str, JSONValue]):
     def _needs_load_to_save(self) -> bool:
         return not self._store.partial_writes or not self._data
 
-    def _write_call(self) -> _Call | None:
+    def _user_id(self) -> str | int | None:
+        # What the session knows of its user, without loading it (a write-only save stays
+        # free of reads when an extension observes events).
+        return self._user
+
+    def _report(
+        self, events: EventEmitter, call: _StoreCall, result: str | None, started: float
+    ) -> None:
+        """Send the event of the store ``call`` that returned ``result``."""
+        if call[0] is _SAVE_CALL:
+            if call[1] is None:
+                events.emit(EventKind.CREATED, result, self._user_id(), started)
+            elif result is not None:
+                events.emit(EventKind.SAVED, result, self._user_id(), started)
+            # else: the session was deleted meanwhile and nothing was saved
+        elif call[0] is _CYCLE_KEY_CALL:
+            events.emit(EventKind.CYCLED, result, self._user_id(), started)
+        else:
+            events.emit(EventKind.FLUSHED, call[1], self._user_id(), started)
+
+    def _write_call(self) -> _StoreCall | None:
         """The store call that writes the session (after a flush's deletes and any load)."""
         nested = self._nested_changes() if self._snapshots else None
         data = self._data
-        if self._loaded and not data and self._user_id is None:
+        if self._loaded and not data and self._user is None:
             if self._key is not None:
-                return ("delete", (self._key,))
+                return (_DELETE_CALL, self._key)
             self._after_save(None)
             return None
         expiry = self._expiry
         record = SessionRecord(
             data, self._expires_at_timestamp(time.time(), expiry), expiry, self._version
         )
-        if self._user_id is not None or self._client is not None:  # sessions per user
-            record.user_id, record.client = self._user_id, self._client
+        if self._user is not None or self._client is not None:  # sessions per user
+            record.user_id, record.client = self._user, self._client
         key = self._key
         if key is None and not self._loaded:
             key = self.incoming_key()  # write-only request: let the store merge into it
         self._lifetime_written = True
         if key is None:
-            return ("save", (None, record, Changes.everything(record)))
+            return (_SAVE_CALL, None, record, Changes.everything(record))
         if self._rekey:
-            return ("cycle_key", (key, record))
+            return (_CYCLE_KEY_CALL, key, record)
         updated = self._updated
         changes = Changes(
             frozenset(updated | nested if nested else updated),
@@ -791,15 +952,14 @@ class Session(dict[str, JSONValue]):
             self._loaded or self._expiry_changed,  # expiry
         )
         self._lifetime_written = changes.expiry
-        return ("save", (key, record, changes))
+        return (_SAVE_CALL, key, record, changes)
 
-    def _written(self, call: _Call, result: Any) -> _Call | None:
+    def _written(self, call: _StoreCall, result: str | None) -> _StoreCall | None:
         """Take the ``result`` of the store ``call``; the next call to make, if any."""
-        name, args = call
-        if name == "delete":  # the session was emptied
+        if call[0] is _DELETE_CALL:  # the session was emptied
             self._after_save(None)
             return None
-        if name == "save" and args[0] is not None and result is None:
+        if call[0] is _SAVE_CALL and call[1] is not None and result is None:
             if self._loaded:
                 # Deleted by another request (a sign-out): do not bring it back.
                 self._data = {}
@@ -810,9 +970,8 @@ class Session(dict[str, JSONValue]):
             # was written; the unknown key is not adopted.
             self._loaded = True
             self._lifetime_written = True
-            record = args[1]
-            return ("save", (None, record, Changes.everything(record)))
-        version = args[1].version
+            return (_SAVE_CALL, None, call[2], Changes.everything(call[2]))
+        version = call[2].version
         if version is not self._version:
             self._version = version
         self._after_save(result)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeAlias
 
 from ._compat import compact_json_encoder
-from .errors import StoreContractError, UserIndexUnsupportedError
+from .errors import ListingUnsupportedError, StoreContractError, UserIndexUnsupportedError
 
 __all__ = [
     "KEY_BYTES",
@@ -28,7 +28,9 @@ __all__ = [
     "SUPPORTED_STORE_API",
     "Changes",
     "JSONValue",
+    "ListingUnsupportedError",
     "Progress",
+    "RecordPage",
     "SessionData",
     "SessionInfo",
     "SessionRecord",
@@ -38,6 +40,7 @@ __all__ = [
     "encode_json",
     "generate_key",
     "hash_key",
+    "is_key_hash",
     "is_plausible_key",
     "user_index_name",
 ]
@@ -55,6 +58,10 @@ same user, so that ``session-core sign-out --user 7`` finds sessions an app boun
 
 Progress: TypeAlias = Callable[[int], None]
 """Called by :meth:`SessionStore.clear_expired` with the number of records removed so far."""
+
+RecordPage: TypeAlias = "tuple[list[tuple[str, SessionRecord]], str | None]"
+"""What :meth:`SessionStore.scan_records` returns: ``(key_hash, record)`` pairs and the cursor
+of the next page (``None`` after the last)."""
 
 STORE_API_VERSION = 1
 """The store API this session-core defines. A plugin returns it from its
@@ -112,6 +119,15 @@ def user_index_name(user_id: UserId) -> str:
     if isinstance(user_id, bool) or not isinstance(user_id, str | int):
         raise TypeError(f"a user id is a str or an int, not {type(user_id).__name__}")
     return str(user_id)
+
+
+_KEY_HASH_SHAPE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_key_hash(text: str) -> bool:
+    """Whether ``text`` has the shape of a :func:`hash_key` value (64 lowercase hex digits):
+    stores write records by hash only under such names."""
+    return _KEY_HASH_SHAPE.fullmatch(text) is not None
 
 
 def hash_key(key: str) -> str:
@@ -262,6 +278,12 @@ class SessionStore(ABC):
     conformance suite then tests them. False: both raise
     :class:`~session_core.UserIndexUnsupportedError`."""
 
+    lists_records: ClassVar[bool] = False
+    """True when the store can list its live records and read, write and delete them by key
+    hash: :meth:`scan_records`, :meth:`load_record`, :meth:`insert_record` and
+    :meth:`delete_record`. Copying sessions
+    between stores (``session-core migrate``) and the front of a ``tiered`` store need it."""
+
     @staticmethod
     def generate_key() -> str:
         """A new session key; see :func:`generate_key`."""
@@ -337,6 +359,40 @@ class SessionStore(ABC):
         """
         raise UserIndexUnsupportedError(self.name, "revoke the sessions of a user")
 
+    # The listing capability (lists_records). Records are named by hash_key(key): the store
+    # never had the raw keys, and two stores that both keep hash_key(key) agree on the name, so
+    # a record copied by hash is found by the visitor's unchanged key in the other store.
+
+    def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
+        """One page of live records, about ``count`` of them, after ``cursor`` (``None``: from
+        the start); returns the page and the cursor of the next one (``None`` when done).
+
+        Safe while the store serves traffic: a record that lives through the whole scan is
+        listed at least once; records created or deleted meanwhile may or may not be. A cursor
+        stays valid across processes, so a long copy can resume where it stopped.
+        Only for stores with :attr:`lists_records`.
+        """
+        raise self._cannot_list()
+
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """The live record kept under ``key_hash``, or ``None``. Only for stores with
+        :attr:`lists_records`."""
+        raise self._cannot_list()
+
+    def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """Write ``record`` under ``key_hash`` unless a live record is already there (it is
+        kept); returns whether it wrote. A name that is not a key hash (:func:`is_key_hash`)
+        or a record already expired is not written. Only for stores with :attr:`lists_records`."""
+        raise self._cannot_list()
+
+    def delete_record(self, key_hash: str) -> None:
+        """Remove the record kept under ``key_hash``; a missing one is not an error. Only for
+        stores with :attr:`lists_records`."""
+        raise self._cannot_list()
+
+    def _cannot_list(self) -> ListingUnsupportedError:
+        return ListingUnsupportedError(self.name or type(self).__name__)
+
     def close(self) -> None:  # noqa: B027 - optional: stores without connections keep it
         """Release connections and pools. The store must not be used afterwards."""
 
@@ -390,6 +446,18 @@ class SessionStore(ABC):
         import asyncio
 
         return await asyncio.to_thread(self.revoke_user, user_id, keep)
+
+    async def ainsert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """Async twin of :meth:`insert_record`."""
+        import asyncio
+
+        return await asyncio.to_thread(self.insert_record, key_hash, record)
+
+    async def adelete_record(self, key_hash: str) -> None:
+        """Async twin of :meth:`delete_record`."""
+        import asyncio
+
+        await asyncio.to_thread(self.delete_record, key_hash)
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""

@@ -95,7 +95,9 @@ def test_stores_table_and_json(run_cli):
 def test_check_makes_a_round_trip(run_cli):
     result = run_cli("check", SESSION_CORE_SECRET_KEY=SECRET)
     assert result.returncode == 0, result.stderr
-    assert "configuration is valid (store 'cookie')" in result.stdout
+    assert "configuration is valid (store 'cookie'; settings from SESSION_CORE_* variables)" in (
+        result.stdout
+    )
     assert "read it back" in result.stdout
     assert result.stdout.rstrip().endswith("all checks passed")
 
@@ -117,7 +119,7 @@ def test_missing_secret_says_how_to_make_one(run_cli):
 
 @pytest.mark.parametrize("command", ["check", "clear-expired"])
 def test_unknown_store_names_the_choices_and_the_install(run_cli, command):
-    err = _one_line_error(run_cli(command, "--store", "nosuch", SESSION_CORE_SECRET_KEY=SECRET), 1)
+    err = _one_line_error(run_cli(command, "--store", "nosuch", SESSION_CORE_SECRET_KEY=SECRET), 2)
     assert "'nosuch'" in err
     assert "'cookie'" in err
     assert "pip install" not in err, (
@@ -179,7 +181,8 @@ def test_check_with_the_store_down_is_one_line(monkeypatch, capsys):
     assert code == 1
     assert err == (
         "session-core: error: session store 'down' could not save at 127.0.0.1:1: "
-        "connection refused\n"
+        "connection refused; nothing answers at that address: start the server, or fix the "
+        "host and port in the store's url option\n"
     )
     assert "all checks passed" not in out
 
@@ -242,7 +245,7 @@ def test_clear_expired_counts_what_it_removed(monkeypatch):
     live = store.save(None, make_record({"live": True}), Changes(frozenset({"live"})))
     code, out = _run_in_process(monkeypatch, store, "clear-expired")
     assert code == 0
-    assert out.startswith("removed 3 expired sessions in ")
+    assert out.startswith("removed 3 expired sessions from the memory store")
     assert live is not None
     assert store.load(live) is not None
     code, out = _run_in_process(monkeypatch, store, "clear-expired")
@@ -261,8 +264,11 @@ def test_a_plugin_raising_its_own_exception_is_one_line(tmp_path, monkeypatch, c
     monkeypatch.setenv("SESSION_CORE_SECRET_KEY", "s" * 40)
     assert cli.main(["check"]) == 1
     err = capsys.readouterr().err.strip()
-    assert (
-        err == "session-core: error: the check command failed: ConnectionResetError: peer went away"
+    # The driver's own exception is reported with the store and where it points.
+    assert err == (
+        "session-core: error: session store 'memory' could not save a probe session at "
+        "the memory store, as its options set it (it names no address): "
+        "ConnectionResetError: peer went away"
     )
 
 
@@ -323,7 +329,7 @@ def session_core_add_commands(subparsers):
 def test_check_of_a_misspelt_store_suggests_the_installed_one(run_with_site, site):
     site.install("session-core-memcached", "1.0", ["memcached"])
     result = run_with_site("check", "--store", "memcache", SESSION_CORE_SECRET_KEY=SECRET)
-    err = _one_line_error(result, 1)
+    err = _one_line_error(result, 2)
     assert "no session store named 'memcache' is installed" in err
     assert "did you mean 'memcached'?" in err
     assert "pip install" not in err

@@ -3,7 +3,9 @@ client that keeps cookies and follows redirects as a browser does."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -55,9 +57,16 @@ def test_journey_on_the_cookie_store(live_demo):
 
         details = client.get("/session")
         assert _field(details, "store").startswith("cookie ")
-        assert re.match(r"\S{10}… \(\d+ chars\)", _field(details, "key"))
-        assert re.match(r"sessionid: \d+ bytes", _field(details, "cookie"))
+        assert _field(details, "where").startswith("the cookie itself")
+        # The cookie store has no key: the cookie holds the data, which is not called a key.
+        assert 'id="key"' not in details.text
+        assert re.match(
+            r"the session data itself, signed, not encrypted \(base64 JSON\): \S{10}… \(\d+ chars\)",
+            _field(details, "cookie-holds"),
+        )
+        assert re.match(r"\d+ bytes as your browser sent it", _field(details, "cookie"))
         assert "unless used again" in _field(details, "expires")
+        assert "keeps the whole session in the cookie" in details.text
         before_sign_in = client.cookies["sessionid"]
 
         # Sign in without "remember me": a browser-session cookie, a flash, HTML escaped.
@@ -72,7 +81,7 @@ def test_journey_on_the_cookie_store(live_demo):
         assert client.cookies["sessionid"] != before_sign_in
         assert "&lt;b&gt;Ada&lt;/b&gt;" in signed_in.text
         assert "<b>Ada</b>" not in signed_in.text
-        assert "Welcome, &lt;b&gt;Ada&lt;/b&gt;! You are signed in." in signed_in.text
+        assert "Welcome, &lt;b&gt;Ada&lt;/b&gt;! You are signed in" in signed_in.text
         assert _visits(signed_in) == 3  # cycle_key kept the data
 
         # The flash survived exactly one redirect.
@@ -87,7 +96,7 @@ def test_journey_on_the_cookie_store(live_demo):
         assert remembered.url.path == "/session"
         assert "Max-Age=1209600" in _session_cookie(remembered.history[0])
         assert "unless used again" in _field(remembered, "expires")
-        assert "stay signed in for two weeks" in remembered.text
+        assert "stay signed in for 2 weeks" in remembered.text
 
         # Sign out: flush() forgets everything; the flash starts a new session.
         signed_out = client.post("/sign-out")
@@ -202,14 +211,17 @@ def test_a_store_down_at_start_stops_the_demo_with_one_line(monkeypatch, capsys)
 
 def test_without_uvicorn_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)
-    with pytest.raises(DemoError, match=r"pip install 'session-core\[demo\]'"):
+    with pytest.raises(
+        DemoError,
+        match=r"pip install 'session-core\[demo\]' \(or, from a clone of session-core, pip install '\.\[demo\]'\)",
+    ):
         serve(port=1)
 
 
 @pytest.mark.parametrize(
     ("args", "code", "expected"),
     [
-        (["--store", "no-such-store"], 1, "no session store named 'no-such-store'"),
+        (["--store", "no-such-store"], 2, "no session store named 'no-such-store'"),
         (["--config", "missing.toml"], 2, "cannot read the configuration file"),
         (["--store-option", "url"], 2, "write NAME=VALUE"),
     ],
@@ -229,22 +241,27 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(args, code, expected, tmp_path
     assert "Traceback" not in result.stderr
 
 
+def _run_demo(tmp_path, live_clean_env, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``session-core demo ARGS`` with a secret, to the end (these runs fail at start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "session_core", "demo", *args],
+        cwd=tmp_path,
+        env=live_clean_env(SESSION_CORE_SECRET_KEY=SECRET),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def test_a_busy_port_is_one_line(tmp_path, live_clean_env):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "session_core", "demo", "--port", str(port)],
-            cwd=tmp_path,
-            env=live_clean_env(SESSION_CORE_SECRET_KEY=SECRET),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = _run_demo(tmp_path, live_clean_env, "--port", str(port))
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
-    assert "--port" in result.stderr
+    assert "another program uses that port: choose another one with --port" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -279,3 +296,123 @@ def test_config_file_env_and_command_line_in_that_order(tmp_path):
     assert (config.store, dict(config.store_options)) == ("db", {})
     config, _ = demo_config(file, store="db", store_options={"url": "sqlite:///x"}, environ=env)
     assert dict(config.store_options) == {"url": "sqlite:///x"}
+
+
+# ---------------------------------------------------------------------- what the demo says
+
+REDIS_URL = os.environ.get("SESSION_CORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def test_the_lifetime_shown_is_the_configured_one(live_demo):
+    demo = live_demo(SESSION_CORE_SECRET_KEY=SECRET, SESSION_CORE_COOKIE_MAX_AGE="3600")
+    with httpx.Client(base_url=demo.url, follow_redirects=True, timeout=10) as client:
+        assert "Remember me for 1 hour" in client.get("/").text
+        client.post("/sign-in", data={"name": "ada"})
+        remembered = client.post("/remember", data={"remember": "1", "next": "/"})
+        assert "stay signed in for 1 hour" in remembered.text
+        assert "weeks" not in remembered.text
+
+
+def test_details_of_a_visitor_with_nothing_saved(live_demo):
+    demo = live_demo(SESSION_CORE_SECRET_KEY=SECRET)
+    with httpx.Client(base_url=demo.url, timeout=10) as client:
+        details = client.get("/session")
+    assert _field(details, "expires").startswith("nothing: no session is saved yet")
+    assert _field(details, "cookie-holds") == "nothing yet"
+    assert "set-cookie" not in details.headers
+
+
+def test_the_cookie_size_says_when_it_still_holds_the_message_shown(live_demo):
+    demo = live_demo(SESSION_CORE_SECRET_KEY=SECRET)
+    with httpx.Client(base_url=demo.url, follow_redirects=True, timeout=10) as client:
+        client.post("/sign-in", data={"name": "ada"})
+        with_message = client.post("/remember", data={"remember": "1", "next": "/session"})
+        assert "stay signed in" in with_message.text
+        assert "with the message shown above in it" in _field(with_message, "cookie")
+        without = client.get("/session")
+        assert "message" not in _field(without, "cookie")
+        # The message is gone from the cookie that came back.
+        sent_with = int(_field(with_message, "cookie").split()[0])
+        assert int(_field(without, "cookie").split()[0]) < sent_with
+
+
+def test_a_server_side_store_shows_where_its_data_is(live_demo):
+    """On redis, with no secret configured: sessions survive a restart, so the banner does not
+    say otherwise; the page names the server and says the cookie holds only the key."""
+    demo = live_demo("--store", "redis", "--store-option", f"url={REDIS_URL}")
+    assert not any("restart" in line for line in demo.banner), demo.banner
+    with httpx.Client(base_url=demo.url, follow_redirects=True, timeout=10) as client:
+        client.get("/")
+        details = client.get("/session")
+        # Leave nothing behind in the test database: sign-out flushes, and the details page
+        # takes the sign-out message, which empties the session, which deletes its record.
+        client.post("/sign-out", follow_redirects=False)
+        client.get("/session")
+        assert _field(client.get("/session"), "key") == "none: nothing is saved yet"
+    assert _field(details, "where") == REDIS_URL
+    assert re.match(r"\S{10}… \(\d+ chars\)", _field(details, "key"))
+    assert _field(details, "cookie-holds").startswith("only the session key")
+    assert "under a SHA-256 hash of the session key" in details.text
+    assert "the old record is deleted" in details.text
+
+
+def test_a_method_not_allowed_is_a_page(live_demo):
+    demo = live_demo(SESSION_CORE_SECRET_KEY=SECRET)
+    with httpx.Client(base_url=demo.url, timeout=10) as client:
+        page = client.get("/sign-in")
+    assert page.status_code == 405
+    assert page.headers["allow"] == "POST"
+    assert "<h1>Method not allowed</h1>" in page.text
+    assert "<style>" in page.text
+    assert '<a href="/">home page</a>' in page.text
+
+
+def test_an_address_that_is_not_this_machines_says_to_choose_another_host(tmp_path, live_clean_env):
+    result = _run_demo(tmp_path, live_clean_env, "--host", "192.0.2.1")  # TEST-NET-1
+    assert result.returncode == 1
+    assert "cannot listen on 192.0.2.1:8000" in result.stderr
+    assert "choose one with --host" in result.stderr
+    assert "--port" not in result.stderr
+
+
+CLOSING_STORE = """
+import os
+import session_core
+from session_core.testing import MemoryStore
+
+class ClosingStore(MemoryStore):
+    name = "closing"
+
+    def close(self):
+        with open(os.environ["CLOSED_MARKER"], "w") as marker:
+            marker.write("closed")
+
+@session_core.hookimpl
+def session_core_store_api_version():
+    return 1
+
+@session_core.hookimpl
+def session_core_create_store(config):
+    return ClosingStore()
+"""
+
+
+def test_sigterm_closes_the_store(live_demo, tmp_path):
+    from plugin_site import Installer
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    Installer(folder).install("session-core-closing", "1.0", ["closing"], CLOSING_STORE)
+    marker = tmp_path / "closed"
+    demo = live_demo(
+        "--store",
+        "closing",
+        SESSION_CORE_SECRET_KEY=SECRET,
+        PYTHONPATH=str(folder),
+        CLOSED_MARKER=str(marker),
+    )
+    assert not marker.exists()
+    demo.process.send_signal(signal.SIGTERM)
+    out, _ = demo.process.communicate(timeout=30)
+    assert marker.read_text() == "closed"
+    assert "session-core demo stopped" in out

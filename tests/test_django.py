@@ -891,3 +891,46 @@ def test_sign_out_user_on_the_cookie_store_says_which_stores_can(django_store):
         return
     with pytest.raises(SessionCoreError, match="indexes_users = True"):
         engine.sign_out_user(9)
+
+
+# ---------------------------------------------------------------------- session events
+
+
+def test_the_engine_reports_each_store_call_to_event_observers(tmp_path, monkeypatch):
+    from event_observers import DownStore, install_observers
+
+    from session_core import EventKind, hash_key
+
+    (recorder,) = install_observers(tmp_path / "site", monkeypatch)
+
+    store = DownStore()
+    try:
+        with override_settings(SESSION_CORE={"store": store}):
+            engine.reset()
+            session = SessionStore()
+            session["a"] = 1
+            session.save()
+            created = session.session_key
+            session["a"] = 2
+            session.save()
+            session.cycle_key()
+            cycled = session.session_key
+            session.flush()
+            fresh = SessionStore()
+            fresh["b"] = 1
+            fresh.save()
+            store.down = True
+            fresh["b"] = 2
+            with pytest.raises(StoreUnreachableError):
+                fresh.save()
+    finally:
+        engine.reset()
+    assert [(e.kind, e.store, e.key_hash) for e in recorder.seen] == [
+        (EventKind.CREATED, "memory", hash_key(created)),
+        (EventKind.SAVED, "memory", hash_key(created)),
+        (EventKind.CYCLED, "memory", hash_key(cycled)),
+        (EventKind.FLUSHED, "memory", hash_key(cycled)),
+        (EventKind.CREATED, "memory", hash_key(fresh.session_key)),
+        (EventKind.STORE_ERROR, "memory", hash_key(fresh.session_key)),
+    ]
+    assert all(e.duration >= 0 and e.user_id is None for e in recorder.seen)

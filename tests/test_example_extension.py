@@ -31,6 +31,41 @@ def test_doc_shows_every_file_of_the_example_verbatim():
         assert shown == (EXAMPLE / relative).read_text(), f"{relative} differs from the doc"
 
 
+def test_doc_shows_every_file_of_the_event_examples_verbatim():
+    pattern = r"<!-- (example_\w+) file: (\S+) -->\n```\w*\n(.*?)```"
+    blocks = {(dist, rel): text for dist, rel, text in re.findall(pattern, DOC.read_text(), re.S)}
+    assert set(blocks) == {
+        ("example_metrics", "pyproject.toml"),
+        ("example_metrics", "session_core_prometheus/__init__.py"),
+        ("example_metrics", "tests/test_prometheus.py"),
+        ("example_audit", "pyproject.toml"),
+        ("example_audit", "session_core_audit/__init__.py"),
+        ("example_audit", "tests/test_audit.py"),
+    }
+    for (dist, relative), shown in blocks.items():
+        assert shown == (ROOT / "tests" / dist / relative).read_text(), f"{dist}/{relative}"
+
+
+@pytest.mark.parametrize(
+    ("dist", "name", "module"),
+    [
+        ("session-core-prometheus", "prometheus", "session_core_prometheus"),
+        ("session-core-audit", "audit", "session_core_audit"),
+    ],
+)
+def test_the_event_examples_are_installed_and_observe_events(dist, name, module, monkeypatch):
+    try:
+        metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        pytest.fail(f"{dist} is not installed; run the tests through tox, or pip install it")
+    monkeypatch.delenv("SESSION_CORE_DISABLE_PLUGINS", raising=False)
+    registry = StoreRegistry()
+    found = {e.name: e for e in registry.extensions()}
+    assert (found[name].status, found[name].module) == ("ok", module)
+    assert found[name].hooks == ("session_core_session_event",)
+    assert registry.observes_events
+
+
 @pytest.fixture
 def installed():
     try:

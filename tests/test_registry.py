@@ -10,6 +10,7 @@ import session_core.registry as registry_module
 from session_core import (
     ConfigurationError,
     DuplicateStoreError,
+    EventKind,
     IncompatiblePluginError,
     PluginLoadError,
     SessionConfig,
@@ -17,6 +18,7 @@ from session_core import (
     StoreNotFoundError,
     available_stores,
     create_store,
+    hash_key,
 )
 from session_core.cookie import CookieStore
 from session_core.registry import PluginLoadWarning, StoreRegistry, refresh
@@ -122,8 +124,13 @@ def test_unknown_store_never_invents_a_distribution_name(site):
     ("name", "dist"), [("redis", "session-core-redis"), ("db", "session-core-db")]
 )
 def test_our_own_stores_get_their_real_install_hint(name, dist):
-    with pytest.raises(StoreNotFoundError, match=f"pip install {dist}$"):
+    folder = {"db": "db_session", "redis": "redis_session"}[name]
+    with pytest.raises(StoreNotFoundError) as info:
         StoreRegistry(entry_points=[]).create(config(name))
+    # The published name, and the command that works before it is published: from a clone.
+    assert str(info.value).endswith(
+        f"pip install {dist} (or, from a clone of session-core, pip install ./plugins/{folder})"
+    )
 
 
 def test_two_distributions_claiming_one_name(site):
@@ -455,6 +462,8 @@ def test_an_extension_may_not_take_a_store_name(site):
 
 def test_observes_events_is_false_without_an_observer_and_computed_once(site, monkeypatch):
     site.install("session-core-hello", "0.3", extensions=["hello"], source=EXTENSION)
+    # The example observers (tests/example_metrics, tests/example_audit) are installed too.
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
     calls = []
     real = registry_module._scan_entry_points
     monkeypatch.setattr(
@@ -472,6 +481,41 @@ def test_observes_events_is_true_with_an_observer(site):
     assert registry.observes_events is True
     metrics = extension(registry, "metrics")
     assert metrics.hooks == ("session_core_session_event",)
+
+
+def test_event_emitter_is_none_without_an_observer(site, monkeypatch):
+    site.install("session-core-hello", "0.3", extensions=["hello"], source=EXTENSION)
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
+    assert StoreRegistry().event_emitter(MemoryStore()) is None
+
+
+def test_event_emitter_calls_every_observer(site, monkeypatch):
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
+    source = OBSERVER.replace("pass", "seen.append(event)").replace(
+        "import session_core", "import session_core\nseen = []"
+    )
+    first = site.install("session-core-one", "1.0", extensions=["one"], source=source)
+    second = site.install("session-core-two", "1.0", extensions=["two"], source=source)
+    emitter = StoreRegistry().event_emitter(MemoryStore())
+    assert emitter is not None
+    assert emitter.store == "memory"
+    emitter.emit(EventKind.SAVED, "k" * 43, None, 0.0)
+    for module in (first, second):
+        (event,) = sys.modules[module].seen
+        assert (event.kind, event.key_hash) == (EventKind.SAVED, hash_key("k" * 43))
+
+
+def test_event_emitter_calls_a_hook_that_takes_no_argument(site, monkeypatch):
+    # pluggy lets a hook implementation take fewer arguments than its specification.
+    monkeypatch.setenv("SESSION_CORE_DISABLE_PLUGINS", "prometheus,audit")
+    source = OBSERVER.replace("(event):\n    pass", "():\n    seen.append(1)").replace(
+        "import session_core", "import session_core\nseen = []"
+    )
+    module = site.install("session-core-bare", "1.0", extensions=["bare"], source=source)
+    emitter = StoreRegistry().event_emitter(MemoryStore())
+    assert emitter is not None
+    emitter.emit(EventKind.FLUSHED, None, None, 0.0)
+    assert sys.modules[module].seen == [1]
 
 
 def test_building_a_store_loads_no_extension(site, monkeypatch):

@@ -50,8 +50,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 import django
 from asgiref.sync import sync_to_async
@@ -61,7 +61,8 @@ from django.core.signals import setting_changed
 
 from .._http import SessionCookie
 from ..config import SessionConfig
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnreachableError
+from ..events import EventEmitter, EventKind
 from ..registry import create_store
 from ..store import Changes, SessionData, SessionRecord, UserId
 from ..store import SessionStore as CoreStore
@@ -80,6 +81,9 @@ __all__ = [
 ]
 
 _AUTH_USER = "_auth_user_id"  # django.contrib.auth.SESSION_KEY, without importing auth
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _OWN_SETTINGS = frozenset(
     {
@@ -105,12 +109,15 @@ class Backend:
         config: the session-core configuration, with Django's cookie settings in it.
         store: the session-core store.
         cookie: the cookie writer, used to check the size of cookie-store cookies.
+        events: what reports store calls to plugins observing session events (``None`` when
+            none does).
     """
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
         self.store: CoreStore = create_store(config)
         self.cookie = SessionCookie(config, self.store)
+        self.events = self.cookie.events
 
 
 def _config_from_settings() -> SessionConfig:
@@ -297,7 +304,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             updated=frozenset(k for k, v in dumped.items() if self._snapshot.get(k) != v),
             deleted=frozenset(self._snapshot.keys() - dumped.keys()),
         )
-        new_key = self._backend.store.save(key, record, changes)
+        store, events = self._backend.store, self._backend.events
+        if events is None:
+            new_key = store.save(key, record, changes)
+        else:
+            new_key = self._observed(events, EventKind.SAVED, key, store.save, key, record, changes)
         if new_key is None:
             raise UpdateError
         self._adopt(new_key, record, dumped)
@@ -307,7 +318,17 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         key reaches the browser (what Django's own engines do)."""
         data = self._get_session(no_load=True)
         record, dumped = self._record(data)
-        new_key = self._backend.store.save(None, record, Changes.everything(record))
+        store, events, changes = (
+            self._backend.store,
+            self._backend.events,
+            Changes.everything(record),
+        )
+        if events is None:
+            new_key = store.save(None, record, changes)
+        else:
+            new_key = self._observed(
+                events, EventKind.CREATED, None, store.save, None, record, changes
+            )
         if new_key is None:  # pragma: no cover - a create always returns a key
             raise CreateError
         self._adopt(new_key, record, dumped)
@@ -322,17 +343,52 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             self.modified = True
             return
         record, dumped = self._record(data)
-        self._adopt(self._backend.store.cycle_key(old, record), record, dumped)
+        store, events = self._backend.store, self._backend.events
+        if events is None:
+            new_key = store.cycle_key(old, record)
+        else:
+            new_key = self._observed(events, EventKind.CYCLED, old, store.cycle_key, old, record)
+        self._adopt(new_key, record, dumped)
         self.modified = True
 
     def delete(self, session_key: str | None = None) -> None:
         """Delete the record under ``session_key`` (default: this session's)."""
         key = session_key if session_key is not None else self.session_key
         if key:
-            self._backend.store.delete(key)
+            store, events = self._backend.store, self._backend.events
+            if events is None:
+                store.delete(key)
+            else:
+                self._observed(events, EventKind.FLUSHED, key, store.delete, key)
         if key is not None and key == self.session_key:
             self._snapshot = {}
             self._version = None
+
+    def _observed(
+        self,
+        events: EventEmitter,
+        kind: EventKind,
+        key: str | None,
+        call: Callable[_P, _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """``call(*args)``, the store call on ``key``, reported to ``events`` as ``kind`` (a
+        ``created``, ``saved`` or ``cycled`` event names the key it returned; a save that
+        found the session deleted reports nothing), or as ``store_error`` if the store is
+        unreachable."""
+        user_id: str | int | None = getattr(self, "user_id", None)
+        started = time.perf_counter()
+        try:
+            result = call(*args, **kwargs)
+        except StoreUnreachableError:
+            events.emit(EventKind.STORE_ERROR, key, user_id, started)
+            raise
+        if kind is EventKind.FLUSHED:
+            events.emit(kind, key, user_id, started)
+        elif isinstance(result, str):
+            events.emit(kind, result, user_id, started)
+        return result
 
     async def acycle_key(self) -> None:
         """Async twin of :meth:`cycle_key`."""

@@ -18,6 +18,8 @@ FOLDERS = [
     *sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir()),
     ROOT / "tests" / "example_store",
     ROOT / "tests" / "example_extension",
+    ROOT / "tests" / "example_metrics",
+    ROOT / "tests" / "example_audit",
 ]
 
 

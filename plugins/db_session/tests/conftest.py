@@ -1,7 +1,9 @@
 """Fixtures: one real database per kind, and a unique table per test session.
 
-PostgreSQL and MariaDB must be running (``bash .ci/services`` starts them); a test that needs
-one fails when it is missing. Override their URLs with ``SESSION_CORE_TEST_POSTGRESQL_URL`` and
+PostgreSQL and MariaDB must be running (``bash .ci/services`` starts them), each with a database
+named ``test`` (see CONTRIBUTING.md, "Running the tests"); a test that needs one fails when it is
+missing, with a message that says whether the server did not answer, refused the user or has no
+such database, and what to do. Override their URLs with ``SESSION_CORE_TEST_POSTGRESQL_URL`` and
 ``SESSION_CORE_TEST_MARIADB_URL``. Tables get a random suffix so that several runs can share a
 server, and are dropped at the end.
 """
@@ -62,6 +64,47 @@ class Database:
             return int(connection.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one())
 
 
+def unreachable_message(kind: str, url: str, error: BaseException) -> str:
+    """What went wrong opening the test database at ``url``, and what to do about it: a server
+    that does not answer, a database that does not exist, or a user the server refuses."""
+    where = sa.make_url(url)
+    variable = f"SESSION_CORE_TEST_{kind.upper()}_URL"
+    shown = where.render_as_string(hide_password=True)
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if where.password:
+        first_line = first_line.replace(str(where.password), "***")
+    text = str(error).lower()
+    if "refused" in text or "can't connect" in text or "could not connect" in text:
+        found = f"nothing answers at {where.host}:{where.port}"
+        todo = (
+            "start the server (as root on Debian, `bash .ci/services` starts PostgreSQL, "
+            f"MariaDB and Redis), or set {variable} to one that runs"
+        )
+    elif (
+        "password authentication failed" in text
+        or "access denied" in text
+        or ("role" in text and "does not exist" in text)
+    ):
+        found = f"the server answers but refuses the user {where.username!r}"
+        todo = (
+            "the tests expect that user with no password on 127.0.0.1 (PostgreSQL: trust "
+            f"for postgres; MariaDB: root with an empty password), or put a user and password "
+            f"that work in {variable}"
+        )
+    elif "does not exist" in text or "unknown database" in text:
+        create = (
+            f"createdb -h {where.host} -U {where.username} {where.database}"
+            if kind == "postgresql"
+            else f"mariadb -u{where.username} -h{where.host} -e 'CREATE DATABASE {where.database}'"
+        )
+        found = f"the server answers but has no database {where.database!r}"
+        todo = f"create it (`{create}`), or set {variable} to a database that exists"
+    else:
+        found = "it failed"
+        todo = f"check that the server runs and that {variable} points at it"
+    return f"{kind} test database {shown}: {found} ({first_line}); {todo}"
+
+
 def _open(kind: str, url: str) -> Iterator[Database]:
     engine = sa.create_engine(url)
     try:
@@ -69,11 +112,7 @@ def _open(kind: str, url: str) -> Iterator[Database]:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
         engine.dispose()
-        pytest.fail(
-            f"{kind} is not reachable at {url} ({exc.orig}); start it with `bash .ci/services` "
-            f"or set SESSION_CORE_TEST_{kind.upper()}_URL",
-            pytrace=False,
-        )
+        pytest.fail(unreachable_message(kind, url, exc.orig or exc), pytrace=False)
     database = Database(kind, url, engine)
     try:
         yield database

@@ -23,11 +23,13 @@ SECRET = "s" * 40
     [
         ({"nope": 1}, "no option 'nope'"),
         ({"url": 5}, "url must be a database URL"),
+        ({"pool_sise": 5}, "no option 'pool_sise'; did you mean 'pool_size'\\?"),
         ({"url": "not a url"}, "not a database URL"),
         ({"url": "sqlite://"}, "in-memory SQLite"),
         ({"url": "sqlite:///:memory:"}, "in-memory SQLite"),
         ({"table_name": "drop table x"}, "letters, digits and underscores"),
         ({"create_table": "yes"}, "create_table must be true or false"),
+        ({"keep_connections": "yes"}, "keep_connections must be true or false"),
         ({"pool_size": "5"}, "pool_size must be a whole number"),
         ({"pool_size": True}, "pool_size must be a whole number"),
         ({"cleanup_batch_size": 0}, "cleanup_batch_size must be from 1 to"),

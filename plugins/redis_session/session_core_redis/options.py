@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from session_core import ConfigurationError
+from session_core.hints import unknown_option
 
 from .urls import DATABASES, UrlSettings, parse_url, redact_url
 
@@ -252,11 +253,7 @@ class RedisOptions:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ConfigurationError(
-                "store_options",
-                f"the redis store has no option {unknown[0]!r}; "
-                f"its options are {', '.join(sorted(known))}",
-            )
+            raise ConfigurationError("store_options", unknown_option("redis", unknown[0], known))
         values = dict(options)
         if values.get("sentinel") is not None:
             values["sentinel"] = SentinelOptions.from_mapping(values["sentinel"])

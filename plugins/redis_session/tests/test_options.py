@@ -58,6 +58,7 @@ def test_construction_does_not_connect() -> None:
     ("options", "message"),
     [
         ({"hosts": "x"}, "no option 'hosts'"),
+        ({"socket_timout": 1}, "no option 'socket_timout'; did you mean 'socket_timeout'\\?"),
         ({"url": "http://localhost"}, "'url'"),
         ({"url": 5}, "'url'"),
         ({"url": "redis://a", "cluster": ["a:1"]}, "only one of"),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import session_core
 from session_core import Changes, SessionRecord, SessionStore, hash_key, is_plausible_key
+from session_core.hints import unknown_option
 from session_core.store import Progress
 
 __all__ = ["FileStore"]
@@ -121,6 +122,6 @@ def session_core_create_store(config: session_core.SessionConfig) -> SessionStor
     directory = options.pop("directory", "sessions")
     if options:
         raise session_core.ConfigurationError(
-            "store_options", f"the files store has no option {sorted(options)[0]!r}"
+            "store_options", unknown_option("files", sorted(options)[0], ["directory"])
         )
     return FileStore(directory)
