@@ -255,3 +255,57 @@ def missing_error_sections(troubleshooting: str) -> list[str]:
         for cls in error_classes()
         if error_section_title(cls) not in headings
     )
+
+
+# ------------------------------------------------------------------ speed, from bench/
+
+SPEED_COLUMNS = (
+    "store",
+    "untouched",
+    "read",
+    "write",
+    "update",
+    "the store's floor (read / update)",
+)
+_SPEED_ROWS = (
+    ("``cookie``", "cookie", "plain WSGI", None),
+    ("``redis``", "redis", "plain WSGI", ("sync GET", "sync GET + SET EX")),
+    (
+        "``db``, SQLite",
+        "db",
+        "SQLite: plain WSGI",
+        ("SQLite SELECT by key", "SQLite SELECT + upsert"),
+    ),
+    (
+        "``db``, PostgreSQL",
+        "db",
+        "PostgreSQL: plain WSGI",
+        ("PostgreSQL SELECT by key", "PostgreSQL SELECT + upsert"),
+    ),
+)
+
+
+def store_speed(results: Path) -> tuple[list[list[str]], str]:
+    """Rows of :data:`SPEED_COLUMNS` from a full ``python -m bench --json`` run, and its date.
+
+    The cost is the request with sessions less the same app without them, on a plain WSGI app,
+    in microseconds; the floor is the store's own client alone doing the same round trips.
+    """
+    import json
+
+    data = json.loads(results.read_text(encoding="utf-8"))
+    if data.get("quick"):
+        raise ValueError("bench/results.json is from a --quick run; run `tox -e bench`")
+    rows: list[list[str]] = []
+    for label, area, app, floor in _SPEED_ROWS:
+        cost = data["areas"][area][app]["session-core"]["cost_us"]
+        cells = [label]
+        for step in ("untouched", "read", "write", "update"):
+            cells.append(f"{cost[step]['median']:.1f}" if step in cost else "n/a")
+        if floor is None:
+            cells.append("none: no server")
+        else:
+            floors = data["areas"][area]["floor_us"]
+            cells.append(" / ".join(f"{floors[name]['median']:.1f}" for name in floor))
+        rows.append(cells)
+    return rows, str(data["date"])

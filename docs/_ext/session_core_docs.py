@@ -105,7 +105,7 @@ class ErrorTree(SphinxDirective):
         lines: list[str] = []
 
         def add(cls: type, depth: int) -> None:
-            lines.append(f"{'  ' * depth}- :exc:`{docs_pages.public_name(cls)}`")
+            lines.extend((f"{'  ' * depth}- :exc:`{docs_pages.public_name(cls)}`", ""))
             for sub in sorted(cls.__subclasses__(), key=lambda c: c.__qualname__):
                 if sub in classes:
                     add(sub, depth + 1)
@@ -116,6 +116,38 @@ class ErrorTree(SphinxDirective):
         body = StringList()
         for line in lines:
             body.append(line, "session-core-errors")
+        container = nodes.container()
+        self.state.nested_parse(body, self.content_offset, container)
+        return container.children
+
+
+# ------------------------------------------------------------------ speed, from bench/
+
+
+class StoreSpeed(SphinxDirective):
+    """Each store's own cost per request, from the latest full ``bench/results.json``."""
+
+    def run(self) -> list[nodes.Node]:
+        path = docs_pages.REPO / "bench" / "results.json"
+        self.env.note_dependency(str(path))
+        try:
+            rows, date = docs_pages.store_speed(path)
+        except (OSError, KeyError, ValueError) as exc:
+            logger.warning(
+                "cannot read the store speeds from %s: %r", path, exc, location=self.get_location()
+            )
+            return []
+        head = "   * - " + "\n     - ".join(docs_pages.SPEED_COLUMNS)
+        lines = [
+            f".. list-table:: A session's own cost per request, µs (median; measured {date})",
+            "   :header-rows: 1",
+            "",
+            head,
+            *("   * - " + "\n     - ".join(row) for row in rows),
+        ]
+        body = StringList()
+        for line in "\n".join(lines).splitlines():
+            body.append(line, str(path))
         container = nodes.container()
         self.state.nested_parse(body, self.content_offset, container)
         return container.children
@@ -213,6 +245,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     """Register the directives and the link rewriting."""
     app.add_directive("session-config-reference", ConfigReference)
     app.add_directive("session-core-errors", ErrorTree)
+    app.add_directive("store-speed", StoreSpeed)
     app.connect("source-read", _on_source_read)
     app.connect("include-read", _on_include_read)
     app.connect("env-updated", _check_troubleshooting)
