@@ -6,6 +6,7 @@ Pure helpers (no Sphinx import), so ``tests/test_docs_*.py`` use them without bu
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 from collections.abc import Callable, Iterator
@@ -41,9 +42,17 @@ def docname_of(path: Path) -> str | None:
     relative = path.resolve().relative_to(REPO).as_posix()
     if relative in INCLUDED:
         return INCLUDED[relative]
-    if relative.startswith("docs/") and relative.endswith(".md") and relative.count("/") == 1:
-        return relative[len("docs/") : -len(".md")]
+    page = Path(relative)
+    if page.parent == Path("docs") and page.suffix in (".md", ".rst"):
+        return page.stem
     return None
+
+
+def page_file(docname: str) -> str:
+    """The source file of a page, relative to ``docs/``: what a MyST link to it names."""
+    if (DOCS / f"{docname}.rst").exists():
+        return f"{docname}.rst"
+    return f"{docname}.md"
 
 
 # ------------------------------------------------------------------ Markdown structure
@@ -162,7 +171,7 @@ def rewrite_links(source: Path, text: str, docname: str, problem: Callable[[str]
             return match.group(0)
         page = docname_of(resolved) if resolved.is_relative_to(REPO) else None
         if page is not None:
-            new = "/" + page + ".md" + (f"#{anchor}" if anchor else "")
+            new = "/" + page_file(page) + (f"#{anchor}" if anchor else "")
             return f"{bang}[{label}]({new}{title})"
         shown = resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else path
         if label.strip("`") in (path, shown, path.rstrip("/"), shown + "/"):
@@ -213,11 +222,16 @@ def attribute_descriptions(docstring: str) -> dict[str, str]:
     return described
 
 
+def installed_packages() -> tuple[str, ...]:
+    """The documented packages that are installed (the docs env installs every one)."""
+    return tuple(p for p in DOCUMENTED_PACKAGES if importlib.util.find_spec(p) is not None)
+
+
 def error_classes() -> set[type[Exception]]:
-    """Every subclass of ``SessionCoreError`` defined in the documented packages."""
+    """Every subclass of ``SessionCoreError`` defined in the installed documented packages."""
     from session_core import SessionCoreError
 
-    for package in DOCUMENTED_PACKAGES:
+    for package in installed_packages():
         module = importlib.import_module(package)
         for info in pkgutil.walk_packages(module.__path__, f"{package}."):
             if not info.name.endswith(".__main__"):  # importing it would run the command
@@ -309,3 +323,94 @@ def store_speed(results: Path) -> tuple[list[list[str]], str]:
             cells.append(" / ".join(f"{floors[name]['median']:.1f}" for name in floor))
         rows.append(cells)
     return rows, str(data["date"])
+
+
+# ------------------------------------------------------------------ code samples
+
+NEW_PAGES = (
+    "docs/index.md",
+    "docs/quickstart.md",
+    "docs/choosing-a-store.md",
+    "docs/cli.md",
+    "docs/troubleshooting.md",
+)
+"""The pages written for the site: each of their code samples says whether the tests run it."""
+
+_MARKER = re.compile(r"^<!-- docs-test: (run|skip)(?:, exit (\d+)| \((.+)\))? -->$")
+
+
+class Sample(NamedTuple):
+    """A fenced code block of a page, with its ``<!-- docs-test: ... -->`` marker, if any."""
+
+    path: Path
+    line: int  # of the opening fence
+    language: str
+    code: str
+    marker: str | None  # "run", "skip" or None
+    exit_code: int  # what the last command of a runnable console block must exit with
+
+
+def samples(path: Path) -> list[Sample]:
+    """Every fenced code block of a Markdown page, in order."""
+    found: list[Sample] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        match = _FENCE.match(lines[index])
+        if not match or match.group(1):
+            index += 1
+            continue
+        fence, language = match.group(2), match.group(3).strip()
+        end = index + 1
+        while end < len(lines) and lines[end].strip() != fence:
+            end += 1
+        previous = lines[index - 1] if index else ""
+        marker = _MARKER.match(previous)
+        found.append(
+            Sample(
+                path,
+                index + 1,
+                language,
+                "\n".join(lines[index + 1 : end]) + "\n",
+                marker.group(1) if marker else None,
+                int(marker.group(2)) if marker and marker.group(2) else 0,
+            )
+        )
+        index = end + 1
+    return found
+
+
+def dangling_markers(path: Path) -> list[int]:
+    """Lines of ``docs-test`` markers (or look-alikes) that are not right above a code block."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [
+        number
+        for number, line in enumerate(lines, 1)
+        if line.lstrip().startswith("<!-- docs-test")
+        and (not _MARKER.match(line) or number == len(lines) or not _FENCE.match(lines[number]))
+    ]
+
+
+class Command(NamedTuple):
+    """One ``$`` line of a console sample and the output lines shown under it."""
+
+    command: str
+    expected: tuple[str, ...]
+
+
+def console_commands(code: str) -> list[Command]:
+    """The commands of a console sample, each with the output the page shows for it."""
+    commands: list[Command] = []
+    for line in code.splitlines():
+        if line.startswith("$ "):
+            commands.append(Command(line[2:], ()))
+        elif line.strip() and commands:
+            last = commands[-1]
+            commands[-1] = Command(last.command, (*last.expected, line))
+    return commands
+
+
+def output_pattern(expected: str) -> re.Pattern[str]:
+    """A shown output line as a pattern: ``...`` stands for any text, spaces for any spaces."""
+    parts = [re.escape(part) for part in expected.strip().split("...")]
+    return re.compile(r"\s+".join(".*".join(parts).split(r"\ ")))
