@@ -3,6 +3,8 @@ Flask-Session's SQLAlchemy backend, on SQLite and PostgreSQL, and against the fl
 driver's ``SELECT`` by primary key, and one upsert.
 
 Cases: ``untouched``, ``read``, ``write`` (set one key), ``update`` (read a key and set it).
+On PostgreSQL the store's async load (``aload``, on asyncpg) is also measured against
+asyncpg's own ``fetchrow`` of the same ``SELECT``, on one event loop.
 PostgreSQL is ``BENCH_POSTGRESQL_URL`` (default ``postgresql://127.0.0.1:5432/test``); every
 contender works in a schema of this run's own, dropped at the end. SQLite is a file in a
 temporary folder with the settings the ``db`` store gives its own connections (WAL,
@@ -22,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from session_core import Changes
+
 from . import cookie
 from .harness import SECRET, AreaResult, Batch, Settings, Stat, Target, measure
 
@@ -29,6 +33,7 @@ CASES = ("untouched", "read", "write", "update")
 PG_URL = os.environ.get("BENCH_POSTGRESQL_URL", "postgresql://127.0.0.1:5432/test")
 TABLE = "bench_sessions"
 PAYLOAD = '{"user":"alice","visits":1}'
+_ALL = Changes(frozenset({"user"}))
 
 
 @dataclass
@@ -264,6 +269,66 @@ def floors(database: Database) -> dict[str, Batch]:
     }
 
 
+ASYNC_FLOOR = "PostgreSQL async SELECT by key (asyncpg)"
+ASYNC_OURS = "PostgreSQL async load (db store, asyncpg)"
+
+
+def async_loads(loop: asyncio.AbstractEventLoop) -> tuple[dict[str, Batch], Callable[[], None]]:
+    """Bare asyncpg's ``fetchrow`` of the store's ``SELECT``, and the store's ``aload`` of a
+    session, on ``loop``, in a table of this run's own (in the default schema: asyncpg takes no
+    ``options``), dropped by the function returned with them."""
+    import asyncpg
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from session_core import SessionRecord, hash_key
+    from session_core_db import DbStore
+
+    url = make_url(PG_URL)
+    table = f"bench_async_{os.getpid()}"
+    store = DbStore(
+        url=url.set(drivername="postgresql+psycopg"),
+        async_url=url.set(drivername="postgresql+asyncpg"),
+        table_name=table,
+    )
+    key = store.save(None, SessionRecord({"user": "alice"}, time.time() + 1e6), _ALL)
+    assert key is not None
+    connection = loop.run_until_complete(
+        asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    )
+    select = (
+        f"SELECT data, expiry, expires_at, version FROM {table} "
+        f"WHERE key_hash = $1 AND expires_at > $2"
+    )
+    h = hash_key(key)
+
+    async def bare(n: int) -> None:
+        for _ in range(n):
+            await connection.fetchrow(select, h, time.time())
+
+    async def ours(n: int) -> None:
+        for _ in range(n):
+            await store.aload(key)
+
+    async def aclose() -> None:
+        await connection.close()
+        await store.aclose()
+
+    def close() -> None:
+        loop.run_until_complete(aclose())
+        with store.engine.begin() as sync:
+            sync.execute(sa.text(f"DROP TABLE {table}"))
+        store.close()
+
+    assert loop.run_until_complete(connection.fetchrow(select, h, time.time())) is not None
+    assert loop.run_until_complete(store.aload(key)) is not None  # self-check
+    batches: dict[str, Batch] = {
+        f"floor|{ASYNC_FLOOR}|": lambda n: loop.run_until_complete(bare(n)),
+        f"floor|{ASYNC_OURS}|": lambda n: loop.run_until_complete(ours(n)),
+    }
+    return batches, close
+
+
 def build(
     loop: asyncio.AbstractEventLoop, databases: list[Database]
 ) -> tuple[cookie.Contenders, list[Any]]:
@@ -353,6 +418,7 @@ def run(settings: Settings) -> AreaResult:
     why = pg_reachable()
     loop = asyncio.new_event_loop()
     closers: list[Any] = []
+    close_async: Callable[[], None] | None = None
     with sqlite_database() as sqlite_db, _maybe_postgresql(not why) as pg_db:
         databases = [d for d in (sqlite_db, pg_db) if d is not None]
         try:
@@ -360,8 +426,13 @@ def run(settings: Settings) -> AreaResult:
             batches = dict(contenders.batches)
             for database in databases:
                 batches.update(floors(database))
+            if pg_db is not None:
+                async_batches, close_async = async_loads(loop)
+                batches.update(async_batches)
             stats = measure(batches, settings)
         finally:
+            if close_async is not None:
+                close_async()
             for store in closers:
                 store.close()
             _close_django()
@@ -403,7 +474,14 @@ def targets(stats: dict[str, Stat], databases: list[str]) -> list[Target]:
         for app, peer in (("Flask app", "Flask-Session"), ("Django app", "Django"))
         for case in ("read", "update")
     ]
-    return cookie.store_targets("db", stats, floors, peers, 1.3, 2)
+    found = cookie.store_targets("db", stats, floors, peers, 1.3, 2)
+    if f"floor|{ASYNC_OURS}|" in stats:
+        ours, base = stats[f"floor|{ASYNC_OURS}|"], stats[f"floor|{ASYNC_FLOOR}|"]
+        r = ours.median / base.median
+        measured = f"{r:.2f}x ({ours.show()} vs {base.show()} µs)"
+        name = "db async load, PostgreSQL: store aload vs asyncpg SELECT by key"
+        found.append(Target(name, "≤ 1.3x", measured, r <= 1.3))
+    return found
 
 
 urlpatterns = _urlpatterns()

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from . import cookie
-from .harness import SECRET, AreaResult, Batch, Settings, Stat, Target, measure
+from .harness import SECRET, AreaResult, Batch, Settings, Stat, Target, measure, ratio
 
 CASES = ("untouched", "read", "write", "update")
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -103,6 +103,21 @@ def build(loop: asyncio.AbstractEventLoop, space: str) -> cookie.Contenders:
         AsgiSessions(cookie.asgi_app, secret_key=SECRET, **ours),
         CASES,
     )
+    # The tiered store: this Redis in front of a SQLite file; a read is served by the front.
+    tiered = {
+        "store": "tiered",
+        "store_options": {
+            "front": {"store": "redis", "url": URL, "key_prefix": space + "tiered:"},
+            "back": {"store": "db", "url": f"sqlite:///{_sqlite_file(space)}"},
+        },
+    }
+    # Two sessions: the reads' own, and one for the writes, each of which removes its session
+    # from the front (a session written on every request gets nothing from a front).
+    tiered_wsgi = WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **tiered)
+    tiered_asgi = AsgiSessions(cookie.asgi_app, secret_key=SECRET, **tiered)
+    for cases in (("untouched", "read"), ("write", "update")):
+        c.add_wsgi("plain WSGI", "session-core tiered", tiered_wsgi, cases)
+        c.add_asgi("plain ASGI", "session-core tiered", tiered_asgi, cases)
     c.add_asgi("Starlette app", "bare", cookie.starlette_app([]), CASES, session=dict(cookie.SEED))
     star_store = StarRedisStore(url=URL, prefix=space + "starsessions:")
     c.add_asgi(
@@ -157,10 +172,21 @@ def build(loop: asyncio.AbstractEventLoop, space: str) -> cookie.Contenders:
     return c
 
 
+def _sqlite_file(space: str) -> str:
+    """The tiered store's back: a SQLite file of this run's own, removed by :func:`cleanup`."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), space.replace(":", "-") + "tiered.sqlite3")
+
+
 def cleanup(space: str) -> int:
     """Remove every key this run wrote; returns how many."""
+    import contextlib
+
     import redis
 
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(_sqlite_file(space))
     client = redis.Redis.from_url(URL)
     keys = list(client.scan_iter(match=space.replace("*", r"\*") + "*", count=1000))
     for start in range(0, len(keys), 1000):
@@ -202,4 +228,17 @@ def targets(stats: dict[str, Stat]) -> list[Target]:
         for group, peer in (("Starlette app", "starsessions"), ("Flask app", "Flask-Session"))
         for case in ("read", "write", "update")
     ]
-    return cookie.store_targets("redis", stats, floors, peers, 1.2, 3)
+    found = cookie.store_targets("redis", stats, floors, peers, 1.2, 3)
+    for group in ("plain WSGI", "plain ASGI"):
+        tiered = cookie.cost(stats, group, "session-core tiered", "read")
+        alone = cookie.cost(stats, group, "session-core", "read")
+        r = ratio(tiered.median, alone.median)
+        found.append(
+            Target(
+                f"redis read, {group}: tiered (redis over db) vs redis alone",
+                "≤ 1.2x",
+                f"{r:.2f}x ({tiered.show()} vs {alone.show()} µs)",
+                r <= 1.2,
+            )
+        )
+    return found

@@ -56,7 +56,7 @@ __all__ = ["CheckNote", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
-BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "demo")
+BUILTIN_COMMANDS = ("stores", "check", "clear-expired", "demo", "migrate")
 
 _T = TypeVar("_T")
 
@@ -263,6 +263,103 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return code
 
 
+# ---------------------------------------------------------------------- migrate
+
+
+def _add_migrate_command(commands: Subparsers, common: argparse.ArgumentParser) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        parents=[common],
+        help="copy every live session from the old store to the new one of the migrate store",
+        description="Copy every live session from store_options.old to store_options.new of "
+        "the configured migrate store, page by page, while the site serves traffic on it. "
+        "Sessions already in the new store are left as they are.",
+    )
+    migrate.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the progress in FILE after each page, and resume from it when it exists",
+    )
+    migrate.add_argument("--batch", type=int, default=500, help="records per page (default 500)")
+    migrate.set_defaults(run=_cmd_migrate)
+
+
+def _cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from .copying import CopyProgress, check_copyable, copy_sessions
+    from .migrate import MigrateStore
+
+    if args.batch < 1:
+        raise ConfigurationError(None, f"--batch must be at least 1, not {args.batch}")
+    # No secret needed: copying moves server records as they are.
+    config = load_command_config(args, needs_secret=False).config
+    store = create_store(config)
+    try:
+        if not isinstance(store, MigrateStore):
+            raise ConfigurationError(
+                "store",
+                f"session-core migrate copies between the two stores of a migrate store, and "
+                f'the configured store is {config.store_name!r}: set store = "migrate" with '
+                f"store_options old = {{store = ...}} and new = {{store = ...}}",
+            )
+        check_copyable(store.old, store.new)
+        start = _read_state(args.state) if args.state else None
+        if start is not None and start.done:
+            out.write(f"already done ({args.state}): {_describe_copy(start)}\n")
+            return EXIT_OK
+
+        def report(progress: CopyProgress) -> None:
+            if args.state:
+                _write_state(args.state, progress)
+            print(_describe_copy(progress), file=sys.stderr, flush=True)
+
+        final = copy_sessions(
+            store.old, store.new, start=start or CopyProgress(), batch=args.batch, on_page=report
+        )
+    finally:
+        store.close()
+    out.write(f"done: {_describe_copy(final)}\n")
+    return EXIT_OK
+
+
+def _describe_copy(progress: Any) -> str:
+    return (
+        f"{progress.listed} listed, {progress.copied} copied, {progress.present} already in the "
+        f"new store, {progress.dropped} deleted while copied"
+    )
+
+
+def _read_state(path: str) -> Any:
+    import dataclasses
+    import os
+
+    from .copying import CopyProgress
+
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+        names = {f.name for f in dataclasses.fields(CopyProgress)}
+        return CopyProgress(**{k: v for k, v in saved.items() if k in names})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigurationError(
+            None,
+            f"--state {path}: not a progress file of session-core migrate ({exc}); "
+            f"remove it to start over",
+        ) from exc
+
+
+def _write_state(path: str, progress: Any) -> None:
+    import dataclasses
+    import os
+
+    # Written aside then renamed: a copy stopped mid-write resumes from the previous page.
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(dataclasses.asdict(progress), file)
+    os.replace(temporary, path)
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -313,6 +410,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Subparsers]:
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     demo.set_defaults(run=_cmd_demo)
+    _add_migrate_command(commands, common)
     return parser, commands
 
 

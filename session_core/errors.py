@@ -21,6 +21,7 @@ __all__ = [
     "EncryptionUnavailableError",
     "IncompatiblePluginError",
     "InvalidExpiryError",
+    "ListingUnsupportedError",
     "PluginLoadError",
     "SessionCoreError",
     "SessionNotLoadedError",
@@ -217,6 +218,22 @@ class CookieTooLargeError(SessionCoreError):
             f"accept (store {store!r}); keep less in the session, or use a server-side store "
             f"such as 'db' ({pip_install('session-core-db')}) or 'redis' "
             f"({pip_install('session-core-redis')})"
+        )
+
+
+class ListingUnsupportedError(SessionCoreError, TypeError):
+    """A store was asked to list, insert or delete records by key hash, and cannot (its
+    :attr:`SessionStore.lists_records` is false).
+
+    Attributes:
+        store: the store's name.
+    """
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__(
+            f"session store {store!r} cannot list its records or write them by key hash "
+            f"(lists_records is False); the db and redis stores can: use one of them here"
         )
 
 

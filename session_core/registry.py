@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
-from . import cookie, hookspecs
+from . import cookie, hookspecs, migrate, tiered
 from ._compat import Subparsers
 from ._hook_checks import hook_problems
 from .config import SessionConfig
@@ -68,8 +68,10 @@ EXTENSION_GROUP = "session_core.extensions"
 DISABLE_ENV = "SESSION_CORE_DISABLE_PLUGINS"
 """Environment variable naming plugins not to load (comma-separated), or ``*`` for all."""
 
-BUILTIN_STORES = ("cookie",)
+BUILTIN_STORES = ("cookie", "migrate", "tiered")
 """Stores registered in code, found without scanning installed distributions."""
+
+_BUILTIN_MODULES = {"cookie": cookie, "migrate": migrate, "tiered": tiered}
 
 _CORE_DIST = "session-core"
 
@@ -200,7 +202,8 @@ class StoreRegistry:
         self._observes_events: bool | None = None
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
-        self._pm.register(cookie, name="cookie")
+        for builtin, module in _BUILTIN_MODULES.items():
+            self._pm.register(module, name=builtin)
         for name in self._disabled:
             if name != "*" and name not in BUILTIN_STORES:
                 self._pm.set_blocked(name)
@@ -413,7 +416,8 @@ class StoreRegistry:
         if self._given_entry_points is None:
             self._rescan()
         result: list[StoreInfo] = [
-            StoreInfo("cookie", _CORE_DIST, __version__, "session_core.cookie")
+            StoreInfo(name, _CORE_DIST, __version__, module.__name__)
+            for name, module in _BUILTIN_MODULES.items()
         ]
         for name, claimants in sorted(self._entry_points().items()):
             for ep in claimants:
@@ -547,7 +551,10 @@ class StoreRegistry:
     def load_plugins(self) -> tuple[list[LoadedPlugin], list[PluginLoadError]]:
         """Load every usable store plugin and extension (for the ``session-core`` command):
         what loaded, and what failed, each failure a :class:`PluginLoadError` saying why."""
-        loaded: list[LoadedPlugin] = [LoadedPlugin("cookie", *self._describe("cookie"), cookie)]
+        loaded: list[LoadedPlugin] = [
+            LoadedPlugin(name, *self._describe(name), module)
+            for name, module in _BUILTIN_MODULES.items()
+        ]
         failed: list[PluginLoadError] = []
         for name, claimants in sorted(self._entry_points().items()):
             if len(claimants) > 1 or name in BUILTIN_STORES or self._is_disabled(name):

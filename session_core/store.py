@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from ._compat import compact_json_encoder
-from .errors import StoreContractError
+from .errors import ListingUnsupportedError, StoreContractError
 
 __all__ = [
     "KEY_BYTES",
@@ -27,7 +27,9 @@ __all__ = [
     "SUPPORTED_STORE_API",
     "Changes",
     "JSONValue",
+    "ListingUnsupportedError",
     "Progress",
+    "RecordPage",
     "SessionData",
     "SessionRecord",
     "SessionStore",
@@ -35,6 +37,7 @@ __all__ = [
     "encode_json",
     "generate_key",
     "hash_key",
+    "is_key_hash",
     "is_plausible_key",
 ]
 
@@ -46,6 +49,10 @@ SessionData: TypeAlias = dict[str, JSONValue]
 
 Progress: TypeAlias = Callable[[int], None]
 """Called by :meth:`SessionStore.clear_expired` with the number of records removed so far."""
+
+RecordPage: TypeAlias = "tuple[list[tuple[str, SessionRecord]], str | None]"
+"""What :meth:`SessionStore.scan_records` returns: ``(key_hash, record)`` pairs and the cursor
+of the next page (``None`` after the last)."""
 
 STORE_API_VERSION = 1
 """The store API this session-core defines. A plugin returns it from its
@@ -92,6 +99,15 @@ def is_plausible_key(key: str) -> bool:
     Server stores call it before any I/O so that garbage from a cookie costs no round trip.
     """
     return _KEY_SHAPE.fullmatch(key) is not None
+
+
+_KEY_HASH_SHAPE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_key_hash(text: str) -> bool:
+    """Whether ``text`` has the shape of a :func:`hash_key` value (64 lowercase hex digits):
+    stores write records by hash only under such names."""
+    return _KEY_HASH_SHAPE.fullmatch(text) is not None
 
 
 def hash_key(key: str) -> str:
@@ -181,6 +197,12 @@ class SessionStore(ABC):
     """True when expired records stay until :meth:`clear_expired` removes them (SQL tables).
     False for stores whose data expires by itself (cookies, Redis TTLs)."""
 
+    lists_records: ClassVar[bool] = False
+    """True when the store can list its live records and read, write and delete them by key
+    hash: :meth:`scan_records`, :meth:`load_record`, :meth:`insert_record` and
+    :meth:`delete_record`. Copying sessions
+    between stores (``session-core migrate``) and the front of a ``tiered`` store need it."""
+
     @staticmethod
     def generate_key() -> str:
         """A new session key; see :func:`generate_key`."""
@@ -232,6 +254,40 @@ class SessionStore(ABC):
         """
         return None
 
+    # The listing capability (lists_records). Records are named by hash_key(key): the store
+    # never had the raw keys, and two stores that both keep hash_key(key) agree on the name, so
+    # a record copied by hash is found by the visitor's unchanged key in the other store.
+
+    def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
+        """One page of live records, about ``count`` of them, after ``cursor`` (``None``: from
+        the start); returns the page and the cursor of the next one (``None`` when done).
+
+        Safe while the store serves traffic: a record that lives through the whole scan is
+        listed at least once; records created or deleted meanwhile may or may not be. A cursor
+        stays valid across processes, so a long copy can resume where it stopped.
+        Only for stores with :attr:`lists_records`.
+        """
+        raise self._cannot_list()
+
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """The live record kept under ``key_hash``, or ``None``. Only for stores with
+        :attr:`lists_records`."""
+        raise self._cannot_list()
+
+    def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """Write ``record`` under ``key_hash`` unless a live record is already there (it is
+        kept); returns whether it wrote. A name that is not a key hash (:func:`is_key_hash`)
+        or a record already expired is not written. Only for stores with :attr:`lists_records`."""
+        raise self._cannot_list()
+
+    def delete_record(self, key_hash: str) -> None:
+        """Remove the record kept under ``key_hash``; a missing one is not an error. Only for
+        stores with :attr:`lists_records`."""
+        raise self._cannot_list()
+
+    def _cannot_list(self) -> ListingUnsupportedError:
+        return ListingUnsupportedError(self.name or type(self).__name__)
+
     def close(self) -> None:  # noqa: B027 - optional: stores without connections keep it
         """Release connections and pools. The store must not be used afterwards."""
 
@@ -269,6 +325,18 @@ class SessionStore(ABC):
         import asyncio
 
         return await asyncio.to_thread(self.clear_expired, progress)
+
+    async def ainsert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """Async twin of :meth:`insert_record`."""
+        import asyncio
+
+        return await asyncio.to_thread(self.insert_record, key_hash, record)
+
+    async def adelete_record(self, key_hash: str) -> None:
+        """Async twin of :meth:`delete_record`."""
+        import asyncio
+
+        await asyncio.to_thread(self.delete_record, key_hash)
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""

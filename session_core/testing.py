@@ -34,11 +34,13 @@ from .session import Session
 from .store import (
     Changes,
     Progress,
+    RecordPage,
     SessionData,
     SessionRecord,
     SessionStore,
     generate_key,
     hash_key,
+    is_key_hash,
     is_plausible_key,
 )
 
@@ -178,6 +180,10 @@ def _save_racing(
         assert not errors, errors
 
 
+def _memory_record(row: tuple[str, float, str, int]) -> SessionRecord:
+    return SessionRecord(json.loads(row[0]), row[1], json.loads(row[2]), row[3])
+
+
 class MemoryStore(SessionStore):
     """A complete server-side store that keeps sessions in this process's memory.
 
@@ -194,6 +200,7 @@ class MemoryStore(SessionStore):
     name = "memory"
     partial_writes = True
     needs_cleanup = True
+    lists_records = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -210,7 +217,7 @@ class MemoryStore(SessionStore):
             row = self._rows.get(hash_key(key)) if is_plausible_key(key) else None
         if row is None or row[1] <= time.time():
             return None
-        return SessionRecord(json.loads(row[0]), row[1], json.loads(row[2]), row[3])
+        return _memory_record(row)
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """See :meth:`SessionStore.save`."""
@@ -260,6 +267,45 @@ class MemoryStore(SessionStore):
             if len(doomed) < batch:
                 return removed
 
+    def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
+        """See :meth:`SessionStore.scan_records`: pages in key-hash order, the cursor being the
+        last hash listed."""
+        with self._lock:
+            self._count("scan_records")
+            now = time.time()
+            hashes = sorted(h for h in self._rows if cursor is None or h > cursor)[:count]
+            rows = [(h, self._rows[h]) for h in hashes]
+        page = [(h, _memory_record(row)) for h, row in rows if row[1] > now]
+        return page, (hashes[-1] if len(hashes) == count else None)
+
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """See :meth:`SessionStore.load_record`."""
+        with self._lock:
+            self._count("load_record")
+            row = self._rows.get(key_hash)
+        if row is None or row[1] <= time.time():
+            return None
+        return _memory_record(row)
+
+    def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """See :meth:`SessionStore.insert_record`."""
+        row = (json.dumps(record.data), record.expires_at, json.dumps(record.expiry), 1)
+        if not is_key_hash(key_hash) or record.expires_at <= time.time():
+            return False
+        with self._lock:
+            self._count("insert_record")
+            held = self._rows.get(key_hash)
+            if held is not None and held[1] > time.time():
+                return False
+            self._rows[key_hash] = row
+            return True
+
+    def delete_record(self, key_hash: str) -> None:
+        """See :meth:`SessionStore.delete_record`."""
+        with self._lock:
+            self._count("delete_record")
+            self._rows.pop(key_hash, None)
+
     def dump(self) -> str:
         """Everything held, as text (for tests that look at what is stored at rest)."""
         with self._lock:
@@ -292,6 +338,11 @@ class StoreConformance:
     race_wait: ClassVar[float] = 1.0
     """Seconds a save paused mid-way waits for a competing call that the store makes wait for
     it (the correct behaviour): a bound on the race tests' run time, not a verdict."""
+
+    lists_records: ClassVar[bool] = True
+    """Whether to run the listing tests for a store whose class declares
+    :attr:`~session_core.SessionStore.lists_records`; False for a configuration of it that
+    cannot list (the redis store on Redis Cluster)."""
 
     def make_store(self) -> SessionStore:
         """Build a store for one test. Called twice in a test, it builds two stores on the same
@@ -704,3 +755,105 @@ class StoreConformance:
         final = store.load(shared)
         assert final is not None
         assert final.data == {"start": 0, **{f"t{n}": n for n in range(20)}}
+
+    # ------------------------------------------------------------------ listing (lists_records)
+
+    def _needs_listing(self, store: SessionStore) -> None:
+        if not type(store).lists_records or not self.lists_records:
+            pytest.skip("the store does not list its records (lists_records = False)")
+
+    def _scan_all(self, store: SessionStore, count: int) -> dict[str, SessionRecord]:
+        listed: dict[str, SessionRecord] = {}
+        cursor: str | None = None
+        for _ in range(100_000):
+            page, cursor = store.scan_records(cursor, count)
+            for key_hash, record in page:
+                listed[key_hash] = record
+            if cursor is None:
+                return listed
+        pytest.fail("scan_records never returned a None cursor (100000 pages)")
+
+    def test_scan_records_lists_every_live_record_once_by_hash(self, store: SessionStore) -> None:
+        """scan_records lists each live record under hash_key(key), in pages, and no expired
+        one; a cursor resumes where the last page stopped."""
+        self._needs_listing(store)
+        keys = {self._create(store, {"n": n}, expiry=n): n for n in range(23)}
+        dead = self._create(store, {"dead": True}, ttl=-5)
+        listed = self._scan_all(store, 5)
+        mine = {h: r for h, r in listed.items() if h in {hash_key(k) for k in [*keys, dead]}}
+        assert set(mine) == {hash_key(k) for k in keys}
+        for key, n in keys.items():
+            assert mine[hash_key(key)].data == {"n": n}
+            assert mine[hash_key(key)].expiry == n
+            assert abs(mine[hash_key(key)].expires_at - (time.time() + 3600)) < 60
+
+    def test_scan_records_survives_writes_between_pages(self, store: SessionStore) -> None:
+        """Records that live through a scan are listed even when others are created and deleted
+        between its pages (a copy made while the site serves traffic)."""
+        self._needs_listing(store)
+        steady = {self._create(store, {"s": n}) for n in range(12)}
+        churn = [self._create(store, {"c": n}) for n in range(12)]
+        listed: set[str] = set()
+        cursor: str | None = None
+        first = True
+        while first or cursor is not None:
+            page, cursor = store.scan_records(cursor, 3)
+            listed.update(h for h, _ in page)
+            if first:
+                for key in churn:
+                    store.delete(key)
+                for n in range(12):
+                    self._create(store, {"new": n})
+                first = False
+        assert {hash_key(k) for k in steady} <= listed
+
+    def test_insert_record_is_found_by_the_key(self, store: SessionStore) -> None:
+        """A record inserted under hash_key(key) loads by key, merges like any other, and an
+        insert never overwrites a live record."""
+        self._needs_listing(store)
+        key = generate_key()
+        assert store.insert_record(hash_key(key), make_record({"a": 1}, expiry=60))
+        loaded = store.load(key)
+        assert loaded is not None
+        assert (loaded.data, loaded.expiry) == ({"a": 1}, 60)
+        by_hash = store.load_record(hash_key(key))
+        assert by_hash is not None
+        assert (by_hash.data, by_hash.expiry) == ({"a": 1}, 60)
+        assert store.load_record(hash_key(generate_key())) is None
+        assert not store.insert_record(hash_key(key), make_record({"a": "other"}))
+        loaded.data["b"] = 2
+        assert store.save(key, loaded, Changes(frozenset({"b"}))) == key
+        again = store.load(key)
+        assert again is not None
+        assert again.data == {"a": 1, "b": 2}
+        assert asyncio.run(store.ainsert_record(hash_key(key), make_record({"x": 0}))) is False
+
+    def test_insert_record_refuses_what_is_no_key_hash(self, store: SessionStore) -> None:
+        """A name that is not a key hash, or a record already expired, is not written."""
+        self._needs_listing(store)
+        for hostile in HOSTILE_KEYS:
+            assert store.insert_record(hostile, make_record({"a": 1})) is False
+        key = generate_key()
+        assert store.insert_record(hash_key(key), make_record({"a": 1}, ttl=-5)) is False
+        assert store.load(key) is None
+
+    def test_insert_record_replaces_an_expired_record(self, store: SessionStore) -> None:
+        """An expired record under the hash does not block an insert."""
+        self._needs_listing(store)
+        key = self._create(store, {"old": 1}, ttl=-5)
+        assert store.insert_record(hash_key(key), make_record({"new": 1}))
+        loaded = store.load(key)
+        assert loaded is not None
+        assert loaded.data == {"new": 1}
+
+    def test_delete_record_by_hash(self, store: SessionStore) -> None:
+        """delete_record removes the record of hash_key(key); a missing hash is no error."""
+        self._needs_listing(store)
+        key = self._create(store, {"a": 1})
+        other = self._create(store, {"b": 1})
+        store.delete_record(hash_key(key))
+        store.delete_record(hash_key(generate_key()))
+        asyncio.run(store.adelete_record(hash_key(generate_key())))
+        assert store.load(key) is None
+        assert store.load_record(hash_key(key)) is None
+        assert store.load(other) is not None

@@ -19,6 +19,7 @@ from session_core.errors import (
     EncryptionUnavailableError,
     IncompatiblePluginError,
     InvalidExpiryError,
+    ListingUnsupportedError,
     PluginLoadError,
     SessionCoreError,
     SessionNotLoadedError,
@@ -31,6 +32,7 @@ from session_core.errors import (
 from session_core.testing import MemoryStore, make_record
 
 EXAMPLES: dict[type[SessionCoreError], tuple[SessionCoreError, dict[str, object]]] = {
+    ListingUnsupportedError: (ListingUnsupportedError("cookie"), {"store": "cookie"}),
     SessionTooLargeError: (
         SessionTooLargeError("db", 20, 10, "sqlite:///s.db", "max_allowed_packet"),
         {"store": "db", "size": 20, "limit": 10, "target": "sqlite:///s.db"},

@@ -16,10 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from .plans import Kind
+
 Statement = sa.Select[Any] | sa.Insert | sa.Update | sa.Delete | sa.TextClause
 """A statement the store runs."""
 
-__all__ = ["CompiledStatement", "Statement", "Statements"]
+__all__ = ["CompiledStatement", "Statement", "Statements", "fetch"]
 
 _FORMAT_TOO = frozenset({"psycopg", "psycopg2", "pymysql", "mysqldb"})
 """Drivers whose dialect compiles ``%(name)s`` (pyformat) and which take ``%s`` (format) as well:
@@ -155,3 +157,10 @@ class Statements:
             name: CompiledStatement.of(statement, dialect)
             for name, statement in self.by_name.items()
         }
+
+
+def fetch(cursor: Any, statement: CompiledStatement, kind: Kind, params: Any) -> Any:
+    """Run ``statement`` on a DB-API ``cursor``: the first row for a ``ROW`` step, else the rows
+    written."""
+    cursor.execute(statement.sql, statement.parameters(params))
+    return cursor.fetchone() if kind is Kind.ROW else cursor.rowcount

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from conftest import Database, create
 
 from session_core import Changes, SessionRecord, StoreUnreachableError, hash_key
-from session_core_db import DbStore, StoreConflictError
-from session_core_db import store as store_module
+from session_core_db import DbStore, StoreConflictError, sync_driver
 from session_core_db.conflicts import is_conflict
+from session_core_db.plans import Step
 
 
 class RowLock:
@@ -139,25 +139,25 @@ def test_after_a_conflict_the_save_holds_the_row_lock_and_wins(
     assert rival is not None
     locked, go, rival_sending = threading.Event(), threading.Event(), threading.Event()
     statements: list[str] = []
-    execute = store._execute
+    execute = store._sync._execute
 
-    def paused(connection: Any, kind: str, name: str, params: Any) -> Any:
-        statements.append(name)
-        result = execute(connection, kind, name, params)
-        if name == "lock":  # the row is read, the merge not yet written
+    def paused(connection: Any, step: Step) -> Any:
+        statements.append(step.statement)
+        result = execute(connection, step)
+        if step.statement == "lock":  # the row is read, the merge not yet written
             locked.set()
             assert go.wait(30)
         return result
 
-    rival_execute = rival_store._execute
+    rival_execute = rival_store._sync._execute
 
-    def announced(connection: Any, kind: str, name: str, params: Any) -> Any:
-        if name == "update":
+    def announced(connection: Any, step: Step) -> Any:
+        if step.statement == "update":
             rival_sending.set()
-        return rival_execute(connection, kind, name, params)
+        return rival_execute(connection, step)
 
-    store._execute = paused  # type: ignore[method-assign]
-    rival_store._execute = announced  # type: ignore[method-assign]
+    store._sync._execute = paused  # type: ignore[method-assign]
+    rival_store._sync._execute = announced  # type: ignore[method-assign]
     results: dict[str, object] = {}
 
     def save_first() -> None:
@@ -197,14 +197,14 @@ def test_async_save_after_a_conflict_holds_the_row_lock(db: Database, table: str
     first = stale(store, key)
     locked, go = threading.Event(), threading.Event()
     names: list[str] = []
-    execute_step = store_module._execute_step
+    execute = store._async._execute
 
-    def paused(connection: Any, statement: Any, kind: str, params: Any) -> Any:
-        result = execute_step(connection, statement, kind, params)
-        names.append(statement.sql.split()[0].upper())
-        if names[-2:] == ["BEGIN", "SELECT"]:  # the row is read, the merge not yet written
+    async def paused(held: Any, known: Any, step: Step) -> Any:
+        result = await execute(held, known, step)
+        names.append(step.statement)
+        if names[-2:] == ["begin", "lock"]:  # the row is read, the merge not yet written
             locked.set()
-            assert go.wait(30)
+            await asyncio.to_thread(go.wait, 30)
         return result
 
     async def scenario() -> str | None:
@@ -224,7 +224,7 @@ def test_async_save_after_a_conflict_holds_the_row_lock(db: Database, table: str
             locked.set()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(store_module, "_execute_step", paused)
+        patch.setattr(store._async, "_execute", paused)
         runner = threading.Thread(target=run)
         runner.start()
         try:
@@ -234,7 +234,7 @@ def test_async_save_after_a_conflict_holds_the_row_lock(db: Database, table: str
             go.set()
             runner.join(30)
     assert outcome == [key]
-    assert names[-4:] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"]
+    assert names[-4:] == ["begin", "lock", "update", "commit"]
     record = store.load(key)
     store.close()
     assert record is not None
@@ -268,7 +268,7 @@ def test_a_statement_refused_by_a_lock_is_tried_again(
         holder.release()  # the other writer commits while this one waits to try again
         return 0.0
 
-    monkeypatch.setattr(store_module, "pause", release_then_retry)
+    monkeypatch.setattr(sync_driver, "pause", release_then_retry)
     try:
         record.data["n"] = 1
         assert store.save(key, record, Changes(frozenset({"n"}))) == key
@@ -286,8 +286,8 @@ def test_conflicts_that_go_on_are_a_conflict_error_not_an_outage(
     key = create(store, {"n": 0})
     record = store.load(key)
     assert record is not None
-    monkeypatch.setattr(store_module, "ATTEMPTS", 2)
-    monkeypatch.setattr(store_module, "pause", lambda attempt: 0.0)
+    monkeypatch.setattr(sync_driver, "ATTEMPTS", 2)
+    monkeypatch.setattr(sync_driver, "pause", lambda attempt: 0.0)
     holder = RowLock(db, table, key)
     holder.take()
     try:

@@ -18,10 +18,9 @@ from conftest import Database, create
 
 from session_core import Changes, StoreUnreachableError
 from session_core.testing import run_in_threads
-from session_core_db import DbStore
-from session_core_db import store as store_module
+from session_core_db import DbStore, timeouts
 from session_core_db.statements import CompiledStatement
-from session_core_db.store import _Watchdog
+from session_core_db.timeouts import Watchdog
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ def store(db: Database) -> Iterator[DbStore]:
 
 def kept(store: DbStore) -> list[Any]:
     """The DB-API connections the store keeps checked out between calls, most recent last."""
-    return [connection.dbapi for connection in store._connections._idle]
+    return [connection.dbapi for connection in store._sync.connections._idle]
 
 
 def checked_out(store: DbStore) -> int:
@@ -120,7 +119,7 @@ def test_at_most_pool_size_connections_are_kept(db: Database) -> None:
     store = DbStore(url=db.url, table_name=db.table("size"), pool_size=2, max_overflow=3)
     try:
         key = create(store, {"n": 0})
-        connections = store._connections
+        connections = store._sync.connections
         held = [connections.acquire() for _ in range(5)]  # the pool's whole capacity
         assert checked_out(store) == 5
         for connection in held:
@@ -138,7 +137,7 @@ def test_a_call_waiting_for_the_pool_gets_the_next_connection_put_back(db: Datab
     )
     try:
         key = create(store, {"a": 1})
-        connections = store._connections
+        connections = store._sync.connections
         first, second = connections.acquire(), connections.acquire()  # the pool's capacity
         outcome: list[object] = []
         waiter = threading.Thread(target=lambda: outcome.append(store.load(key)))
@@ -156,6 +155,36 @@ def test_a_call_waiting_for_the_pool_gets_the_next_connection_put_back(db: Datab
         assert outcome[0] is not None
         connections.release(second)
         assert len(kept(store)) == 1
+    finally:
+        store.close()
+
+
+def test_nothing_is_kept_without_keep_connections(db: Database) -> None:
+    # Each call checks a connection out of the pool and back in, sync and async: nothing stays
+    # checked out between calls, and the one connection the pool opened serves every call.
+    store = DbStore(url=db.url, table_name=db.table("nokeep"), keep_connections=False)
+    served: set[int] = set()
+
+    async def scenario() -> None:
+        try:
+            for _ in range(3):
+                assert await store.aload(key) is not None
+            loop_engine = await store._async.connections.for_loop()
+            assert loop_engine is not None
+            assert loop_engine.idle == []
+        finally:
+            await store.aclose()
+
+    try:
+        key = create(store, {"a": 1})
+        for _ in range(5):
+            assert store.load(key) is not None
+            assert kept(store) == []
+            assert checked_out(store) == 0
+            with store.engine.connect() as connection:  # the pool's only one
+                served.add(id(connection.connection.dbapi_connection))
+        assert len(served) == 1
+        asyncio.run(scenario())
     finally:
         store.close()
 
@@ -262,7 +291,7 @@ def test_disconnect_fails_one_call_and_the_store_recovers(server: Database) -> N
     store = DbStore(url=server.url, table_name=server.table("kill"))
     try:
         key = create(store, {"user": "alice"})
-        connections = store._connections
+        connections = store._sync.connections
         held = [connections.acquire() for _ in range(3)]
         for connection in held:
             connections.release(connection)
@@ -291,11 +320,12 @@ def test_async_disconnect_fails_one_call_and_the_store_recovers(server: Database
 
     async def scenario() -> StoreUnreachableError:
         try:
-            assert await store.aload(key) is not None  # opens the loop's pooled connection
-            engine = await store._engine_for_loop()
-            assert engine is not None
-            async with engine.connect() as connection:  # the same, only, pooled connection
-                backend = (await connection.execute(sa.text(query))).scalar_one()
+            assert await store.aload(key) is not None  # opens the loop's kept connection
+            loop_engine = await store._async.connections.for_loop()
+            assert loop_engine is not None
+            [held] = loop_engine.idle
+            backend = (await held.connection.execute(sa.text(query))).scalar_one()
+            await held.connection.rollback()
             await asyncio.to_thread(_kill, server, [int(backend)])
             with pytest.raises(StoreUnreachableError) as caught:
                 await store.aload(key)
@@ -377,8 +407,8 @@ def test_forked_child_never_touches_the_parents_connections(db: Database) -> Non
 
 
 def test_watchdog_thread_ends_when_idle_and_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "_IDLE_SECONDS", 0.3)
-    watchdog = _Watchdog(0.1)
+    monkeypatch.setattr(timeouts, "IDLE_SECONDS", 0.3)
+    watchdog = Watchdog(0.1)
     try:
         marker = object()
         assert watchdog.stop(watchdog.start(marker)) is False
@@ -397,7 +427,7 @@ def test_watchdog_thread_ends_when_idle_and_comes_back(monkeypatch: pytest.Monke
 def test_watchdog_keeps_its_thread_asleep_between_statements() -> None:
     # Registering a statement does not wake the thread (that cost a thread switch per
     # statement); it still wakes by itself in time for every deadline.
-    watchdog = _Watchdog(0.5)
+    watchdog = Watchdog(0.5)
     wakes = 0
     cond = watchdog._cond
     original_wait = cond.wait
@@ -494,21 +524,21 @@ def test_a_call_in_flight_during_close_does_not_keep_its_connection(db: Database
     try:
         key = create(store, {"n": 1})
         started, closed = threading.Event(), threading.Event()
-        execute = store._execute
+        execute = store._sync._execute
 
         def held(*args: Any) -> Any:
             started.set()
             assert closed.wait(5)
             return execute(*args)
 
-        store._execute = held  # type: ignore[method-assign]
+        store._sync._execute = held  # type: ignore[method-assign]
         loader = threading.Thread(target=store.load, args=(key,))
         loader.start()
         assert started.wait(5)
         store.close()
         closed.set()
         loader.join(5)
-        store._execute = execute  # type: ignore[method-assign]
+        store._sync._execute = execute  # type: ignore[method-assign]
         assert kept(store) == []  # returned to the pool, not kept past close()
         assert checked_out(store) == 0
     finally:
@@ -521,7 +551,7 @@ def test_a_call_in_flight_during_close_does_not_keep_its_connection(db: Database
 def _count_overlapping_merges(store: DbStore) -> dict[str, int]:
     """Wrap the store's merge plan to record how many run at once (and how many ran)."""
     seen = {"now": 0, "most": 0, "merges": 0}
-    merge_plan = store._merge_plan
+    merge_plan = store._plans.merge
 
     def counted(*args: Any) -> Any:
         seen["now"] += 1
@@ -532,7 +562,7 @@ def _count_overlapping_merges(store: DbStore) -> dict[str, int]:
         finally:
             seen["now"] -= 1
 
-    store._merge_plan = counted  # type: ignore[method-assign]
+    store._plans.merge = counted  # type: ignore[method-assign]
     return seen
 
 
@@ -629,3 +659,78 @@ def test_a_failed_checkout_chains_only_its_real_cause(db: Database) -> None:
         for connection in held:
             connection.close()
         store.close()
+
+
+# ---------------------------------------------------------------------- async connections
+
+
+def test_async_calls_reuse_one_kept_connection_closed_with_its_loop(db: Database) -> None:
+    store = DbStore(url=db.url, table_name=db.table("aconn"))
+    key = create(store, {"a": 1})
+    seen: list[Any] = []
+
+    async def scenario() -> None:
+        for _ in range(5):
+            record = await store.aload(key)
+            assert record is not None
+            record.data["a"] = 2
+            assert await store.asave(key, record, Changes(frozenset({"a"}))) == key
+        loop_engine = await store._async.connections.for_loop()
+        assert loop_engine is not None
+        seen.extend(loop_engine.idle)
+        seen.append(loop_engine)
+
+    try:
+        asyncio.run(scenario())
+        *held, loop_engine = seen
+        if not _queue_pooled(loop_engine):
+            assert held == []
+            return
+        assert len(held) == 1  # one connection served every call
+        # The loop's shutdown gave it back and closed the loop's pool.
+        assert loop_engine.idle == []
+        assert held[0].connection.closed
+    finally:
+        store.close()
+
+
+def test_a_kept_async_connection_is_recycled_after_pool_recycle(db: Database) -> None:
+    store = DbStore(url=db.url, table_name=db.table("arecycle"), pool_recycle=0.3)
+    key = create(store, {"a": 1})
+    kept_ones: list[Any] = []
+
+    async def kept_now() -> Any:
+        assert await store.aload(key) is not None
+        loop_engine = await store._async.connections.for_loop()
+        assert loop_engine is not None
+        if not _queue_pooled(loop_engine):
+            assert loop_engine.idle == []
+            return None
+        [held] = loop_engine.idle
+        return held
+
+    async def scenario() -> None:
+        try:
+            first = await kept_now()
+            if first is None:
+                return
+            assert await kept_now() is first  # young enough: kept
+            await asyncio.sleep(0.5)  # past pool_recycle
+            second = await kept_now()
+            assert second is not first
+            assert first.connection.closed  # given back to the pool, which replaces it
+            kept_ones.extend([first, second])
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(scenario())
+        assert len(kept_ones) == 2 or db.kind == "sqlite"
+    finally:
+        store.close()
+
+
+def _queue_pooled(loop_engine: Any) -> bool:
+    """Whether the loop's engine has a queue pool: SQLAlchemy 2.0 gives an aiosqlite file a
+    NullPool, from which nothing is kept (2.1 gives it a queue pool)."""
+    return isinstance(loop_engine.engine.sync_engine.pool, sa.pool.QueuePool)

@@ -67,7 +67,7 @@ def sized(total: int, db: Database) -> dict[str, Any]:
 
 
 def kept(store: DbStore) -> list[Any]:
-    return [connection.dbapi for connection in store._connections._idle]
+    return [connection.dbapi for connection in store._sync.connections._idle]
 
 
 def test_a_session_over_the_limit_fails_clearly_and_the_store_goes_on(
@@ -75,7 +75,7 @@ def test_a_session_over_the_limit_fails_clearly_and_the_store_goes_on(
 ) -> None:
     key = create(store, {"big": "x"})
     [connection] = kept(store)
-    limit = store._size_limit.limit
+    limit = store._plans.size_limit.limit
     assert limit <= server_limit(db)
     record = store.load(key)
     assert record is not None

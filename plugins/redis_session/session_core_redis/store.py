@@ -34,8 +34,9 @@ from session_core import (
     hash_key,
     is_plausible_key,
 )
-from session_core.store import Progress, decode_json, encode_json
+from session_core.store import Progress, RecordPage, decode_json, encode_json
 
+from . import listing
 from .clients import aclose_client, build_async_client, build_client, close_client, pool_limit
 from .errors import AsyncClientOnlyError, SessionTooLargeError
 from .health import CheckNote, server_report
@@ -221,6 +222,7 @@ class RedisStore(SessionStore):
     name: ClassVar[str] = "redis"
     partial_writes: ClassVar[bool] = True
     needs_cleanup: ClassVar[bool] = False
+    lists_records: ClassVar[bool] = True  # not on Cluster: see .listing
 
     def __init__(
         self,
@@ -519,6 +521,37 @@ class RedisStore(SessionStore):
     def _async_in_threads(self) -> bool:
         """Whether the async twins fall back to worker threads (only a sync client was given)."""
         return self._async_lane is None and not self._owns
+
+    # ------------------------------------------------------------------ records by hash
+
+    def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
+        """One page of live records: ``SCAN`` over the key prefix (see :mod:`.listing`)."""
+        return listing.scan_records(self, cursor, count)
+
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """The live record kept under ``key_hash`` (``HGETALL``), or ``None``."""
+        return listing.load_record(self, key_hash)
+
+    def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """Write ``record`` under ``key_hash`` if absent, in one script."""
+        return listing.insert_record(self, key_hash, record)
+
+    def delete_record(self, key_hash: str) -> None:
+        """Remove the record kept under ``key_hash`` (``UNLINK``)."""
+        listing.delete_record(self, key_hash)
+
+    async def ainsert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """Async twin of :meth:`insert_record`."""
+        if self._async_in_threads():
+            return await super().ainsert_record(key_hash, record)
+        return await listing.ainsert_record(self, key_hash, record)
+
+    async def adelete_record(self, key_hash: str) -> None:
+        """Async twin of :meth:`delete_record`."""
+        if self._async_in_threads():
+            await super().adelete_record(key_hash)
+        else:
+            await listing.adelete_record(self, key_hash)
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.target} prefix={self.prefix!r}>"

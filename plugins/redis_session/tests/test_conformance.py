@@ -7,6 +7,7 @@ import redis
 from redis_servers import Cluster, SentinelSetup, dump_keys, new_prefix
 
 from session_core import SessionStore
+from session_core.store import ListingUnsupportedError
 from session_core.testing import StoreConformance
 from session_core_redis import RedisStore
 
@@ -27,6 +28,8 @@ class TestStandalone(StoreConformance):
 
 
 class TestCluster(StoreConformance):
+    lists_records = False  # SCAN covers one node: the store refuses to list on Cluster
+
     @pytest.fixture(autouse=True)
     def _server(self, redis_cluster: Cluster) -> None:
         self.cluster = redis_cluster
@@ -58,3 +61,13 @@ class TestSentinel(StoreConformance):
         assert isinstance(store, RedisStore)
         with redis.Redis(port=self.setup.master_port()) as client:
             return dump_keys(client, store.prefix)
+
+
+def test_cluster_store_refuses_to_list(redis_cluster: Cluster) -> None:
+    """On Cluster the store says it cannot list, instead of listing one node's records."""
+    store = RedisStore({"cluster": redis_cluster.addresses, "key_prefix": new_prefix()})
+    try:
+        with pytest.raises(ListingUnsupportedError, match="Cluster"):
+            store.scan_records()
+    finally:
+        store.close()

@@ -1,0 +1,199 @@
+"""The async driver's connections: one engine per event loop (connections cannot cross loops),
+and a stack of connections kept checked out between calls (``keep_connections``).
+
+Checking an async connection out of SQLAlchemy's pool and back in goes through a greenlet and
+the pool's queue, locks and events: more CPU than a whole asyncpg load. So, as on the sync
+side, a call takes the most recently used connection of its loop from a stack and puts it back
+when done; the stack holds at most ``pool_size`` (none without overflow, none unless asked
+to). All through public API: :meth:`AsyncConnection.get_raw_connection` and the pooled
+connection's ``driver_connection``. The loop's connections are closed when the loop shuts down
+(``asyncio.run`` and ASGI servers finalize live async generators), or by ``aclose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from .timeouts import within
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = ["AsyncConnections", "Held", "LoopEngine"]
+
+
+@dataclass(slots=True)
+class Held:
+    """An async connection checked out for a call, and its driver's own connection."""
+
+    connection: AsyncConnection
+    driver_connection: Any
+    recycle_at: float | None = None
+    """When it is too old to keep (``pool_recycle``), on :func:`time.monotonic`'s clock."""
+    transaction: bool = False
+    """Inside a locked merge's transaction."""
+
+    def stale(self) -> bool:
+        """Whether it is past ``pool_recycle`` (then it goes back to the pool, which replaces
+        it)."""
+        return self.recycle_at is not None and time.monotonic() >= self.recycle_at
+
+
+@dataclass
+class LoopEngine:
+    """The engine of one event loop and the connections kept checked out on it."""
+
+    engine: AsyncEngine
+    keep: int
+    recycle: float | None = None
+    idle: list[Held] = field(default_factory=list)
+    driver_state: Any = None
+    """What the async driver worked out for this engine (its compiled statements, ...)."""
+    guard: AsyncGenerator[None, None] | None = None
+
+    def take(self) -> Held | None:
+        """A kept connection, or ``None`` (then :meth:`checkout` one). Not a coroutine: the
+        usual call costs no extra await."""
+        try:
+            return self.idle.pop()
+        except IndexError:
+            return None
+
+    async def checkout(self, seconds: float | None, stale: Held | None = None) -> Held:
+        """A connection from the pool (within ``seconds``), after giving back ``stale``, a kept
+        one past ``pool_recycle``."""
+        if stale is not None:
+            with contextlib.suppress(Exception):
+                await stale.connection.close()
+        connection = self.engine.connect()
+        await within(connection.start(), seconds)
+        try:
+            proxy = await connection.get_raw_connection()
+        except BaseException:
+            await connection.close()
+            raise
+        recycle_at = None if self.recycle is None else time.monotonic() + self.recycle
+        return Held(connection, proxy.driver_connection, recycle_at)
+
+    def put_back(self, held: Held) -> bool:
+        """Keep ``held`` after a call that went well; whether it was kept (if not, close it)."""
+        if len(self.idle) < self.keep:
+            self.idle.append(held)
+            return True
+        return False
+
+    async def discard(self, held: Held) -> None:
+        """Give up a connection whose state is unknown (never reused)."""
+        with contextlib.suppress(Exception):
+            await held.connection.invalidate()
+        with contextlib.suppress(Exception):
+            await held.connection.close()
+
+    async def close(self) -> None:
+        """Give back the kept connections and close the engine's pool."""
+        idle, self.idle = self.idle, []
+        for held in idle:
+            with contextlib.suppress(Exception):
+                await held.connection.close()
+        await self.engine.dispose()
+
+
+async def _close_at_shutdown(loop_engine: LoopEngine) -> AsyncGenerator[None, None]:
+    # Started once per event loop: the loop finalizes live async generators when it shuts down,
+    # which closes the engine's connections on their own loop, before it is closed.
+    try:
+        yield
+    finally:
+        await loop_engine.close()
+
+
+def _keeps(engine: AsyncEngine, keep_connections: bool) -> int:
+    pool = engine.sync_engine.pool
+    return pool.size() if keep_connections and isinstance(pool, sa.pool.QueuePool) else 0
+
+
+class AsyncConnections:
+    """The :class:`LoopEngine` of each event loop, built from ``url`` by ``build``, or the one
+    ``engine`` given for every loop (its connections are never kept)."""
+
+    def __init__(
+        self,
+        url: URL | None,
+        engine: AsyncEngine | None,
+        build: Callable[[URL], AsyncEngine],
+        keep_connections: bool,
+        recycle: float | None,
+    ) -> None:
+        """``keep_connections``: whether to keep connections at all (the settings allow it);
+        ``recycle``: seconds a kept connection may serve (``pool_recycle``)."""
+        self.url = url
+        if engine is not None:  # each statement commits by itself, as on the store's own
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.engine = engine
+        self._build = build
+        self._keep_connections = keep_connections
+        self._recycle = recycle
+        self._given = None if engine is None else LoopEngine(engine, 0)
+        self._lock = threading.Lock()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopEngine] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def current(self) -> LoopEngine | None:
+        """The running loop's engine if it has one already (else :meth:`for_loop` makes it);
+        not a coroutine, so the usual call costs no extra await."""
+        if self.url is None:
+            return self._given
+        return self._loops.get(asyncio.get_running_loop())
+
+    async def for_loop(self) -> LoopEngine | None:
+        """The running loop's engine, made on first use; ``None`` without an async driver."""
+        if self.url is None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        loop_engine = self._loops.get(loop)
+        if loop_engine is not None:
+            return loop_engine
+        with self._lock:
+            engine = self._build(self.url)
+            keep = _keeps(engine, self._keep_connections)
+            loop_engine = LoopEngine(engine, keep, self._recycle if keep else None)
+            loop_engine.guard = _close_at_shutdown(loop_engine)
+            self._loops[loop] = loop_engine
+        await anext(loop_engine.guard)
+        return loop_engine
+
+    def _pop_all(self) -> list[LoopEngine]:
+        with self._lock:
+            loop_engines = list(self._loops.values())
+            self._loops.clear()
+        return loop_engines
+
+    def forget(self) -> None:
+        """Forget the engines of every loop, leaving their connections to the loops' shutdown
+        (closing them here would touch another loop's sockets)."""
+        for loop_engine in self._pop_all():
+            loop_engine.engine.sync_engine.dispose(close=False)
+
+    async def aclose(self) -> None:
+        """Close the running loop's engine and its kept connections; forget the others'."""
+        mine = self._loops.get(asyncio.get_running_loop())
+        for loop_engine in self._pop_all():
+            if loop_engine is mine and loop_engine.guard is not None:
+                await loop_engine.guard.aclose()
+            else:
+                loop_engine.engine.sync_engine.dispose(close=False)
+
+    def after_fork(self) -> None:
+        """In a forked child: another thread may have held the lock at the fork."""
+        self._lock = threading.Lock()

@@ -1,0 +1,296 @@
+"""The built-in ``migrate`` store: changing stores without signing anyone out::
+
+    store = "migrate"
+    [store_options]
+    old = {store = "cookie"}
+    new = {store = "db", url = "postgresql+psycopg://app@db/app"}
+
+New sessions go to the *new* store only. A visitor's key is looked up in the new store first,
+then in the *old* one; a session still in the old store keeps working, and the next save moves
+it: written to the new store, then deleted from the old one. Deletes and key cycles reach both
+stores, so a session signed out during the move cannot come back from the old one.
+
+How a key finds its store: the new store is asked first. A cookie-store value is no key a
+server store could have made (it is far longer than 43 characters and has dots), so the db and
+redis stores answer ``None`` for it without a round trip, and the old (cookie) store decodes
+it. The visitor's cookie then changes from the data to a key of the new store on the move.
+Between two server-side stores the key stays the same: the record moves under the same key hash
+(``insert_record``; the new store needs ``lists_records``, else it gets a fresh key), so a bulk
+copy by ``session-core migrate`` and the moves made by requests meet on the same record, and two
+requests moving one session at once both keep their changes (the second merges into what the
+first wrote).
+
+Round trips, for a session not moved yet between two server stores: a read costs one more than
+the old store alone (the new store's miss); a save costs the move (a write to the new store and
+a delete from the old). After ``session-core migrate`` has copied the sessions, a request costs
+what the new store alone costs. From the cookie store nothing is extra: the new store's miss
+costs no round trip, and the move is the new session's creation.
+
+The middleware treats the store as server-side unless both stores keep the data in the cookie.
+Once no live session is left in the old store (its lifetime has passed, or the copy is done),
+configure the new store alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._composed import check_options, flavour, nested_store, plain_copy
+from .config import SessionConfig
+from .hookspecs import hookimpl
+from .store import (
+    Changes,
+    Progress,
+    SessionRecord,
+    SessionStore,
+    hash_key,
+    is_plausible_key,
+)
+
+__all__ = ["MigrateStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A loaded record's version: which store holds it, and that store's own version."""
+
+    in_old: bool
+    version: object
+
+
+def _merged(current: SessionRecord, record: SessionRecord, changes: Changes) -> SessionRecord:
+    """``current`` (the old store's record) with this request's ``changes`` applied."""
+    if changes.complete:
+        data = dict(record.data)
+    else:
+        data = dict(current.data)
+        for name in changes.updated:
+            data[name] = record.data[name]
+        for name in changes.deleted:
+            data.pop(name, None)
+    if changes.expiry:
+        return SessionRecord(data, record.expires_at, record.expiry)
+    return SessionRecord(data, current.expires_at, current.expiry)
+
+
+def _unwrapped(record: SessionRecord) -> bool:
+    """Give ``record`` back its store's own version; returns whether it came from the old
+    store (``False`` also when unknown: a write-only save never loaded it)."""
+    held = record.version
+    if isinstance(held, _Held):
+        record.version = held.version
+        return held.in_old
+    record.version = None
+    return False
+
+
+class MigrateStore(SessionStore):
+    """Serves sessions from an old store and a new one while moving them to the new one.
+
+    The class flags follow the stores: ``partial_writes`` is the new store's, ``local`` holds
+    only when both keep the data in the cookie, and cleanup is the new store's.
+
+    Args:
+        old: the store sessions are moving out of.
+        new: the store they are moving to; every new session goes there.
+    """
+
+    name = "migrate"
+
+    def __new__(cls, old: SessionStore, new: SessionStore) -> MigrateStore:
+        variant = flavour(
+            cls,
+            local=old.local and new.local,
+            partial_writes=new.partial_writes,
+            needs_cleanup=new.needs_cleanup,
+        )
+        return super().__new__(variant)
+
+    def __init__(self, old: SessionStore, new: SessionStore) -> None:
+        self.old = old
+        """The store sessions are moving out of."""
+        self.new = new
+        """The store they are moving to."""
+        self._same_key = new.lists_records and not new.local
+
+    @classmethod
+    def from_config(cls, config: SessionConfig) -> MigrateStore:
+        """Build from ``store_options``: ``old`` and ``new`` tables, each naming a store and its
+        options."""
+        check_options(config, ("old", "new"))
+        old = nested_store(config, "old", '{store = "cookie"}')
+        try:
+            new = nested_store(config, "new", '{store = "db", url = "postgresql://..."}')
+        except BaseException:
+            old.close()
+            raise
+        return cls(old, new)
+
+    # ------------------------------------------------------------------ sync
+
+    def load(self, key: str) -> SessionRecord | None:
+        """The new store's record, else the old store's."""
+        record = self.new.load(key)
+        in_old = record is None
+        if record is None:
+            record = self.old.load(key)
+            if record is None:
+                return None
+        record.version = _Held(in_old, record.version)
+        return record
+
+    def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """Save in the new store; a session still in the old one moves (see the module)."""
+        if key is None:
+            record.version = None
+            return self.new.save(None, record, changes)
+        if _unwrapped(record):
+            return self._move(key, record, changes, record if changes.complete else None)
+        saved = self.new.save(key, record, changes)
+        if saved is not None:
+            record.version = _Held(False, record.version)
+            return saved
+        return self._move(key, record, changes, None)
+
+    def _move(
+        self, key: str, record: SessionRecord, changes: Changes, whole: SessionRecord | None
+    ) -> str | None:
+        """Write the session to the new store, then delete it from the old one. ``whole`` is
+        the complete session when the request loaded it, else the old store is read."""
+        if whole is None:
+            current = self.old.load(key)
+            if current is None:
+                return None  # gone: deleted, expired, or moved by a request that changed the key
+            whole = _merged(current, record, changes)
+        else:
+            whole = plain_copy(whole)
+        if self._same_key and is_plausible_key(key):
+            saved: str | None = key
+            if not self.new.insert_record(hash_key(key), whole):
+                # Another request (or the bulk copy) moved it first: merge into that.
+                record.version = None
+                saved = self.new.save(key, record, changes)
+        else:
+            saved = self.new.save(None, whole, Changes.everything(whole))
+        self.old.delete(key)
+        record.version = _Held(False, whole.version)  # None (unknown) after an insert
+        return saved
+
+    # Deletes reach the old store first: a bulk copy that read the session before the delete
+    # then either writes it before the new store's delete (which removes it) or finds it gone
+    # from the old store when it checks afterwards (and takes its copy back); see copying.py.
+
+    def delete(self, key: str) -> None:
+        """Delete from both stores, the old one first."""
+        self.old.delete(key)
+        self.new.delete(key)
+
+    def cycle_key(self, key: str, record: SessionRecord) -> str:
+        """Cycle into a fresh key of the new store; the old key is deleted from both."""
+        _unwrapped(record)
+        self.old.delete(key)
+        new_key = self.new.cycle_key(key, record)
+        record.version = _Held(False, record.version)
+        return new_key
+
+    def clear_expired(self, progress: Progress | None = None) -> int | None:
+        """The new store's cleanup. The old store's expired records are left to it: clean it
+        with its own configuration, or drop it once the migration is over."""
+        return self.new.clear_expired(progress)
+
+    def close(self) -> None:
+        """Close both stores."""
+        try:
+            self.new.close()
+        finally:
+            self.old.close()
+
+    # ------------------------------------------------------------------ async
+
+    async def aload(self, key: str) -> SessionRecord | None:
+        """Async twin of :meth:`load`."""
+        record = await self.new.aload(key)
+        in_old = record is None
+        if record is None:
+            record = await self.old.aload(key)
+            if record is None:
+                return None
+        record.version = _Held(in_old, record.version)
+        return record
+
+    async def asave(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """Async twin of :meth:`save`."""
+        if key is None:
+            record.version = None
+            return await self.new.asave(None, record, changes)
+        if _unwrapped(record):
+            return await self._amove(key, record, changes, record if changes.complete else None)
+        saved = await self.new.asave(key, record, changes)
+        if saved is not None:
+            record.version = _Held(False, record.version)
+            return saved
+        return await self._amove(key, record, changes, None)
+
+    async def _amove(
+        self, key: str, record: SessionRecord, changes: Changes, whole: SessionRecord | None
+    ) -> str | None:
+        """Async twin of :meth:`_move`."""
+        if whole is None:
+            current = await self.old.aload(key)
+            if current is None:
+                return None
+            whole = _merged(current, record, changes)
+        else:
+            whole = plain_copy(whole)
+        if self._same_key and is_plausible_key(key):
+            saved: str | None = key
+            if not await self.new.ainsert_record(hash_key(key), whole):
+                record.version = None
+                saved = await self.new.asave(key, record, changes)
+        else:
+            saved = await self.new.asave(None, whole, Changes.everything(whole))
+        await self.old.adelete(key)
+        record.version = _Held(False, whole.version)  # None (unknown) after an insert
+        return saved
+
+    async def adelete(self, key: str) -> None:
+        """Async twin of :meth:`delete`."""
+        await self.old.adelete(key)
+        await self.new.adelete(key)
+
+    async def acycle_key(self, key: str, record: SessionRecord) -> str:
+        """Async twin of :meth:`cycle_key`."""
+        _unwrapped(record)
+        await self.old.adelete(key)
+        new_key = await self.new.acycle_key(key, record)
+        record.version = _Held(False, record.version)
+        return new_key
+
+    async def aclear_expired(self, progress: Progress | None = None) -> int | None:
+        """Async twin of :meth:`clear_expired`."""
+        return await self.new.aclear_expired(progress)
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        try:
+            await self.new.aclose()
+        finally:
+            await self.old.aclose()
+
+    def __repr__(self) -> str:
+        return f"<MigrateStore old={self.old!r} new={self.new!r}>"
+
+
+# ---------------------------------------------------------------------- registration
+
+
+@hookimpl
+def session_core_store_api_version() -> int:
+    """The migrate store is written against store API 1."""
+    return 1
+
+
+@hookimpl
+def session_core_create_store(config: SessionConfig) -> SessionStore:
+    """Build the migrate store from ``config``."""
+    return MigrateStore.from_config(config)

@@ -1,0 +1,155 @@
+"""Round trips counted, not timed: Redis commands as a throwaway server counts them, and SQL
+statements as SQLite runs them. A tiered read that hits the front costs what the redis store
+alone costs; a migrated session's first request costs at most one more than the old store
+alone, except the save that moves it between two server stores (one write to the new store
+and one delete from the old, where the old store alone writes once)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import build
+from redis_servers import RedisProcess, new_prefix
+from sqlalchemy import event
+
+from session_core.session import Session
+from session_core.store import SessionStore, generate_key
+from session_core_db import DbStore
+
+
+class Counter:
+    """Round trips to one Redis server and one SQLite file since the last :meth:`take`."""
+
+    def __init__(self, server: RedisProcess) -> None:
+        self.client = redis.Redis(host="127.0.0.1", port=server.port)
+        self.sql: list[str] = []
+        self._last = self._commands()
+
+    def _commands(self) -> int:
+        # Session commands only: a connection's own setup (HELLO, CLIENT SETINFO, SELECT) and
+        # a script's first EVALSHA (answered NOSCRIPT before an EVAL loads it) are not the
+        # store's per-request cost.
+        stats = self.client.info("commandstats")
+        return sum(
+            int(stats[f"cmdstat_{name}"]["calls"])
+            - int(stats[f"cmdstat_{name}"].get("failed_calls", 0))
+            for name in _SESSION_COMMANDS
+            if f"cmdstat_{name}" in stats
+        )
+
+    def watch(self, store: DbStore) -> None:
+        def trace(connection: sqlite3.Connection, _record: object) -> None:
+            connection.set_trace_callback(self.sql.append)
+
+        event.listen(store.engine, "connect", trace)
+
+    def take(self) -> tuple[int, int]:
+        """(Redis commands, SQL data statements) since the last call."""
+        now = self._commands()
+        commands, self._last = now - self._last, now
+        statements = [s for s in self.sql if s.split()[0].upper() in _DATA_STATEMENTS]
+        self.sql.clear()
+        return commands, len(statements)
+
+
+_DATA_STATEMENTS = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+_SESSION_COMMANDS = ("hgetall", "evalsha", "eval", "unlink")
+
+
+@pytest.fixture
+def counted(
+    throwaway: Callable[..., RedisProcess], tmp_path: Path
+) -> Iterator[tuple[Counter, dict[str, object], Callable[[], dict[str, object]]]]:
+    server = throwaway()
+    counter = Counter(server)
+
+    def redis_place() -> dict[str, object]:
+        return {"store": "redis", "url": server.url, "key_prefix": new_prefix()}
+
+    db = {"store": "db", "url": f"sqlite:///{tmp_path}/rt.sqlite3"}
+    yield counter, db, redis_place
+    counter.client.close()
+
+
+def _warm(counter: Counter, *stores: SessionStore) -> None:
+    """Open every connection (a new Redis connection sends its own setup commands)."""
+    for store in stores:
+        if isinstance(store, DbStore):
+            counter.watch(store)  # before its first connection
+        store.load(generate_key())
+    counter.take()
+
+
+def _request(store: SessionStore, key: str, write: bool) -> str:
+    session = Session(store, key)
+    assert session["user"] == "alice"
+    if write:
+        session["visits"] = session.get("visits", 0) + 1
+        saved = session.save()
+        assert saved is not None
+        return saved
+    return key
+
+
+def _alice(store: SessionStore) -> str:
+    session = Session(store)
+    session["user"] = "alice"
+    key = session.save()
+    assert key is not None
+    return key
+
+
+def test_tiered_read_costs_what_redis_alone_costs(counted) -> None:  # type: ignore[no-untyped-def]
+    counter, db, redis_place = counted
+    alone = build("redis", **{k: v for k, v in redis_place().items() if k != "store"})
+    tiered = build("tiered", front=redis_place(), back=db)
+    assert hasattr(tiered, "back")
+    _warm(counter, alone, tiered.front, tiered.back)  # type: ignore[attr-defined]
+    key_alone, key_tiered = _alice(alone), _alice(tiered)
+    _request(tiered, key_tiered, write=False)  # the first read fills the front
+    counter.take()
+    _request(alone, key_alone, write=False)
+    assert counter.take() == (1, 0)
+    _request(tiered, key_tiered, write=False)
+    assert counter.take() == (1, 0), "a tiered read that hits the front costs one Redis command"
+
+
+def test_cookie_to_redis_first_request_costs_no_extra(counted) -> None:  # type: ignore[no-untyped-def]
+    counter, _db, redis_place = counted
+    new = redis_place()
+    cookie = build("cookie")
+    alone = build("redis", **{k: v for k, v in new.items() if k != "store"})
+    migrate = build("migrate", old={"store": "cookie"}, new=new)
+    _warm(counter, alone, migrate.new)  # type: ignore[attr-defined]
+    value = _alice(cookie)
+    key = _alice(alone)
+    counter.take()
+    _request(alone, key, write=True)
+    redis_alone = counter.take()
+    assert redis_alone == (2, 0)
+    _request(migrate, value, write=True)
+    assert counter.take() == (1, 0), "the move is the new session's one write"
+
+
+def test_db_to_redis_first_request(counted) -> None:  # type: ignore[no-untyped-def]
+    counter, db, redis_place = counted
+    migrate = build("migrate", old=db, new=redis_place())
+    old = migrate.old  # type: ignore[attr-defined]
+    _warm(counter, old, migrate.new)  # type: ignore[attr-defined]
+    key = _alice(old)
+    counter.take()
+    _request(old, key, write=False)
+    assert counter.take() == (0, 1), "the old store alone: one SELECT"
+    _request(migrate, key, write=False)
+    assert counter.take() == (1, 1), "a read: one more (the new store's miss)"
+    _request(old, key, write=True)
+    assert counter.take() == (0, 2), "the old store alone: a SELECT and an UPDATE"
+    moved = _request(migrate, key, write=True)
+    assert moved == key
+    assert counter.take() == (2, 2), "the move: a miss, the SELECT, the write, the DELETE"
+    _request(migrate, key, write=True)
+    assert counter.take() == (2, 0), "once moved: the new store alone"
