@@ -55,7 +55,8 @@ nitpick_ignore_regex = [
     # document.
     (r"py:class", r"(.*\.)?(_?[A-Z]|_F|_T)"),
     (r"py:.*", r"(.*\.)?_[A-Za-z]\w*"),
-    (r"py:mod", r"wire"),
+    # The plugins' internal modules, which docstrings name for the curious.
+    (r"py:mod", r"(session_core_db\.|session_core_redis\.)?(wire|plans|listing)"),
     # Named by session_core.events before the sessions-per-user work defines it.
     (r"py:class", r"SessionInfo"),
 ]

@@ -163,7 +163,7 @@ def _documented_commands() -> list[tuple[str, str]]:
             if sample.language == "console":
                 lines = [c.command for c in docs_pages.console_commands(sample.code)]
             elif sample.language in ("sh", "bash"):
-                lines = [line for line in sample.code.splitlines() if line.strip()]
+                lines = [line for line in docs_pages.joined_lines(sample.code) if line.strip()]
             else:
                 continue
             for line in lines:

@@ -398,10 +398,25 @@ class Command(NamedTuple):
     expected: tuple[str, ...]
 
 
+def joined_lines(code: str) -> list[str]:
+    """The lines of a shell sample, with each line ending in ``\\`` joined to the next."""
+    lines: list[str] = []
+    pending = ""
+    for line in code.splitlines():
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        lines.append(pending + line)
+        pending = ""
+    if pending:
+        lines.append(pending)
+    return lines
+
+
 def console_commands(code: str) -> list[Command]:
     """The commands of a console sample, each with the output the page shows for it."""
     commands: list[Command] = []
-    for line in code.splitlines():
+    for line in joined_lines(code):
         if line.startswith("$ "):
             commands.append(Command(line[2:], ()))
         elif line.strip() and commands:
