@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,29 @@ def _prose_first_line(
         lines[:0] = ["..", ""]
 
 
+def _dataclass_factory_defaults(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: object,
+    options: Any,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str | None, str | None] | None:
+    # inspect shows a dataclass field's default_factory as "<factory>", which Sphinx cannot
+    # parse (the whole signature then falls apart at its commas): show the value it makes.
+    if not signature or "<factory>" not in signature or not dataclasses.is_dataclass(obj):
+        return None
+    for field in dataclasses.fields(obj):
+        if field.default_factory is not dataclasses.MISSING:
+            signature = re.sub(
+                rf"(\b{field.name}: [^=]*?)\s*=\s*<factory>",
+                lambda m, f=field: f"{m.group(1)} = {f.default_factory()!r}",
+                signature,
+            )
+    return signature, return_annotation
+
+
 def _resolve_short_names(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     # Docstrings name the project's own objects by their short names (``SessionData``,
     # ``StoreRegistry.create``), as the code reads; resolve each to the one documented object
@@ -239,6 +263,7 @@ def setup_references(app: Sphinx) -> None:
     """Connect the docstring and reference handlers (before napoleon's, priority 500)."""
     app.connect("autodoc-process-docstring", _prose_first_line, priority=400)
     app.connect("missing-reference", _resolve_short_names)
+    app.connect("autodoc-process-signature", _dataclass_factory_defaults)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
