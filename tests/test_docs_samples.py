@@ -16,6 +16,7 @@ parser, so a renamed subcommand or option fails here.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import re
@@ -195,7 +196,7 @@ PLUGIN_COMMANDS = {"db": "session_core_db", "rotate-secret": "session_core_rotat
 installs every one of them, so none is skipped there)."""
 
 
-def _parser() -> tuple[object, set[str]]:
+def _parser() -> tuple[argparse.ArgumentParser, set[str]]:
     parser, commands = cli._parser()
     cli._add_plugin_commands(commands)
     return parser, set(commands.choices)
@@ -213,7 +214,7 @@ def test_every_documented_command_parses(where: str, arguments: str) -> None:
             pytest.skip(f"`{subcommand}` comes from {provider}, which is not installed here")
         pytest.fail(f"{where}: {provider} is installed but adds no `{subcommand}` command")
     try:
-        parser.parse_args(argv)  # type: ignore[attr-defined]
+        parser.parse_args(argv)
     except SystemExit as exc:
         pytest.fail(f"{where}: `session-core {arguments}` is refused (exit {exc.code})")
 

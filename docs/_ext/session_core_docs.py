@@ -30,6 +30,16 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 
+def _parse_rst(directive: SphinxDirective, lines: list[str], source: str) -> list[nodes.Node]:
+    """The nodes of generated reStructuredText, parsed where ``directive`` stands."""
+    body = StringList()
+    for line in lines:
+        body.append(line, source)
+    container = nodes.container()
+    directive.state.nested_parse(body, directive.content_offset, container)
+    return list(container.children)
+
+
 # ------------------------------------------------------------------ configuration reference
 
 
@@ -83,16 +93,8 @@ class ConfigReference(SphinxDirective):
                 *(f"   {line}" for line in text.splitlines()),
                 "",
             ]
-        return self._parse(lines)
-
-    def _parse(self, lines: list[str]) -> list[nodes.Node]:
         # Field lists inside a definition list: name, then its type, default and variable.
-        body = StringList()
-        for line in lines:
-            body.append(line, "session-config-reference")
-        container = nodes.container()
-        self.state.nested_parse(body, self.content_offset, container)
-        return container.children
+        return _parse_rst(self, lines, "session-config-reference")
 
 
 # ------------------------------------------------------------------ errors
@@ -107,19 +109,15 @@ class ErrorTree(SphinxDirective):
 
         def add(cls: type, depth: int) -> None:
             lines.extend((f"{'  ' * depth}- :exc:`{docs_pages.public_name(cls)}`", ""))
-            for sub in sorted(cls.__subclasses__(), key=lambda c: c.__qualname__):
+            subclasses: list[type] = cls.__subclasses__()
+            for sub in sorted(subclasses, key=lambda c: c.__qualname__):
                 if sub in classes:
                     add(sub, depth + 1)
 
         from session_core import SessionCoreError
 
         add(SessionCoreError, 0)
-        body = StringList()
-        for line in lines:
-            body.append(line, "session-core-errors")
-        container = nodes.container()
-        self.state.nested_parse(body, self.content_offset, container)
-        return container.children
+        return _parse_rst(self, lines, "session-core-errors")
 
 
 # ------------------------------------------------------------------ speed, from bench/
@@ -146,12 +144,7 @@ class StoreSpeed(SphinxDirective):
             head,
             *("   * - " + "\n     - ".join(row) for row in rows),
         ]
-        body = StringList()
-        for line in "\n".join(lines).splitlines():
-            body.append(line, str(path))
-        container = nodes.container()
-        self.state.nested_parse(body, self.content_offset, container)
-        return container.children
+        return _parse_rst(self, "\n".join(lines).splitlines(), str(path))
 
 
 def _check_troubleshooting(app: Sphinx, env: Any) -> None:
@@ -212,10 +205,9 @@ def _dataclass_factory_defaults(
         return None
     for field in dataclasses.fields(obj):
         if field.default_factory is not dataclasses.MISSING:
+            made = repr(field.default_factory()).replace("\\", "\\\\")
             signature = re.sub(
-                rf"(\b{field.name}: [^=]*?)\s*=\s*<factory>",
-                lambda m, f=field: f"{m.group(1)} = {f.default_factory()!r}",
-                signature,
+                rf"(\b{field.name}: [^=]*?)\s*=\s*<factory>", rf"\1 = {made}", signature
             )
     return signature, return_annotation
 
