@@ -65,6 +65,9 @@ nitpick_ignore_regex = [
 suppress_warnings = ["ref.python"]
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 
+# Help texts and docstrings are full of options and code: "--config" must stay two hyphens.
+smartquotes = False
+
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 4
 
