@@ -6,8 +6,8 @@ Resolution happens once, at start-up (when a middleware is built): the configure
 point alone is imported, its hooks are validated, and the store object it builds is handed to the
 middleware, which calls it directly from then on. The default (``cookie``) path scans no
 installed distribution at all. Extensions are loaded only when something asks for them: the
-``session-core`` command (for their commands and the listing) and :attr:`StoreRegistry.
-observes_events`.
+``session-core`` command (for their commands and the listing) and
+:attr:`StoreRegistry.observes_events`.
 """
 
 from __future__ import annotations
