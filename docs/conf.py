@@ -57,8 +57,6 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(.*\.)?_[A-Za-z]\w*"),
     # The plugins' internal modules, which docstrings name for the curious.
     (r"py:mod", r"(session_core_db\.|session_core_redis\.)?(wire|plans|listing)"),
-    # Named by session_core.events before the sessions-per-user work defines it.
-    (r"py:class", r"SessionInfo"),
 ]
 # One short name can name several documented classes (``SessionStore`` is the store base class
 # and Django's session engine class); Sphinx then links the first, and warns.
