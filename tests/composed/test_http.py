@@ -52,6 +52,7 @@ def serving(store: str, options: Options) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+        app.store.close()  # as a server's shutdown does: no connection left open
 
 
 def _plain(table: Options) -> tuple[str, Options]:
