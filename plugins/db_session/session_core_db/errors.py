@@ -9,6 +9,7 @@ from session_core import StoreUnreachableError
 
 __all__ = [
     "MissingTableError",
+    "OutdatedTableError",
     "SessionTooLargeError",
     "StoreConflictError",
     "describe",
@@ -42,6 +43,38 @@ class MissingTableError(StoreUnreachableError):
             f"`session-core db schema --url '{target}' --table {table_name}`; run "
             f"the schema.sql shipped in the session_core_db package; or, with Alembic, call "
             f"session_core_db.create_session_table(op, {table_name!r}) in a migration",
+        )
+
+
+class OutdatedTableError(StoreUnreachableError):
+    """The sessions table was made by an earlier version: it lacks the columns of sessions per
+    user, and ``create_table`` is false (with it true, the store adds them itself).
+
+    Raised by each operation until the columns exist, like :class:`MissingTableError` and for the
+    same reason (a 503, and the store works once the table is upgraded, with no restart). The
+    message holds the ``ALTER TABLE`` statements that upgrade the table.
+
+    Attributes:
+        table_name: the outdated table.
+        missing: the names of the columns it lacks.
+        statements: the SQL that adds them (and their index), for this database.
+    """
+
+    def __init__(
+        self, table_name: str, target: str, operation: str, missing: tuple[str, ...], sql: str
+    ) -> None:
+        self.table_name = table_name
+        self.missing = missing
+        self.statements = sql
+        super().__init__(
+            "db",
+            target,
+            operation,
+            f"the sessions table {table_name!r} lacks the columns {', '.join(missing)} "
+            f"(added for sessions per user) and create_table is false. Upgrade it "
+            f"with one of: set create_table = true; run the SQL printed by `session-core db "
+            f"upgrade --url '{target}' --table {table_name}`, which is:\n{sql}or, with "
+            f"Alembic, call session_core_db.add_user_columns(op, {table_name!r}) in a migration",
         )
 
 

@@ -30,7 +30,7 @@ from session_core import (
     hash_key,
     is_plausible_key,
 )
-from session_core.store import Progress, decode_json, encode_json, user_index_name
+from session_core.store import JSONValue, Progress, decode_json, encode_json, user_index_name
 
 from .conflicts import ATTEMPTS, Conflict, pause
 from .limits import SizeLimit
@@ -149,7 +149,10 @@ def user_columns(record: SessionRecord) -> dict[str, Any]:
 
 def client_column(record: SessionRecord) -> str | None:
     """The ``client`` column's parameter: JSON text, or ``None`` to keep what the row holds."""
-    return None if record.client is None else encode_json(record.client)  # type: ignore[arg-type]
+    if record.client is None:
+        return None
+    client: dict[str, JSONValue] = {**record.client}
+    return encode_json(client)
 
 
 def infos_of(rows: list[Any]) -> list[SessionInfo]:

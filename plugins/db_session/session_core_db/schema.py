@@ -15,7 +15,7 @@ One row per session::
     seen_at     DOUBLE, nullable  Unix time of the last save
     client      TEXT, nullable    what the app recorded of the device (JSON text), else NULL
 
-The last five came with sessions per user (0.2.0). A table made by an earlier version lacks
+The last five came with sessions per user. A table made before them lacks
 them: the store adds them at first use when ``create_table`` is true, and
 ``session-core db upgrade`` prints the ``ALTER TABLE`` statements otherwise.
 
@@ -38,8 +38,8 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 __all__ = [
     "DEFAULT_TABLE_NAME",
-    "create_session_table",
     "add_user_columns",
+    "create_session_table",
     "create_sql",
     "drop_session_table",
     "ensure_table",
@@ -130,8 +130,8 @@ def create_session_table(op: Any, table_name: str = DEFAULT_TABLE_NAME) -> None:
 
 
 def add_user_columns(op: Any, table_name: str = DEFAULT_TABLE_NAME) -> None:
-    """Add the columns and the index of sessions per user to a table made by session-core-db
-    0.1, from an Alembic migration's ``upgrade()``::
+    """Add the columns and the index of sessions per user to a table made before them, from an
+    Alembic migration's ``upgrade()``::
 
         from alembic import op
         from session_core_db import add_user_columns
@@ -157,7 +157,9 @@ def create_sql(dialect: Dialect, table_name: str = DEFAULT_TABLE_NAME) -> str:
     """The ``CREATE TABLE`` and ``CREATE INDEX`` statements for ``dialect``, as SQL text."""
     table = session_table(sa.MetaData(), table_name)
     statements = [CreateTable(table, if_not_exists=True)] + [
-        CreateIndex(index, if_not_exists=dialect.name != "mysql") for index in table.indexes
+        # table.indexes is a set: sorted, the text is the same in every process
+        CreateIndex(index, if_not_exists=dialect.name != "mysql")
+        for index in sorted(table.indexes, key=lambda index: str(index.name))
     ]
     return "\n".join(f"{str(s.compile(dialect=dialect)).strip()};\n" for s in statements)
 
@@ -186,7 +188,9 @@ def upgrade_sql(
     PostgreSQL and MariaDB get ``IF NOT EXISTS``, so the text can be run twice; SQLite and
     MySQL have no such clause for columns, so run each statement once.
     """
-    return "".join(f"{statement};\n" for statement in _upgrade_statements(dialect, table_name, missing))
+    return "".join(
+        f"{statement};\n" for statement in _upgrade_statements(dialect, table_name, missing)
+    )
 
 
 def _upgrade_statements(dialect: Dialect, table_name: str, missing: tuple[str, ...]) -> list[str]:

@@ -172,14 +172,22 @@ class Statements:
             .where(c.key_hash == h)
             .with_for_update(),
             "sessions": sa.select(
-                c.key_hash, c.user_id, c.user_id_int, c.created_at, c.seen_at, c.expires_at, c.client
+                c.key_hash,
+                c.user_id,
+                c.user_id_int,
+                c.created_at,
+                c.seen_at,
+                c.expires_at,
+                c.client,
             )
             .where(c.user_id == user, c.expires_at > now)
             .order_by(c.seen_at.desc()),
             "revoke": _revoke(table, c.user_id == user, now, self.revoke_returns),
             "revoke_keeping": _revoke(
                 table,
-                sa.and_(c.user_id == user, c.key_hash != sa.bindparam("keep", type_=c.key_hash.type)),
+                sa.and_(
+                    c.user_id == user, c.key_hash != sa.bindparam("keep", type_=c.key_hash.type)
+                ),
                 now,
                 self.revoke_returns,
             ),
@@ -193,8 +201,9 @@ class Statements:
         }
 
 
-def _revoke(table: sa.Table, whose: Any, now: Any, returning: bool) -> sa.Delete:
-    """The one ``DELETE`` of a revocation of the rows ``whose`` picks."""
+def _revoke(table: sa.Table, whose: Any, now: Any, returning: bool) -> sa.Delete | sa.Update:
+    """The one ``DELETE`` of a revocation of the rows ``whose`` picks. (SQLAlchemy's stubs type
+    ``delete().returning()`` as a subclass of ``Update``.)"""
     if returning:
         return sa.delete(table).where(whose).returning(table.c.expires_at)
     return sa.delete(table).where(whose, table.c.expires_at > now)
