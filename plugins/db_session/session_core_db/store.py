@@ -25,9 +25,9 @@ from session_core import (
     hash_key,
     is_plausible_key,
 )
-from session_core.store import Progress
+from session_core.store import Progress, RecordPage
 
-from . import forks
+from . import forks, listing
 from .async_connections import AsyncConnections
 from .async_driver import AsyncDriver
 from .connections import Connections
@@ -87,6 +87,7 @@ class DbStore(SessionStore):
     name = "db"
     needs_cleanup = True
     indexes_users = True
+    lists_records = True
 
     def __init__(self, **options: Any) -> None:
         settings = Settings.from_options(options)
@@ -250,6 +251,25 @@ class DbStore(SessionStore):
         step = revoke_step(user_id, keep, self._sql.revoke_returns)
         result = self._sync.run("revoke the sessions of a user", step)
         return revoked(result, step.params["now"])
+
+    # ------------------------------------------------------------ listing (session-core migrate)
+
+    def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
+        """One page of live records by key hash, in key-hash order (see
+        :mod:`session_core_db.listing`)."""
+        return listing.scan_records(self, cursor, count)
+
+    def load_record(self, key_hash: str) -> SessionRecord | None:
+        """The live record stored under ``key_hash``, if any."""
+        return listing.load_record(self, key_hash)
+
+    def insert_record(self, key_hash: str, record: SessionRecord) -> bool:
+        """Store ``record`` under ``key_hash`` unless a row is there already; whether it was."""
+        return listing.insert_record(self, key_hash, record)
+
+    def delete_record(self, key_hash: str) -> None:
+        """Delete the row stored under ``key_hash``, if any."""
+        listing.delete_record(self, key_hash)
 
     def close(self) -> None:
         """Close the pools the store made (an engine handed over is left to its owner).
