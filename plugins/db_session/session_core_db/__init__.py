@@ -9,6 +9,7 @@ from .errors import (
     OutdatedTableError,
     SessionTooLargeError,
     StoreConflictError,
+    UserIdTooLongError,
 )
 from .options import DEFAULT_SQLITE_FILE, DEFAULT_TIMEOUT, DEFAULT_URL, Settings
 from .schema import (
@@ -36,6 +37,7 @@ __all__ = [
     "SessionTooLargeError",
     "Settings",
     "StoreConflictError",
+    "UserIdTooLongError",
     "__version__",
     "add_user_columns",
     "create_session_table",

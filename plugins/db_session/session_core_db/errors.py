@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL
 
+from session_core import SessionCoreError, StoreUnreachableError
 from session_core import SessionTooLargeError as CoreSessionTooLargeError
-from session_core import StoreUnreachableError
 
 __all__ = [
     "MissingTableError",
     "OutdatedTableError",
     "SessionTooLargeError",
     "StoreConflictError",
+    "UserIdTooLongError",
     "describe",
     "timed_out",
     "unreachable",
@@ -121,6 +122,25 @@ class SessionTooLargeError(CoreSessionTooLargeError):
 
     def __init__(self, size: int, limit: int, reason: str, target: str) -> None:
         super().__init__("db", size, limit, target, reason)
+
+
+class UserIdTooLongError(SessionCoreError, ValueError):
+    """A session's user id is longer, as text, than the ``user_id`` column holds; nothing was
+    sent to the database.
+
+    Attributes:
+        length: the id's length in characters (``len(user_index_name(user_id))``).
+        limit: the most the column holds.
+    """
+
+    def __init__(self, length: int, limit: int) -> None:
+        self.length = length
+        self.limit = limit
+        super().__init__(
+            f"db store: a user id of {length} characters is longer than the {limit} that the "
+            f"sessions table's user_id column holds, so the session cannot be bound to it; "
+            f"bind sessions to a shorter id (the user's primary key, say)"
+        )
 
 
 def describe(url: URL, exc: BaseException) -> str:

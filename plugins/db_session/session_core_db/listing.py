@@ -22,7 +22,7 @@ from session_core import SessionRecord
 from session_core.store import RecordPage, decode_json, encode_json, is_key_hash
 
 from .errors import unreachable
-from .plans import client_column, user_columns, user_of
+from .plans import check_user, client_column, user_columns, user_of
 from .schema import ensure_table
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def load_record(store: DbStore, key_hash: str) -> SessionRecord | None:
 def insert_record(store: DbStore, key_hash: str, record: SessionRecord) -> bool:
     """See :meth:`session_core.SessionStore.insert_record`."""
     table = store.table
+    check_user(record)
     now = time.time()
     user = user_columns(record)
     values = {

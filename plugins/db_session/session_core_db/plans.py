@@ -33,7 +33,9 @@ from session_core import (
 from session_core.store import JSONValue, Progress, decode_json, encode_json, user_index_name
 
 from .conflicts import ATTEMPTS, Conflict, pause
+from .errors import UserIdTooLongError
 from .limits import SizeLimit
+from .schema import USER_ID_LENGTH
 
 __all__ = [
     "Done",
@@ -137,6 +139,15 @@ def user_of(text: str, was_int: Any) -> UserId:
     """The app's user id from its ``user_id`` and ``user_id_int`` columns: ``7`` stays an int,
     so a session loaded back compares equal to the id the app bound it with."""
     return int(text) if was_int else str(text)
+
+
+def check_user(record: SessionRecord) -> None:
+    """Refuse, before any I/O, a user id the ``user_id`` column cannot hold (rather than let
+    the database refuse the ``INSERT``, which would look like an outage)."""
+    if record.user_id is not None:
+        length = len(user_index_name(record.user_id))
+        if length > USER_ID_LENGTH:
+            raise UserIdTooLongError(length, USER_ID_LENGTH)
 
 
 def user_columns(record: SessionRecord) -> dict[str, Any]:

@@ -55,7 +55,9 @@ DEFAULT_TABLE_NAME = "session_core_sessions"
 
 _KEY_HASH = sa.String(64).with_variant(mysql.CHAR(64, charset="ascii"), "mysql", "mariadb")
 # 255 characters: a utf8mb4 index key of 1020 bytes fits InnoDB's 3072-byte limit.
-_USER_ID = sa.String(255)
+USER_ID_LENGTH = 255
+"""The longest user id (as text) the ``user_id`` column holds."""
+_USER_ID = sa.String(USER_ID_LENGTH)
 _DATA = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 

@@ -37,6 +37,7 @@ from .merge_locks import MergeLocks
 from .options import Settings
 from .plans import (
     Plans,
+    check_user,
     delete_step,
     infos_of,
     is_current,
@@ -210,6 +211,7 @@ class DbStore(SessionStore):
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Create (``key=None``) or update a session; see :mod:`.plans` on concurrency."""
         if key is None:
+            check_user(record)
             return self._sync.run("save", self._plans.create(record))
         if not is_plausible_key(key):
             return None
@@ -232,6 +234,7 @@ class DbStore(SessionStore):
 
     def cycle_key(self, key: str, record: SessionRecord) -> str:
         """Save ``record`` under a fresh key, then delete the row of ``key``."""
+        check_user(record)
         return self._sync.run("cycle the key", self._plans.cycle(key, record))
 
     def clear_expired(self, progress: Progress | None = None) -> int | None:
@@ -299,6 +302,7 @@ class DbStore(SessionStore):
         if loop_engine is None:
             return await super().asave(key, record, changes)
         if key is None:
+            check_user(record)
             return await self._async.run("save", self._plans.create(record), loop_engine)
         if not is_plausible_key(key):
             return None
@@ -329,6 +333,7 @@ class DbStore(SessionStore):
         loop_engine = await self._async.connections.for_loop()
         if loop_engine is None:
             return await super().acycle_key(key, record)
+        check_user(record)
         plan = self._plans.cycle(key, record)
         return await self._async.run("cycle the key", plan, loop_engine)
 

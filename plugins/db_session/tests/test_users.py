@@ -19,8 +19,14 @@ from conftest import Database
 import session_core
 from session_core import Changes, Session, hash_key
 from session_core.testing import make_record, run_in_threads
-from session_core_db import DbStore, OutdatedTableError, add_user_columns, upgrade_sql
-from session_core_db.schema import USER_COLUMNS
+from session_core_db import (
+    DbStore,
+    OutdatedTableError,
+    UserIdTooLongError,
+    add_user_columns,
+    upgrade_sql,
+)
+from session_core_db.schema import USER_COLUMNS, USER_ID_LENGTH
 
 # The table as session-core-db made it before sessions per user (its schema.sql of that time).
 _OLD_DDL = {
@@ -299,3 +305,25 @@ def test_revoke_removes_the_users_expired_rows_and_counts_the_live_ones(
     assert hash_key(live) not in held
     assert hash_key(bystander) in held
     assert hash_key(dead) not in held, "the expired row went with the others"
+
+
+def test_a_user_id_too_long_for_the_column_is_refused_before_any_io(
+    db: Database, store: DbStore
+) -> None:
+    longest = "é" * USER_ID_LENGTH  # characters, not bytes, on every database
+    key = _sign_in(store, longest)
+    assert Session(store, key).user_id == longest
+    assert [info.key_hash for info in store.sessions_of(longest)] == [hash_key(key)]
+    record = make_record({"a": 1})
+    record.user_id = longest + "x"
+    with pytest.raises(UserIdTooLongError) as caught:
+        store.save(None, record, Changes.everything(record))
+    assert isinstance(caught.value, session_core.SessionCoreError)
+    assert (caught.value.length, caught.value.limit) == (USER_ID_LENGTH + 1, USER_ID_LENGTH)
+    assert "shorter id" in str(caught.value)
+    with pytest.raises(UserIdTooLongError):
+        store.cycle_key(key, record)
+    with pytest.raises(UserIdTooLongError):
+        asyncio.run(store.asave(None, record, Changes.everything(record)))
+    assert db.count(store.table.name) == 1
+    assert store.load(key) is not None
