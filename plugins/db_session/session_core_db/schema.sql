@@ -8,7 +8,8 @@
 -- expiry      the session's own expiry setting, JSON text (NULL: the default lifetime)
 -- expires_at  Unix time after which the row is dead; indexed for loads and cleanup
 -- version     row version for optimistic concurrency, 1 when created
--- user_id     the user the session is bound to (its id as text; indexed), NULL when anonymous
+-- user_id     the user the session is bound to (its id as text; indexed, on PostgreSQL and
+--             SQLite only where not NULL), NULL when anonymous
 -- user_id_int whether the app's user id was an int (so 7 comes back as 7, not "7")
 -- created_at  Unix time the row was created (the login, for a user's session)
 -- seen_at     Unix time of the last save
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS session_core_sessions (
 CREATE INDEX IF NOT EXISTS ix_session_core_sessions_expires_at
     ON session_core_sessions (expires_at);
 CREATE INDEX IF NOT EXISTS ix_session_core_sessions_user_id
-    ON session_core_sessions (user_id);
+    ON session_core_sessions (user_id) WHERE user_id IS NOT NULL;
 
 -- SQLite
 -- CREATE TABLE IF NOT EXISTS session_core_sessions (
@@ -53,7 +54,7 @@ CREATE INDEX IF NOT EXISTS ix_session_core_sessions_user_id
 -- CREATE INDEX IF NOT EXISTS ix_session_core_sessions_expires_at
 --     ON session_core_sessions (expires_at);
 -- CREATE INDEX IF NOT EXISTS ix_session_core_sessions_user_id
---     ON session_core_sessions (user_id);
+--     ON session_core_sessions (user_id) WHERE user_id IS NOT NULL;
 
 -- MariaDB (and MySQL 8, which has no CREATE INDEX IF NOT EXISTS: drop those two words there)
 -- CREATE TABLE IF NOT EXISTS session_core_sessions (

@@ -56,7 +56,7 @@ def test_db_upgrade_prints_the_alter_statements() -> None:
     )
     assert lines[-1] == (
         "CREATE INDEX IF NOT EXISTS ix_session_core_sessions_user_id "
-        "ON session_core_sessions (user_id);"
+        "ON session_core_sessions (user_id) WHERE user_id IS NOT NULL;"
     )
     out = io.StringIO()
     assert main(["db", "upgrade", "--dialect", "sqlite", "--table", "my_sessions"], out=out) == 0
