@@ -96,7 +96,7 @@ def index_name(table_name: str) -> str:
 # A partial index where the database has them (PostgreSQL, SQLite): anonymous sessions, most
 # rows, are left out, so creating one costs no index entry. `user_id = ?` implies the condition,
 # so the planners use it for every lookup by user. MariaDB and MySQL index the NULLs too.
-_SIGNED_IN_ONLY = {
+_SIGNED_IN_ONLY: dict[str, Any] = {
     "postgresql_where": sa.text("user_id IS NOT NULL"),
     "sqlite_where": sa.text("user_id IS NOT NULL"),
 }
