@@ -4,15 +4,23 @@ Select it with ``store = "db"`` and configure it with ``store_options`` (``url``
 ``table_name``, pool settings, ``create_table``, ...); see :class:`Settings`.
 """
 
-from .errors import MissingTableError, SessionTooLargeError, StoreConflictError
+from .errors import (
+    MissingTableError,
+    OutdatedTableError,
+    SessionTooLargeError,
+    StoreConflictError,
+    UserIdTooLongError,
+)
 from .options import DEFAULT_SQLITE_FILE, DEFAULT_TIMEOUT, DEFAULT_URL, Settings
 from .schema import (
     DEFAULT_TABLE_NAME,
+    add_user_columns,
     create_session_table,
     create_sql,
     drop_session_table,
     schema_sql,
     session_table,
+    upgrade_sql,
 )
 from .store import DbStore
 
@@ -25,13 +33,17 @@ __all__ = [
     "DEFAULT_URL",
     "DbStore",
     "MissingTableError",
+    "OutdatedTableError",
     "SessionTooLargeError",
     "Settings",
     "StoreConflictError",
+    "UserIdTooLongError",
     "__version__",
+    "add_user_columns",
     "create_session_table",
     "create_sql",
     "drop_session_table",
     "schema_sql",
     "session_table",
+    "upgrade_sql",
 ]

@@ -14,6 +14,7 @@ from .async_steps import StepRunner, step_runner
 from .conflicts import ATTEMPTS, Conflict, is_conflict, pause
 from .errors import (
     MissingTableError,
+    OutdatedTableError,
     SessionTooLargeError,
     StoreConflictError,
     describe,
@@ -148,7 +149,7 @@ class AsyncDriver:
             if not loop_engine.put_back(held):
                 await held.connection.close()
             return result
-        except MissingTableError:  # a ConnectionError (OSError) itself: already made
+        except (MissingTableError, OutdatedTableError):  # ConnectionErrors (OSError): made
             raise
         except Conflict as exc:
             cause = exc.__cause__ or exc

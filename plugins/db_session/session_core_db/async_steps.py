@@ -42,6 +42,8 @@ async def asyncpg_step(
     arguments = statement.parameters(step.params)
     if step.kind is Kind.ROW:
         return await driver_connection.fetchrow(statement.sql, *arguments, timeout=seconds)
+    if step.kind is Kind.ROWS:
+        return await driver_connection.fetch(statement.sql, *arguments, timeout=seconds)
     status: str = await driver_connection.execute(statement.sql, *arguments, timeout=seconds)
     # "UPDATE 1", "DELETE 3", "INSERT 0 1": the rows written come last.
     return int(status.rpartition(" ")[2]) if step.kind is Kind.COUNT else None

@@ -1,5 +1,7 @@
 """The db store's commands: ``session-core db schema`` prints the SQL that creates the sessions
-table. ``python -m session_core_db`` runs the same command (it takes the same options)."""
+table (``python -m session_core_db`` runs the same command, with the same options), and
+``session-core db upgrade`` the SQL that adds the columns of sessions per user to a table made
+before them."""
 
 from __future__ import annotations
 
@@ -14,11 +16,15 @@ from sqlalchemy.engine import Dialect
 if TYPE_CHECKING:
     from session_core.hookspecs import Subparsers
 
-from .schema import DEFAULT_TABLE_NAME, create_sql
+from .schema import DEFAULT_TABLE_NAME, create_sql, upgrade_sql
 
-__all__ = ["add_commands", "main", "print_schema"]
+__all__ = ["add_commands", "main", "print_schema", "print_upgrade"]
 
 _SCHEMA_HELP = "print the SQL that creates the session-core-db sessions table"
+_UPGRADE_HELP = (
+    "print the SQL that adds the columns of sessions per user to a sessions table made before "
+    "them (the store adds them itself at first use when create_table is true)"
+)
 
 
 def add_commands(subparsers: Subparsers) -> None:
@@ -30,6 +36,9 @@ def add_commands(subparsers: Subparsers) -> None:
     schema = tools.add_parser("schema", help=_SCHEMA_HELP, description=_SCHEMA_HELP + ".")
     _schema_arguments(schema)
     schema.set_defaults(run=print_schema)
+    upgrade = tools.add_parser("upgrade", help=_UPGRADE_HELP, description=_UPGRADE_HELP + ".")
+    _schema_arguments(upgrade)
+    upgrade.set_defaults(run=print_upgrade)
 
 
 def _schema_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +62,13 @@ def print_schema(args: argparse.Namespace, out: TextIO) -> int:
     """Write the DDL for the sessions table (``args.url`` or ``args.dialect``, ``args.table``)
     to ``out``; returns the exit code."""
     out.write(create_sql(_dialect_for(args), args.table))
+    return 0
+
+
+def print_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    """Write the ``ALTER TABLE`` statements that upgrade an existing sessions table
+    (``args.url`` or ``args.dialect``, ``args.table``) to ``out``; returns the exit code."""
+    out.write(upgrade_sql(_dialect_for(args), args.table))
     return 0
 
 

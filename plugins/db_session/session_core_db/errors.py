@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL
 
+from session_core import SessionCoreError, StoreUnreachableError
 from session_core import SessionTooLargeError as CoreSessionTooLargeError
-from session_core import StoreUnreachableError
 
 __all__ = [
     "MissingTableError",
+    "OutdatedTableError",
     "SessionTooLargeError",
     "StoreConflictError",
+    "UserIdTooLongError",
     "describe",
     "timed_out",
     "unreachable",
@@ -42,6 +44,38 @@ class MissingTableError(StoreUnreachableError):
             f"`session-core db schema --url '{target}' --table {table_name}`; run "
             f"the schema.sql shipped in the session_core_db package; or, with Alembic, call "
             f"session_core_db.create_session_table(op, {table_name!r}) in a migration",
+        )
+
+
+class OutdatedTableError(StoreUnreachableError):
+    """The sessions table was made by an earlier version: it lacks the columns of sessions per
+    user, and ``create_table`` is false (with it true, the store adds them itself).
+
+    Raised by each operation until the columns exist, like :class:`MissingTableError` and for the
+    same reason (a 503, and the store works once the table is upgraded, with no restart). The
+    message holds the ``ALTER TABLE`` statements that upgrade the table.
+
+    Attributes:
+        table_name: the outdated table.
+        missing: the names of the columns it lacks.
+        statements: the SQL that adds them (and their index), for this database.
+    """
+
+    def __init__(
+        self, table_name: str, target: str, operation: str, missing: tuple[str, ...], sql: str
+    ) -> None:
+        self.table_name = table_name
+        self.missing = missing
+        self.statements = sql
+        super().__init__(
+            "db",
+            target,
+            operation,
+            f"the sessions table {table_name!r} lacks the columns {', '.join(missing)} "
+            f"(added for sessions per user) and create_table is false. Upgrade it "
+            f"with one of: set create_table = true; run the SQL printed by `session-core db "
+            f"upgrade --url '{target}' --table {table_name}`, which is:\n{sql}or, with "
+            f"Alembic, call session_core_db.add_user_columns(op, {table_name!r}) in a migration",
         )
 
 
@@ -88,6 +122,25 @@ class SessionTooLargeError(CoreSessionTooLargeError):
 
     def __init__(self, size: int, limit: int, reason: str, target: str) -> None:
         super().__init__("db", size, limit, target, reason)
+
+
+class UserIdTooLongError(SessionCoreError, ValueError):
+    """A session's user id is longer, as text, than the ``user_id`` column holds; nothing was
+    sent to the database.
+
+    Attributes:
+        length: the id's length in characters (``len(user_index_name(user_id))``).
+        limit: the most the column holds.
+    """
+
+    def __init__(self, length: int, limit: int) -> None:
+        self.length = length
+        self.limit = limit
+        super().__init__(
+            f"db store: a user id of {length} characters is longer than the {limit} that the "
+            f"sessions table's user_id column holds, so the session cannot be bound to it; "
+            f"bind sessions to a shorter id (the user's primary key, say)"
+        )
 
 
 def describe(url: URL, exc: BaseException) -> str:

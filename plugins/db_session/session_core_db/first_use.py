@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .errors import MissingTableError
+from .errors import MissingTableError, OutdatedTableError
 from .limits import read_limit
 from .plans import Plans
-from .schema import ensure_table, table_exists
+from .schema import ensure_table, missing_columns, table_exists, upgrade_sql
 
 __all__ = ["FirstUse"]
 
@@ -24,11 +24,17 @@ class FirstUse:
         self.ready = False
 
     def prepare(self, connection: Connection, operation: str) -> None:
-        """Create the table (or check it exists) and read the database's size limit, on
-        ``connection``; for ``operation``, as named in errors."""
+        """Create or upgrade the table (or check it is there and current) and read the
+        database's size limit, on ``connection``; for ``operation``, as named in errors."""
+        name = self.table.name
         if self.create_table:
             ensure_table(connection, self.table)
-        elif not table_exists(connection, self.table.name):
-            raise MissingTableError(self.table.name, self.target, operation)
+        elif not table_exists(connection, name):
+            raise MissingTableError(name, self.target, operation)
+        else:
+            missing = missing_columns(connection, name)
+            if missing:
+                sql = upgrade_sql(connection.dialect, name, missing)
+                raise OutdatedTableError(name, self.target, operation, missing, sql)
         self.plans.set_limit(read_limit(connection))
         self.ready = True

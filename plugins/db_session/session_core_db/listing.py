@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,6 +22,7 @@ from session_core import SessionRecord
 from session_core.store import RecordPage, decode_json, encode_json, is_key_hash
 
 from .errors import unreachable
+from .plans import check_user, client_column, user_columns, user_of
 from .schema import ensure_table
 
 if TYPE_CHECKING:
@@ -50,12 +51,15 @@ def _run(store: DbStore, operation: str, work: Callable[[Connection], T]) -> T:
         raise unreachable(store.engine.url, operation, exc) from exc
 
 
-def _record(row: sa.Row[tuple[str, str, str | None, float, int]]) -> SessionRecord:
+def _record(row: sa.Row[Any]) -> SessionRecord:
+    # A copied session keeps its user and what the app recorded of its device.
     return SessionRecord(
         decode_json(row.data),
         float(row.expires_at),
         None if row.expiry is None else decode_json(row.expiry),
         int(row.version),
+        None if row.user_id is None else user_of(row.user_id, row.user_id_int),
+        None if row.client is None else decode_json(row.client),
     )
 
 
@@ -82,12 +86,20 @@ def load_record(store: DbStore, key_hash: str) -> SessionRecord | None:
 def insert_record(store: DbStore, key_hash: str, record: SessionRecord) -> bool:
     """See :meth:`session_core.SessionStore.insert_record`."""
     table = store.table
+    check_user(record)
+    now = time.time()
+    user = user_columns(record)
     values = {
         "key_hash": key_hash,
         "data": encode_json(record.data),
         "expiry": None if record.expiry is None else encode_json(record.expiry),
         "expires_at": float(record.expires_at),
         "version": 1,
+        "user_id": user["p_user"],
+        "user_id_int": user["p_user_int"],
+        "created_at": now,
+        "seen_at": now,
+        "client": client_column(record),
     }
 
     if not is_key_hash(key_hash) or record.expires_at <= time.time():

@@ -21,11 +21,21 @@ from collections.abc import Callable, Generator, Mapping
 from enum import Enum
 from typing import Any, NamedTuple, TypeVar
 
-from session_core import Changes, SessionData, SessionRecord, hash_key, is_plausible_key
-from session_core.store import Progress, decode_json, encode_json
+from session_core import (
+    Changes,
+    SessionData,
+    SessionInfo,
+    SessionRecord,
+    UserId,
+    hash_key,
+    is_plausible_key,
+)
+from session_core.store import JSONValue, Progress, decode_json, encode_json, user_index_name
 
 from .conflicts import ATTEMPTS, Conflict, pause
+from .errors import UserIdTooLongError
 from .limits import SizeLimit
+from .schema import USER_ID_LENGTH
 
 __all__ = [
     "Done",
@@ -47,6 +57,8 @@ class Kind(Enum):
 
     ROW = "row"
     """The first row of the result, or ``None``."""
+    ROWS = "rows"
+    """Every row of the result."""
     COUNT = "count"
     """The number of rows written."""
     BEGIN = "begin"
@@ -107,18 +119,93 @@ ROLLBACK = Step(Kind.ROLLBACK, "rollback", {})
 
 
 def record_of(row: Any) -> SessionRecord | None:
-    """The session record of a loaded row (``data, expiry, expires_at, version``)."""
+    """The session record of a loaded row (``data, expiry, expires_at, version, user_id,
+    user_id_int``)."""
     if row is None:
         return None
-    data, expiry, expires_at, version = row
+    data, expiry, expires_at, version, user, user_int = row
     # Positional: half the cost of keywords for a dataclass; the order is data,
-    # expires_at, expiry, version.
+    # expires_at, expiry, version, user_id.
     return SessionRecord(
         decode_json(data),
         float(expires_at),
         None if expiry is None else decode_json(expiry),
         int(version),
+        None if user is None else user_of(user, user_int),
     )
+
+
+def user_of(text: str, was_int: Any) -> UserId:
+    """The app's user id from its ``user_id`` and ``user_id_int`` columns: ``7`` stays an int,
+    so a session loaded back compares equal to the id the app bound it with."""
+    return int(text) if was_int else str(text)
+
+
+def check_user(record: SessionRecord) -> None:
+    """Refuse, before any I/O, a user id the ``user_id`` column cannot hold (rather than let
+    the database refuse the ``INSERT``, which would look like an outage)."""
+    if record.user_id is not None:
+        length = len(user_index_name(record.user_id))
+        if length > USER_ID_LENGTH:
+            raise UserIdTooLongError(length, USER_ID_LENGTH)
+
+
+def user_columns(record: SessionRecord) -> dict[str, Any]:
+    """The parameters of a new row's ``user_id`` and ``user_id_int`` columns."""
+    user = record.user_id
+    if user is None:
+        return {"p_user": None, "p_user_int": None}
+    return {"p_user": user_index_name(user), "p_user_int": type(user) is int}
+
+
+def client_column(record: SessionRecord) -> str | None:
+    """The ``client`` column's parameter: JSON text, or ``None`` to keep what the row holds."""
+    if record.client is None:
+        return None
+    client: dict[str, JSONValue] = {**record.client}
+    return encode_json(client)
+
+
+def infos_of(rows: list[Any]) -> list[SessionInfo]:
+    """The :class:`~session_core.SessionInfo` of each row of the ``sessions`` statement."""
+    infos = []
+    for key_hash, user, user_int, created, seen, expires_at, client in rows:
+        expires = float(expires_at)
+        seen_at = expires if seen is None else float(seen)  # a row no save has touched since
+        created_at = seen_at if created is None else float(created)
+        infos.append(
+            SessionInfo.from_times(
+                str(key_hash),
+                user_of(user, user_int),
+                (created_at, seen_at, expires),
+                None if client is None else decode_json(client),
+            )
+        )
+    return infos
+
+
+def sessions_step(user_id: UserId) -> Step:
+    """The one statement that lists the live sessions of ``user_id``, last seen first."""
+    return Step(Kind.ROWS, "sessions", {"p_user": user_index_name(user_id), "now": time.time()})
+
+
+def revoke_step(user_id: UserId, keep: str | None, returning: bool) -> Step:
+    """The one statement that deletes the sessions of ``user_id`` but ``keep``'s; see
+    :func:`revoked`. ``returning``: whether the statement returns the rows it deleted."""
+    params = {"p_user": user_index_name(user_id), "now": time.time()}
+    kind = Kind.ROWS if returning else Kind.COUNT
+    if keep is None:
+        return Step(kind, "revoke", params)
+    params["keep"] = hash_key(keep)
+    return Step(kind, "revoke_keeping", params)
+
+
+def revoked(result: Any, now: float) -> int:
+    """How many live sessions a revocation deleted: its count, or its returned rows (each
+    one's ``expires_at``) less the expired ones it removed on the way."""
+    if isinstance(result, int):
+        return result
+    return sum(1 for (expires_at,) in result if float(expires_at) > now)
 
 
 def load_step(key: str) -> Step:
@@ -194,6 +281,7 @@ class Plans:
             "p_expiry": None if record.expiry is None else encode_json(record.expiry),
             "p_expires_at": float(record.expires_at),
             "p_version": version,
+            "p_client": client_column(record),
         }
 
     def _update(self, record: SessionRecord, data: SessionData, h: str, expected: int) -> Step:
@@ -217,7 +305,10 @@ class Plans:
     def create(self, record: SessionRecord) -> Plan[str]:
         """Insert ``record`` under a fresh key; the key."""
         key = self.generate_key()
-        yield Step(Kind.COUNT, "insert", self._values(record, record.data, 1, hash_key(key)))
+        params = self._values(record, record.data, 1, hash_key(key))
+        params.update(user_columns(record))
+        params["now"] = time.time()
+        yield Step(Kind.COUNT, "insert", params)
         record.version = 1
         return key
 

@@ -96,7 +96,14 @@ class Statements:
 
     Parameters: ``h`` the key hash, ``now`` and ``cutoff`` Unix times, ``p_data`` and
     ``p_expiry`` JSON text, ``p_expires_at`` a Unix time, ``p_version`` the version a write sets
-    and ``expected`` the version an update expects to find.
+    and ``expected`` the version an update expects to find; for sessions per user, ``p_user``
+    the user's id as text, ``p_user_int`` whether it was an int, ``p_client`` JSON text or
+    ``None``, and ``keep`` the key hash ``revoke_keeping`` spares.
+
+    A new row takes ``now`` as its ``created_at`` and ``seen_at``; an update sets ``seen_at``
+    to its ``now`` (no extra parameter) and ``client`` only when given, and never touches
+    ``user_id``: a session is bound to a user when it is created, and ordinary requests pay
+    nothing for the binding.
 
     ``begin``, ``lock``, ``commit`` and ``rollback`` are the locked merge's: a transaction that
     locks the session's row (``SELECT ... FOR UPDATE``; on SQLite, whose locks are per file,
@@ -105,6 +112,11 @@ class Statements:
     """
 
     def __init__(self, table: sa.Table, dialect: Dialect, batch_size: int) -> None:
+        self.revoke_returns: bool = bool(dialect.delete_returning)
+        """Whether ``revoke`` returns the ``expires_at`` of each row it deleted (``DELETE ...
+        RETURNING``: PostgreSQL, MariaDB, SQLite 3.35+), so it can remove a user's expired rows
+        too and still count only the live ones; else (MySQL) it deletes the live rows only and
+        returns their count, leaving the expired ones to ``clear_expired``."""
         c = table.c
         h = sa.bindparam("h", type_=c.key_hash.type)
         now: sa.BindParameter[float] = sa.bindparam("now", type_=sa.Double())
@@ -114,6 +126,8 @@ class Statements:
             "expires_at": sa.bindparam("p_expires_at", type_=sa.Double()),
             "version": sa.bindparam("p_version", type_=sa.BigInteger()),
         }
+        user = sa.bindparam("p_user", type_=c.user_id.type)
+        client = sa.bindparam("p_client", type_=c.client.type)
         expired = c.expires_at <= sa.bindparam("cutoff", type_=sa.Double())
         if dialect.name in ("mysql", "mariadb"):
             # MySQL and MariaDB refuse LIMIT in an IN subquery but have DELETE ... LIMIT.
@@ -126,17 +140,25 @@ class Statements:
             batch = sa.select(c.key_hash).where(expired).limit(batch_size)
             clear = sa.delete(table).where(c.key_hash.in_(batch.scalar_subquery()))
         self.by_name: dict[str, Statement] = {
-            "load": sa.select(c.data, c.expiry, c.expires_at, c.version).where(
-                c.key_hash == h, c.expires_at > now
+            "load": sa.select(
+                c.data, c.expiry, c.expires_at, c.version, c.user_id, c.user_id_int
+            ).where(c.key_hash == h, c.expires_at > now),
+            "insert": sa.insert(table).values(
+                key_hash=h,
+                **values,
+                user_id=user,
+                user_id_int=sa.bindparam("p_user_int", type_=sa.Boolean()),
+                created_at=now,
+                seen_at=now,
+                client=client,
             ),
-            "insert": sa.insert(table).values(key_hash=h, **values),
             "update": sa.update(table)
             .where(
                 c.key_hash == h,
                 c.version == sa.bindparam("expected", type_=sa.BigInteger()),
                 c.expires_at > now,
             )
-            .values(**values)
+            .values(**values, seen_at=now, client=sa.func.coalesce(client, c.client))
             # InnoDB may pick the expires_at index for so small a table: the update would then
             # lock that index's entry before the row, and deadlock against a writer that
             # holds the row (the row lock of a locked merge) and must change that entry.
@@ -149,6 +171,26 @@ class Statements:
             "lock": sa.select(c.data, c.expiry, c.expires_at, c.version)
             .where(c.key_hash == h)
             .with_for_update(),
+            "sessions": sa.select(
+                c.key_hash,
+                c.user_id,
+                c.user_id_int,
+                c.created_at,
+                c.seen_at,
+                c.expires_at,
+                c.client,
+            )
+            .where(c.user_id == user, c.expires_at > now)
+            .order_by(c.seen_at.desc()),
+            "revoke": _revoke(table, c.user_id == user, now, self.revoke_returns),
+            "revoke_keeping": _revoke(
+                table,
+                sa.and_(
+                    c.user_id == user, c.key_hash != sa.bindparam("keep", type_=c.key_hash.type)
+                ),
+                now,
+                self.revoke_returns,
+            ),
             "begin": sa.text("BEGIN IMMEDIATE" if dialect.name == "sqlite" else "BEGIN"),
             "commit": sa.text("COMMIT"),
             "rollback": sa.text("ROLLBACK"),
@@ -159,8 +201,18 @@ class Statements:
         }
 
 
+def _revoke(table: sa.Table, whose: Any, now: Any, returning: bool) -> sa.Delete | sa.Update:
+    """The one ``DELETE`` of a revocation of the rows ``whose`` picks. (SQLAlchemy's stubs type
+    ``delete().returning()`` as a subclass of ``Update``.)"""
+    if returning:
+        return sa.delete(table).where(whose).returning(table.c.expires_at)
+    return sa.delete(table).where(whose, table.c.expires_at > now)
+
+
 def fetch(cursor: Any, statement: CompiledStatement, kind: Kind, params: Any) -> Any:
-    """Run ``statement`` on a DB-API ``cursor``: the first row for a ``ROW`` step, else the rows
-    written."""
+    """Run ``statement`` on a DB-API ``cursor``: the first row for a ``ROW`` step, every row
+    for a ``ROWS`` step, else the rows written."""
     cursor.execute(statement.sql, statement.parameters(params))
-    return cursor.fetchone() if kind is Kind.ROW else cursor.rowcount
+    if kind is Kind.ROW:
+        return cursor.fetchone()
+    return cursor.fetchall() if kind is Kind.ROWS else cursor.rowcount

@@ -18,8 +18,10 @@ from session_core import (
     Changes,
     ConfigurationError,
     SessionConfig,
+    SessionInfo,
     SessionRecord,
     SessionStore,
+    UserId,
     hash_key,
     is_plausible_key,
 )
@@ -33,7 +35,19 @@ from .first_use import FirstUse
 from .limits import default_limit
 from .merge_locks import MergeLocks
 from .options import Settings
-from .plans import Plans, delete_step, is_current, load_step, record_of, updated
+from .plans import (
+    Plans,
+    check_user,
+    delete_step,
+    infos_of,
+    is_current,
+    load_step,
+    record_of,
+    revoke_step,
+    revoked,
+    sessions_step,
+    updated,
+)
 from .schema import session_table
 from .statements import Statements
 from .sync_driver import SyncDriver
@@ -73,6 +87,7 @@ class DbStore(SessionStore):
 
     name = "db"
     needs_cleanup = True
+    indexes_users = True
     lists_records = True
 
     def __init__(self, **options: Any) -> None:
@@ -196,6 +211,7 @@ class DbStore(SessionStore):
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Create (``key=None``) or update a session; see :mod:`.plans` on concurrency."""
         if key is None:
+            check_user(record)
             return self._sync.run("save", self._plans.create(record))
         if not is_plausible_key(key):
             return None
@@ -218,12 +234,26 @@ class DbStore(SessionStore):
 
     def cycle_key(self, key: str, record: SessionRecord) -> str:
         """Save ``record`` under a fresh key, then delete the row of ``key``."""
+        check_user(record)
         return self._sync.run("cycle the key", self._plans.cycle(key, record))
 
     def clear_expired(self, progress: Progress | None = None) -> int | None:
         """Delete expired rows in batches of ``cleanup_batch_size``, each its own statement, so
         live traffic is never blocked for long; ``progress`` gets the running total."""
         return self._sync.run("clear expired sessions", self._plans.clear(progress))
+
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """The live sessions of ``user_id``, last seen first: one ``SELECT`` on the ``user_id``
+        index. See :meth:`SessionStore.sessions_of`."""
+        return infos_of(self._sync.run("list the sessions of a user", sessions_step(user_id)))
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Delete the sessions of ``user_id`` but ``keep``'s: one ``DELETE``, which also removes
+        the user's expired rows; returns how many live sessions went. See
+        :meth:`SessionStore.revoke_user`."""
+        step = revoke_step(user_id, keep, self._sql.revoke_returns)
+        result = self._sync.run("revoke the sessions of a user", step)
+        return revoked(result, step.params["now"])
 
     # ------------------------------------------------------------ listing (session-core migrate)
 
@@ -272,6 +302,7 @@ class DbStore(SessionStore):
         if loop_engine is None:
             return await super().asave(key, record, changes)
         if key is None:
+            check_user(record)
             return await self._async.run("save", self._plans.create(record), loop_engine)
         if not is_plausible_key(key):
             return None
@@ -302,6 +333,7 @@ class DbStore(SessionStore):
         loop_engine = await self._async.connections.for_loop()
         if loop_engine is None:
             return await super().acycle_key(key, record)
+        check_user(record)
         plan = self._plans.cycle(key, record)
         return await self._async.run("cycle the key", plan, loop_engine)
 
@@ -313,6 +345,23 @@ class DbStore(SessionStore):
         return await self._async.run(
             "clear expired sessions", self._plans.clear(progress), loop_engine
         )
+
+    async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """Async twin of :meth:`sessions_of`."""
+        loop_engine = await self._async.connections.for_loop()
+        if loop_engine is None:
+            return await super().asessions_of(user_id)
+        step = sessions_step(user_id)
+        return infos_of(await self._async.run("list the sessions of a user", step, loop_engine))
+
+    async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Async twin of :meth:`revoke_user`."""
+        loop_engine = await self._async.connections.for_loop()
+        if loop_engine is None:
+            return await super().arevoke_user(user_id, keep)
+        step = revoke_step(user_id, keep, self._sql.revoke_returns)
+        result = await self._async.run("revoke the sessions of a user", step, loop_engine)
+        return revoked(result, step.params["now"])
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`: also closes the async connections of this event loop."""

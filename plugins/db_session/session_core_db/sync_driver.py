@@ -21,6 +21,7 @@ from .conflicts import ATTEMPTS, Conflict, is_conflict, pause
 from .connections import Connection, Connections
 from .errors import (
     MissingTableError,
+    OutdatedTableError,
     SessionTooLargeError,
     StoreConflictError,
     describe,
@@ -245,7 +246,7 @@ class SyncDriver:
                             raise TimedOut
             except TimedOut as exc:
                 raise timed_out(self.url, operation, self.seconds) from exc
-            except MissingTableError:  # a ConnectionError (OSError) itself: already made
+            except (MissingTableError, OutdatedTableError):  # ConnectionErrors (OSError): made
                 raise
             except (sa.exc.SQLAlchemyError, OSError) as exc:
                 if self.seconds and is_read_timeout(exc):

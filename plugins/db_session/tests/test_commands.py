@@ -45,3 +45,22 @@ def test_db_schema_in_process_writes_to_the_given_stream() -> None:
     assert main(["db", "schema", "--url", "postgresql+psycopg://u@h/d"], out=out) == 0
     assert "CREATE TABLE IF NOT EXISTS session_core_sessions" in out.getvalue()
     assert "VARCHAR(64)" in out.getvalue()
+
+
+def test_db_upgrade_prints_the_alter_statements() -> None:
+    command = _run("-m", "session_core", "db", "upgrade", "--dialect", "postgresql")
+    assert command.returncode == 0, command.stderr
+    lines = command.stdout.splitlines()
+    assert lines[0] == (
+        "ALTER TABLE session_core_sessions ADD COLUMN IF NOT EXISTS user_id VARCHAR(255);"
+    )
+    assert lines[-1] == (
+        "CREATE INDEX IF NOT EXISTS ix_session_core_sessions_user_id "
+        "ON session_core_sessions (user_id) WHERE user_id IS NOT NULL;"
+    )
+    out = io.StringIO()
+    assert main(["db", "upgrade", "--dialect", "sqlite", "--table", "my_sessions"], out=out) == 0
+    # SQLite has no ADD COLUMN IF NOT EXISTS: the statements are run once.
+    assert "ALTER TABLE my_sessions ADD COLUMN client TEXT;" in out.getvalue()
+    upgrade_help = _run("-m", "session_core", "db", "upgrade", "--help")
+    assert "usage: session-core db upgrade" in upgrade_help.stdout
