@@ -112,7 +112,12 @@ class Statements:
     """
 
     def __init__(self, table: sa.Table, dialect: Dialect, batch_size: int) -> None:
-        self.revoke_returns: bool = bool(dialect.delete_returning)
+        # Statements are compiled before the first connection, and SQLAlchemy 2.0 learns that a
+        # MariaDB server takes DELETE ... RETURNING only when it connects (2.1 knows it from the
+        # URL): a mariadb:// URL says it already.
+        self.revoke_returns: bool = bool(dialect.delete_returning) or (
+            getattr(dialect, "is_mariadb", False) is True
+        )
         """Whether ``revoke`` returns the ``expires_at`` of each row it deleted (``DELETE ...
         RETURNING``: PostgreSQL, MariaDB, SQLite 3.35+), so it can remove a user's expired rows
         too and still count only the live ones; else (MySQL) it deletes the live rows only and
