@@ -21,16 +21,16 @@ PAIRS = (
 
 def build(space: str) -> dict[str, Batch]:
     """The contenders: each runs ``n`` store calls."""
-    from session_core import Changes
-    from session_core.testing import make_record
+    import time
+
+    from session_core import Changes, SessionRecord
     from session_core_redis import RedisStore
 
     store = RedisStore({"url": URL, "key_prefix": space})
 
     def record(user: str | None, ttl: float = 3600.0) -> object:
-        made = make_record({"visits": 1, "cart": [1, 2]}, ttl=ttl)
-        made.user_id = user
-        return made
+        data = {"visits": 1, "cart": [1, 2]}
+        return SessionRecord(data=data, expires_at=time.time() + ttl, user_id=user)
 
     def created(user: str | None) -> str:
         made = record(user)
