@@ -4,10 +4,9 @@ its consequence (a hook that seems not to exist, a raw pluggy error)."""
 
 from __future__ import annotations
 
-import difflib
-
 import pluggy
 
+from .hints import did_you_mean
 from .hookspecs import PROJECT_NAME
 
 __all__ = ["HOOK_PREFIX", "closest", "hook_names", "hook_problems"]
@@ -27,10 +26,10 @@ def hook_names(pm: pluggy.PluginManager) -> list[str]:
 
 def closest(name: str, choices: list[str]) -> str | None:
     """The choice ``name`` is most likely a misspelling of, if any is close."""
-    found = difflib.get_close_matches(name, choices, n=1, cutoff=0.75)
-    if not found and not name.startswith(HOOK_PREFIX):
-        found = difflib.get_close_matches(HOOK_PREFIX + name, choices, n=1, cutoff=0.75)
-    return found[0] if found else None
+    found = did_you_mean(name, choices, cutoff=0.75)
+    if found is None and not name.startswith(HOOK_PREFIX):
+        found = did_you_mean(HOOK_PREFIX + name, choices, cutoff=0.75)
+    return found
 
 
 def hook_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
+from .hints import did_you_mean
 
 if TYPE_CHECKING:
     from .store import SessionStore
@@ -255,18 +256,12 @@ _FIELDS: dict[str, Any] = {}  # filled below, once the dataclass exists
 def _reject_unknown(keys: Any, source: str) -> None:
     for key in keys:
         if key not in _FIELDS:
-            close = [k for k in _FIELDS if _similar(k, str(key))]
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = did_you_mean(str(key), _FIELDS, cutoff=0.75)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise ConfigurationError(
                 str(key),
                 f"unknown setting{source}{hint} (the settings are: {', '.join(_FIELDS)})",
             )
-
-
-def _similar(a: str, b: str) -> bool:
-    import difflib
-
-    return difflib.SequenceMatcher(None, a, b.lower()).ratio() > 0.75
 
 
 def _parse_env(key: str, var: str, raw: str) -> Any:

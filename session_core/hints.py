@@ -23,11 +23,13 @@ CLONE_PATHS = {
 _CUTOFF = 0.6  # difflib's default: "encyrpt" finds "encrypt", "colour" finds nothing
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """The choice ``word`` is most likely a misspelling of, or ``None`` when none is close."""
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=_CUTOFF)
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = _CUTOFF) -> str | None:
+    """The choice ``word`` is most likely a misspelling of, or ``None`` when none is close
+    (``cutoff``: how alike, from 0 to 1, a choice must be)."""
+    names = list(choices)
+    found = difflib.get_close_matches(word, names, n=1, cutoff=cutoff)
     if not found and word.lower() != word:
-        found = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=_CUTOFF)
+        found = difflib.get_close_matches(word.lower(), names, n=1, cutoff=cutoff)
     return found[0] if found else None
 
 
