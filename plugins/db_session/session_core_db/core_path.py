@@ -5,8 +5,8 @@ The sync driver takes this path while the engine's ``echo`` is on, or always wit
 ``sql_events`` option; otherwise it hands its compiled SQL straight to a DB-API cursor it keeps
 on the pooled connection (see :mod:`.connections`). The statements are the same, compiled
 ahead, run with :meth:`~sqlalchemy.engine.Connection.exec_driver_sql`; what this path adds is
-SQLAlchemy's execution machinery (events, logging, result objects, its autobegin), about
-twice the store's CPU per call on SQLite and half again on PostgreSQL (see the plugin's
+SQLAlchemy's execution machinery (events, logging, result objects, its autobegin): a load
+took about 50 µs of CPU against 9 on SQLite, 240 against 55 on PostgreSQL (see the plugin's
 README).
 
 :class:`CoreProxy` and :class:`CoreCursor` give the driver the few parts of a pooled connection

@@ -1,11 +1,12 @@
 """After a disconnect: every connection the pool opened before it is replaced when next checked
-out, instead of failing a call of its own.
+out, instead of failing a call of its own (as SQLAlchemy's own ``Connection`` has its pool do).
 
-SQLAlchemy's own ``Connection`` does this on a disconnect. Its public way is a ``checkout`` pool
-event that raises :class:`sqlalchemy.exc.InvalidatePoolError`: the pool then invalidates the
-connection being checked out and marks every connection opened before now as stale. The
-listener is added to the engine at the first disconnect only, so until then a checkout costs
-nothing more; it raises once per disconnect and otherwise returns at once.
+Through the pool's public events only: a ``connect`` listener stamps each new connection's
+``info`` with the number of disconnects seen so far, and a ``checkout`` listener raises
+:class:`sqlalchemy.exc.DisconnectionError` for a connection stamped before the latest one, which
+has the pool close it and hand out a fresh one in its place (once; SQLAlchemy documents this
+for exactly this use). Both are added to the engine at the first disconnect, so until then a
+checkout costs nothing more, and after it one ``dict`` look-up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy.engine import Engine
 
 __all__ = ["StaleConnections"]
 
+_OPENED = "session_core_db.opened"
+
 
 class StaleConnections:
     """Marks the connections of ``engine``'s pool stale after a disconnect."""
@@ -26,37 +29,33 @@ class StaleConnections:
         self._engine = engine
         self._lock = threading.Lock()
         self._listening = False
-        self._pending: BaseException | None = None
+        self._disconnects = 0
 
     def disconnected(self, error: BaseException) -> None:
-        """A connection was lost with ``error``: the pool's next checkout marks every connection
-        opened before it as stale."""
+        """A connection was lost with ``error``: every connection opened before now is
+        replaced when next checked out."""
         with self._lock:
-            self._pending = error
+            self._disconnects += 1
             if not self._listening:
+                event.listen(self._engine, "connect", self._connect)
                 event.listen(self._engine, "checkout", self._checkout)
                 self._listening = True
 
-    def _checkout(self, _dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        if self._pending is None:
-            return
-        with self._lock:
-            error, self._pending = self._pending, None
-        if error is not None:
-            raise exc.InvalidatePoolError(f"a connection was lost: {error}")
+    def _connect(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info[_OPENED] = self._disconnects
 
-    @property
-    def pending(self) -> bool:
-        """Whether a disconnect waits for the pool's next checkout."""
-        return self._pending is not None
+    def _checkout(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # A connection opened before the listeners were added has no stamp: it is stale too.
+        if record.info.get(_OPENED, 0) < self._disconnects:
+            raise exc.DisconnectionError("opened before a connection to the server was lost")
 
     def close(self) -> None:
-        """Take the listener off the engine (which may outlive the store)."""
+        """Take the listeners off the engine (which may outlive the store)."""
         with self._lock:
             if self._listening:
                 event.remove(self._engine, "checkout", self._checkout)
+                event.remove(self._engine, "connect", self._connect)
                 self._listening = False
-            self._pending = None
 
     def after_fork(self) -> None:
         """In a forked child: another thread may have held the lock at the fork."""

@@ -343,20 +343,34 @@ def test_disconnect_replaces_the_connections_idle_in_the_pool(server: Database, 
         store.close()
 
 
-def test_a_given_engine_loses_the_stores_listener_on_close(sqlite_db: Database) -> None:
-    # After a disconnect the store listens to the engine's checkouts (to replace the stale
-    # connections once); an engine handed over outlives the store, and keeps no listener of it.
-    engine = sa.create_engine(sqlite_db.url)
+def test_a_given_engine_replaces_older_connections_and_loses_the_listeners_on_close(
+    sqlite_db: Database,
+) -> None:
+    # After a disconnect the store listens to the engine's connects and checkouts, to replace
+    # each connection opened before it once; an engine handed over outlives the store, and
+    # keeps no listener of it.
+    engine = sa.create_engine(sqlite_db.url, pool_size=2, max_overflow=0)
     store = DbStore(engine=engine, table_name=sqlite_db.table("given"))
     try:
+        first, second = engine.raw_connection(), engine.raw_connection()
+        old = [first.dbapi_connection, second.dbapi_connection]
+        first.close()
+        second.close()
         stale = store._sync.connections.stale
         stale.disconnected(RuntimeError("lost"))
         assert sa.event.contains(engine, "checkout", stale._checkout)
-        first = engine.raw_connection()  # the one checkout that invalidates the pool
-        first.close()
-        assert not stale.pending
+        third, fourth = engine.raw_connection(), engine.raw_connection()
+        new = [third.dbapi_connection, fourth.dbapi_connection]
+        third.close()
+        fourth.close()
+        assert not any(connection in old for connection in new)
+        # Opened after the disconnect: handed out again as they are.
+        fifth = engine.raw_connection()
+        assert fifth.dbapi_connection in new
+        fifth.close()
         store.close()
         assert not sa.event.contains(engine, "checkout", stale._checkout)
+        assert not sa.event.contains(engine, "connect", stale._connect)
     finally:
         engine.dispose()
 
