@@ -6,8 +6,8 @@ The sync driver takes this path while the engine's ``echo`` is on, or always wit
 on the pooled connection (see :mod:`.connections`). The statements are the same, compiled
 ahead, run with :meth:`~sqlalchemy.engine.Connection.exec_driver_sql`; what this path adds is
 SQLAlchemy's execution machinery (events, logging, result objects, its autobegin): a load
-took about 50 µs of CPU against 9 on SQLite, 240 against 55 on PostgreSQL (see the plugin's
-README).
+took 40 to 50 µs of CPU against 9 on SQLite, 160 to 240 against 50 to 60 on PostgreSQL (see the
+plugin's README).
 
 :class:`CoreProxy` and :class:`CoreCursor` give the driver the few parts of a pooled connection
 and a DB-API cursor it uses, over one ``Connection``.
