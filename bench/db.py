@@ -269,6 +269,7 @@ def floors(database: Database) -> dict[str, Batch]:
     }
 
 
+UNKEPT = "session-core, keep_connections = false"
 ASYNC_FLOOR = "PostgreSQL async SELECT by key (asyncpg)"
 ASYNC_OURS = "PostgreSQL async load (db store, asyncpg)"
 
@@ -348,6 +349,11 @@ def build(
         middleware = WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **ours)
         closers.append(middleware.store)
         c.add_wsgi(group, "session-core", middleware, CASES)
+        # The same without the kept connections: each call checks one out of SQLAlchemy's pool.
+        unkept = {**ours, "store_options": {**ours["store_options"], "keep_connections": False}}
+        middleware = WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **unkept)
+        closers.append(middleware.store)
+        c.add_wsgi(group, UNKEPT, middleware, CASES)
 
         group = f"{database.name}: Flask app"
         c.add_wsgi(group, "bare", cookie.flask_app(cookie.flask_bare), CASES)
