@@ -33,7 +33,7 @@ _FLAGS = ("local", "partial_writes", "needs_cleanup", "indexes_users", "lists_re
 
 class Forwarding(SessionStore):
     """Forwards to ``inner``; ``calls`` counts each method (an async twin counts under the
-    sync name, with an ``a`` in front); ``before[name]`` / ``after[name]`` run around each
+    sync method's name); ``before[name]`` / ``after[name]`` run around each
     call of ``name`` (remove them to stop)."""
 
     def __init__(self, inner: SessionStore) -> None:
@@ -63,7 +63,7 @@ class Forwarding(SessionStore):
         self._around("delete", lambda: self.inner.delete(key))
 
     async def _aaround(self, name: str, call: Callable[[], Any]) -> Any:
-        self.calls[name] += 1
+        self.calls[name[1:]] += 1  # counted under the sync method's name
         return await call()
 
 

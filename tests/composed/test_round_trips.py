@@ -6,16 +6,19 @@ and one delete from the old, where the old store alone writes once)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import build
+from conftest import build, build_nested
+from forwarding import forwarding
 from redis_servers import RedisProcess, new_prefix
 from sqlalchemy import event
 
+from session_core.migrate import MigrateStore
 from session_core.session import Session
 from session_core.store import SessionStore, generate_key
 from session_core_db import DbStore
@@ -153,3 +156,50 @@ def test_db_to_redis_first_request(counted) -> None:  # type: ignore[no-untyped-
     assert counter.take() == (2, 2), "the move: a miss, the SELECT, the write, the DELETE"
     _request(migrate, key, write=True)
     assert counter.take() == (2, 0), "once moved: the new store alone"
+
+
+@pytest.mark.parametrize(("old_kind", "new_kind"), [("sqlite", "redis"), ("redis", "sqlite")])
+def test_store_calls_of_a_migrated_sessions_first_requests(
+    place: Callable[[str], dict[str, object]], old_kind: str, new_kind: str
+) -> None:
+    """The calls the migrate store makes to its real stores (counted by a forwarder around
+    each), against what the old store alone is asked: a first read-only request asks one more
+    (the new store's miss); the first saving request writes the whole session to the new store
+    as a create (an insert by hash: no failed update first, no second read of the old store)
+    and deletes it from the old one. The miss and the delete are the two calls the move adds:
+    the new store must be asked first (it holds every session created or copied since the
+    change), and the old copy must go (a session moves out of the old store)."""
+    old, new = forwarding(build_nested(place(old_kind))), forwarding(build_nested(place(new_kind)))
+    store = MigrateStore(old, new)
+    for async_ in (False, True):
+        key = _alice(old.inner)
+        old.calls.clear()
+        _request_maybe_async(store, key, write=False, async_=async_)
+        assert (dict(old.calls), dict(new.calls)) == ({"load": 1}, {"load": 1}), async_
+        old.calls.clear()
+        new.calls.clear()
+        _request_maybe_async(store, key, write=True, async_=async_)
+        assert dict(old.calls) == {"load": 1, "delete": 1}, async_
+        assert dict(new.calls) == {"load": 1, "insert_record": 1}, async_
+        new.calls.clear()
+        old.calls.clear()
+        _request_maybe_async(store, key, write=True, async_=async_)
+        assert (dict(old.calls), dict(new.calls)) == ({}, {"load": 1, "save": 1}), "moved"
+        new.calls.clear()
+    store.close()
+
+
+def _request_maybe_async(store: SessionStore, key: str, write: bool, async_: bool) -> None:
+    if not async_:
+        _request(store, key, write)
+        return
+
+    async def request() -> None:
+        session = Session(store, key)
+        await session.aload()
+        assert session["user"] == "alice"
+        if write:
+            session["visits"] = session.get("visits", 0) + 1
+            assert await session.asave() == key
+
+    asyncio.run(request())
