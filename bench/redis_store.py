@@ -14,18 +14,7 @@ import os
 from typing import Any
 
 from . import cookie
-from .harness import (
-    SECRET,
-    AreaResult,
-    Batch,
-    Settings,
-    Stat,
-    Table,
-    Target,
-    check,
-    measure,
-    ratio,
-)
+from .harness import SECRET, AreaResult, Batch, Settings, Stat, Table, Target, check, measure
 
 CASES = ("untouched", "read", "write", "update")
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -329,15 +318,13 @@ def targets(stats: dict[str, Stat]) -> list[Target]:
     ]
     found = cookie.store_targets("redis", stats, floors, peers, 1.2, 3)
     for group in ("plain WSGI", "plain ASGI"):
-        tiered = cookie.cost(stats, group, "session-core tiered", "read")
-        alone = cookie.cost(stats, group, "session-core", "read")
-        r = ratio(tiered.median, alone.median)
         found.append(
-            Target(
+            cookie.ratio_target(
                 f"redis read, {group}: tiered (redis over db) vs redis alone",
                 "≤ 1.2x",
-                f"{r:.2f}x ({tiered.show()} vs {alone.show()} µs)",
-                r <= 1.2,
+                cookie.cost(stats, group, "session-core tiered", "read"),
+                cookie.cost(stats, group, "session-core", "read"),
+                lambda r: r <= 1.2,
             )
         )
     return found

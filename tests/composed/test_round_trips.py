@@ -140,13 +140,22 @@ def test_cookie_to_redis_first_request_costs_no_extra(counted) -> None:  # type:
     assert counter.take() == (1, 0), "the move is the new session's one write"
 
 
+def _migrating(
+    counter: Counter, old: dict[str, object], new: dict[str, object]
+) -> tuple[SessionStore, SessionStore, str]:
+    """A migrate store from ``old`` to ``new`` (connections open), its old store, and the key
+    of a session saved in the old store; the counter starts afresh."""
+    migrate = build("migrate", old=old, new=new)
+    assert isinstance(migrate, MigrateStore)
+    _warm(counter, migrate.old, migrate.new)
+    key = _alice(migrate.old)
+    counter.take()
+    return migrate, migrate.old, key
+
+
 def test_db_to_redis_first_request(counted) -> None:  # type: ignore[no-untyped-def]
     counter, db, redis_place = counted
-    migrate = build("migrate", old=db, new=redis_place())
-    old = migrate.old  # type: ignore[attr-defined]
-    _warm(counter, old, migrate.new)  # type: ignore[attr-defined]
-    key = _alice(old)
-    counter.take()
+    migrate, old, key = _migrating(counter, db, redis_place())
     _request(old, key, write=False)
     assert counter.take() == (0, 1), "the old store alone: one SELECT"
     _request(migrate, key, write=False)
@@ -164,11 +173,7 @@ def test_redis_to_db_first_request(counted) -> None:  # type: ignore[no-untyped-
     """The move into a database writes the session with one INSERT (no DELETE of an expired
     row and no SELECT first: those run only when the INSERT finds the hash held)."""
     counter, db, redis_place = counted
-    migrate = build("migrate", old=redis_place(), new=db)
-    old = migrate.old  # type: ignore[attr-defined]
-    _warm(counter, old, migrate.new)  # type: ignore[attr-defined]
-    key = _alice(old)
-    counter.take()
+    migrate, old, key = _migrating(counter, redis_place(), db)
     _request(old, key, write=True)
     assert counter.take() == (2, 0), "the old store alone: HGETALL and the save script"
     assert _request(migrate, key, write=True) == key
