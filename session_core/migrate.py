@@ -22,8 +22,9 @@ first wrote).
 
 Round trips, for a session not moved yet between two server stores: a read costs one more than
 the old store alone (the new store's miss); a save costs the move (a write to the new store and
-a delete from the old). After ``session-core migrate`` has copied the sessions, a request costs
-what the new store alone costs. From the cookie store nothing is extra: the new store's miss
+a delete from the old), and for a signed-in session one more read of the old store (so that a
+revocation meanwhile is not undone). After ``session-core migrate`` has copied the sessions, a
+request costs what the new store alone costs. From the cookie store nothing is extra: the new store's miss
 costs no round trip, and the move is the new session's creation.
 
 Sessions per user, when both stores index them: a listing merges both stores' (a session
@@ -194,17 +195,32 @@ class MigrateStore(SessionStore):
             whole = _merged(current, record, changes)
         else:
             whole = plain_copy(whole)
+        written = True  # whether this request wrote the new store's copy
         if self._same_key and is_plausible_key(key):
             saved: str | None = key
             if not self.new.insert_record(hash_key(key), whole):
                 # Another request (or the bulk copy) moved it first: merge into that.
                 record.version = None
                 saved = self.new.save(key, record, changes)
+                written = False
         else:
             saved = self.new.save(None, whole, Changes.everything(whole))
+        recheck = written and self._recheck(whole)
+        if saved is not None and recheck and self.old.load(key) is None:
+            self.new.delete(saved)  # revoked meanwhile: see _recheck
+            return None
         self.old.delete(key)
         record.version = _Held(False, whole.version)  # None (unknown) after an insert
         return saved
+
+    def _recheck(self, whole: SessionRecord) -> bool:
+        """Whether a move must read the old store again after writing the new copy: for a
+        session bound to a user, between two server stores. A revocation (or a sign-out) that
+        ran after this request read the old store deleted the session there before it reached
+        the new store's copy, or before the copy was written; found gone, the copy is taken
+        back, and the session stays signed out. One call more on the move of a signed-in
+        session: the price of a revocation that a request in flight cannot undo."""
+        return whole.user_id is not None and not self.old.local
 
     # Deletes reach the old store first: a bulk copy that read the session before the delete
     # then either writes it before the new store's delete (which removes it) or finds it gone
@@ -301,13 +317,19 @@ class MigrateStore(SessionStore):
             whole = _merged(current, record, changes)
         else:
             whole = plain_copy(whole)
+        written = True
         if self._same_key and is_plausible_key(key):
             saved: str | None = key
             if not await self.new.ainsert_record(hash_key(key), whole):
                 record.version = None
                 saved = await self.new.asave(key, record, changes)
+                written = False
         else:
             saved = await self.new.asave(None, whole, Changes.everything(whole))
+        recheck = written and self._recheck(whole)
+        if saved is not None and recheck and await self.old.aload(key) is None:
+            await self.new.adelete(saved)
+            return None
         await self.old.adelete(key)
         record.version = _Held(False, whole.version)  # None (unknown) after an insert
         return saved

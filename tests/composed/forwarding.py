@@ -63,8 +63,16 @@ class Forwarding(SessionStore):
         self._around("delete", lambda: self.inner.delete(key))
 
     async def _aaround(self, name: str, call: Callable[[], Any]) -> Any:
-        self.calls[name[1:]] += 1  # counted under the sync method's name
-        return await call()
+        name = name[1:]  # counted, and hooked, under the sync method's name
+        self.calls[name] += 1
+        hook = self.before.get(name)
+        if hook is not None:
+            hook()
+        result = await call()
+        hook = self.after.get(name)
+        if hook is not None:
+            hook()
+        return result
 
 
 def _forward(name: str) -> Callable[..., Any]:

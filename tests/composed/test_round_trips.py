@@ -210,6 +210,17 @@ def test_store_calls_of_a_migrated_sessions_first_requests(
         _request_maybe_async(store, key, write=True, async_=async_)
         assert (dict(old.calls), dict(new.calls)) == ({}, {"load": 1, "save": 1}), "moved"
         new.calls.clear()
+    # A signed-in session's move reads the old store once more after writing the new copy, so
+    # that a revocation running meanwhile is not undone (tests/composed/test_users.py).
+    signed_in = Session(old.inner)
+    signed_in["user"] = "alice"
+    signed_in.user_id = "alice"
+    key = signed_in.save()
+    assert key is not None
+    old.calls.clear()
+    _request(store, key, write=True)
+    assert dict(old.calls) == {"load": 2, "delete": 1}
+    assert dict(new.calls) == {"load": 1, "insert_record": 1}
     store.close()
 
 

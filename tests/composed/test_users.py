@@ -309,3 +309,35 @@ def test_sign_out_command_on_migrate(place: Callable[[str], Options], tmp_path: 
     assert "out of 2 sessions" in result.stdout
     assert all(store.load(key) is None for key in keys)
     store.close()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(("old", "new"), [("sqlite", "redis"), ("redis", "sqlite")])
+def test_migrate_move_racing_a_revocation_does_not_bring_the_session_back(
+    place: Callable[[str], Options], old: str, new: str, async_: bool, when: str
+) -> None:
+    """A device's request read its session from the old store; the user is signed out
+    everywhere just before (or just after) that request's move writes the session to the new
+    store. The session stays signed out: the move reads the old store again, finds it gone and
+    takes its copy back."""
+    real_new = build_nested(place(new))
+    counted_new = forwarding(real_new)
+    store = MigrateStore(build_nested(place(old)), counted_new)
+    key = _sign_in(store.old, "ann")
+    device = Session(store, key)
+    assert device.user_id == "ann", "the request read the session from the old store"
+    device["late"] = 1
+    revoked: list[int] = []
+    hooks = counted_new.before if when == "before" else counted_new.after
+    hooks["insert_record"] = lambda: revoked.append(sign_out(store, "ann"))
+    if async_:
+        assert asyncio.run(device.asave()) is None
+    else:
+        assert device.save() is None
+    assert revoked == [1]
+    assert device.vanished
+    assert store.load(key) is None
+    assert real_new.load(key) is None, "the move put a revoked session in the new store"
+    assert store.sessions_of("ann") == []
+    store.close()
