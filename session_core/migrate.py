@@ -24,8 +24,8 @@ Round trips, for a session not moved yet between two server stores: a read costs
 the old store alone (the new store's miss); a save costs the move (a write to the new store and
 a delete from the old), and for a signed-in session one more read of the old store (so that a
 revocation meanwhile is not undone). After ``session-core migrate`` has copied the sessions, a
-request costs what the new store alone costs. From the cookie store nothing is extra: the new store's miss
-costs no round trip, and the move is the new session's creation.
+request costs what the new store alone costs. From the cookie store nothing is extra: the new
+store's miss costs no round trip, and the move is the new session's creation.
 
 Sessions per user, when both stores index them: a listing merges both stores' (a session
 held in both, copied but not moved yet, is listed once), and a revocation revokes in the old
