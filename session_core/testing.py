@@ -1243,3 +1243,31 @@ class StoreConformance:
         assert store.load(key) is None
         assert store.load_record(hash_key(key)) is None
         assert store.load(other) is not None
+
+    def test_a_record_copied_by_hash_keeps_its_user(self, store: SessionStore) -> None:
+        """A record inserted by hash with a user (a session moved or copied from another store)
+        loads with its user, is listed and revoked with the user's other sessions, stays
+        indexed through later saves, and a listing of records holds sessions only."""
+        self._needs_listing(store)
+        self._needs_user_index(store)
+        signed_in = self._sign_in(store, "ann")
+        key = generate_key()
+        record = make_record({"a": 1})
+        record.user_id = "ann"
+        record.client = {"ip": "192.0.2.9"}
+        assert store.insert_record(hash_key(key), record)
+        loaded = Session(store, key)
+        assert loaded.user_id == "ann"
+        both = {hash_key(signed_in), hash_key(key)}
+        assert self._listed(store, "ann") == both
+        copied = next(i for i in store.sessions_of("ann") if i.key_hash == hash_key(key))
+        assert copied.client == {"ip": "192.0.2.9"}
+        listed = self._scan_all(store, 100)
+        assert both <= set(listed)
+        assert all(is_key_hash(name) for name in listed), "a listing holds sessions only"
+        loaded["b"] = 2
+        assert loaded.save() == key
+        assert self._listed(store, "ann") == both
+        assert store.revoke_user("ann", keep=signed_in) == 1
+        assert store.load(key) is None
+        assert self._listed(store, "ann") == {hash_key(signed_in)}
