@@ -14,20 +14,29 @@ this environment first on PATH, no ``SESSION_CORE_*`` setting from outside, and 
 set to a fresh random key (the pages tell the reader to set it), as a reader following the page
 would. A sample's Redis URL ``redis://127.0.0.1:6379/0`` is replaced by
 ``SESSION_CORE_TEST_REDIS_URL`` when that is set, so the tests use the server the run was given.
+A sample's PostgreSQL or MariaDB URL (the default test URLs of CONTRIBUTING.md,
+``postgresql+psycopg://postgres@127.0.0.1:5432/test`` and
+``mariadb+pymysql://root@127.0.0.1:3306/test``) is replaced by the URL of a database created
+for the page on the server ``SESSION_CORE_TEST_POSTGRESQL_URL`` or
+``SESSION_CORE_TEST_MARIADB_URL`` names, and dropped after it: the tables a sample makes are
+left nowhere.
 
 A block under ``<!-- docs-test: skip (reason) -->`` is not run, and the reason says why (it
 serves until stopped, needs a server named in it, is a fragment of a larger file, ...); the
-skipped samples are listed as skipped tests with their reasons (``pytest -rs``). On the README
-and every page of ``docs/``, every python, console and shell block says which it is.
+skipped samples are listed as skipped tests with their reasons (``pytest -rs``). On every page
+(the README, the plugins' READMEs, CONTRIBUTING.md, SECURITY.md, the changelogs and ``docs/``),
+every python, console and shell block says which it is, in a list item too.
 
 Every ``session-core`` command anywhere in the docs (console and sh blocks of every page,
 README.md and the plugins' READMEs included) is also parsed by the command's real argument
-parser, so a renamed subcommand or option fails here.
+parser, so a renamed subcommand or option fails here; every test file and test that a
+``pytest`` command of the docs names must exist.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
@@ -35,6 +44,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -67,12 +77,64 @@ def _environment() -> dict[str, str]:
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
+SQL_URLS = {
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test": "SESSION_CORE_TEST_POSTGRESQL_URL",
+    "mariadb+pymysql://root@127.0.0.1:3306/test": "SESSION_CORE_TEST_MARIADB_URL",
+}
+"""The SQL servers' URLs the samples name (CONTRIBUTING.md's defaults), by the variable that
+points the tests at another server."""
 
-def _as_tested(code: str) -> str:
-    """The sample's code, pointed at the test run's Redis server (see the module docstring)."""
-    return code.replace(
+
+def _as_tested(code: str, databases: Mapping[str, str] | None = None) -> str:
+    """The sample's code, pointed at the test run's servers (see the module docstring):
+    ``databases`` maps each SQL URL of :data:`SQL_URLS` to the page's own database."""
+    code = code.replace(
         DEFAULT_REDIS_URL, os.environ.get("SESSION_CORE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
     )
+    for default, url in (databases or {}).items():
+        code = code.replace(default, url)
+    return code
+
+
+@contextlib.contextmanager
+def _own_database(default: str) -> Iterator[str]:
+    """A new, empty database on the server the variable of ``default`` (or ``default``) names,
+    dropped afterwards: its URL."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    variable = SQL_URLS[default]
+    server = make_url(os.environ.get(variable, default))
+    name = f"docs_samples_{secrets.token_hex(6)}"
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        pytest.fail(
+            f"cannot create a database for the docs samples on {server} ({variable}): "
+            f"{str(exc).splitlines()[0]}; start the server (bash .ci/services) or point "
+            f"{variable} at one where this user may create databases"
+        )
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name}"))
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _databases_for(page: Path) -> Iterator[dict[str, str]]:
+    """A database of its own for each SQL server the page's runnable samples name."""
+    code = "".join(s.code for s in docs_pages.samples(page) if s.marker == "run")
+    with contextlib.ExitStack() as stack:
+        yield {
+            default: stack.enter_context(_own_database(default))
+            for default in SQL_URLS
+            if default in code
+        }
 
 
 DRIVER = """\
@@ -129,9 +191,11 @@ def _run_in(workdir: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _run_python(sample: docs_pages.Sample, workdir: Path) -> None:
+def _run_python(
+    sample: docs_pages.Sample, workdir: Path, databases: Mapping[str, str] | None = None
+) -> None:
     program = workdir / f"sample_{sample.line}.py"
-    program.write_text(_as_tested(sample.code), encoding="utf-8")
+    program.write_text(_as_tested(sample.code, databases), encoding="utf-8")
     if sample.requests:
         driver = workdir / "docs_test_driver.py"
         driver.write_text(DRIVER, encoding="utf-8")
@@ -180,25 +244,58 @@ def _assert_shows(lines: list[str], command: docs_pages.Command, where: str) -> 
 
 @pytest.mark.parametrize("page", RUNNABLE, ids=_page_id)
 def test_the_runnable_samples_run_as_written(page: Path, tmp_path: Path) -> None:
-    for sample in docs_pages.samples(page):
-        if sample.marker != "run":
-            continue
-        if sample.language == "python":
-            _run_python(sample, tmp_path)
-        elif sample.language == "console":
-            _run_console(sample, tmp_path)
-        else:
-            pytest.fail(f"{_page_id(page)}:{sample.line}: cannot run a {sample.language} block")
+    with _databases_for(page) as databases:
+        for sample in docs_pages.samples(page):
+            if sample.marker != "run":
+                continue
+            if sample.language == "python":
+                _run_python(sample, tmp_path, databases)
+            elif sample.language == "console":
+                _run_console(sample, tmp_path)
+            else:
+                pytest.fail(f"{_page_id(page)}:{sample.line}: cannot run a {sample.language} block")
 
 
 def test_some_samples_are_run() -> None:
-    assert {p.name for p in RUNNABLE} >= {
-        "quickstart.md",
-        "cli.md",
+    assert {_page_id(p) for p in RUNNABLE} >= {
+        "docs/quickstart.md",
+        "docs/cli.md",
         "README.md",
-        "integrations.md",
-        "writing-a-store.md",
+        "docs/integrations.md",
+        "docs/writing-a-store.md",
+        "plugins/db_session/README.md",
+        "plugins/redis_session/README.md",
+        "CONTRIBUTING.md",
     }
+
+
+def test_a_page_gets_a_database_for_each_sql_server_its_samples_name() -> None:
+    # The db README's engines sample names PostgreSQL (and no sample of it MariaDB).
+    page = docs_pages.REPO / "plugins/db_session/README.md"
+    default = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    with _databases_for(page) as databases:
+        assert list(databases) == [default]
+        url = databases[default]
+        assert _as_tested(f'URL = "{default}"', databases) == f'URL = "{url}"'
+
+
+@pytest.mark.parametrize("default", SQL_URLS, ids=["postgresql", "mariadb"])
+def test_a_sample_s_database_is_its_own_and_dropped_after(default: str) -> None:
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import OperationalError
+
+    with _own_database(default) as url:
+        server = make_url(os.environ.get(SQL_URLS[default], default))
+        assert make_url(url).database != server.database
+        assert make_url(url).set(database=server.database) == server
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(text("CREATE TABLE made_by_a_sample (n INTEGER)"))
+        engine.dispose()
+    engine = create_engine(url)
+    with pytest.raises(OperationalError, match="docs_samples_"):  # no such database
+        engine.connect()
+    engine.dispose()
 
 
 SKIPPED = [
@@ -228,6 +325,37 @@ def test_every_code_sample_of_the_site_s_pages_says_whether_it_runs(name: str) -
         if s.language in ("python", "console", "sh", "bash") and s.marker is None
     ]
     assert unmarked == []
+
+
+LIST_PAGE = """\
+- With Alembic, in a new migration:
+
+  <!-- docs-test: run -->
+  ```python
+  def upgrade() -> None:
+      pass
+  ```
+
+- Print them with
+
+  ```sh
+  session-core db upgrade --dialect mariadb
+  ```
+
+  <!-- docs-test: run -->
+  Some text, no block.
+"""
+
+
+def test_a_block_in_a_list_item_is_a_sample_with_its_indented_marker(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(LIST_PAGE, encoding="utf-8")
+    run, unmarked = docs_pages.samples(page)
+    assert (run.line, run.language, run.marker) == (4, "python", "run")
+    assert run.code == "def upgrade() -> None:\n    pass\n"  # without the item's indentation
+    assert (unmarked.line, unmarked.language, unmarked.marker) == (11, "sh", None)
+    assert unmarked.code == "session-core db upgrade --dialect mariadb\n"
+    assert docs_pages.dangling_markers(page) == [15]
 
 
 def test_a_failing_console_sample_fails(tmp_path: Path) -> None:
@@ -311,8 +439,8 @@ def test_a_marker_s_requests_are_checked() -> None:
 # ------------------------------------------------------------------ every session-core command
 
 
-def _documented_commands() -> list[tuple[str, str]]:
-    found = []
+def _shell_commands() -> Iterator[tuple[str, list[str]]]:
+    """Every simple command of the console and sh blocks of the docs: where, and its words."""
     for page in PAGES:
         for sample in docs_pages.samples(page):
             if sample.language == "console":
@@ -325,9 +453,16 @@ def _documented_commands() -> list[tuple[str, str]]:
                 for words in _simple_commands(line):
                     while words and re.match(r"^\w+=", words[0]):
                         words.pop(0)  # VAR=value before the command
-                    if words and Path(words[0]).name == "session-core":
-                        found.append((f"{_page_id(page)}:{sample.line}", shlex.join(words[1:])))
-    return found
+                    if words:
+                        yield f"{_page_id(page)}:{sample.line}", words
+
+
+def _documented_commands() -> list[tuple[str, str]]:
+    return [
+        (where, shlex.join(words[1:]))
+        for where, words in _shell_commands()
+        if Path(words[0]).name == "session-core"
+    ]
 
 
 def _simple_commands(line: str) -> list[list[str]]:
@@ -378,3 +513,52 @@ def test_every_documented_command_parses(where: str, arguments: str) -> None:
 
 def test_the_docs_show_session_core_commands() -> None:
     assert len(COMMANDS) >= 10
+
+
+# ------------------------------------------------------------------ every test the docs name
+
+PYTEST_VALUE_OPTIONS = {"-k", "-m", "-p", "-c", "-o", "--rootdir", "--deselect", "--ignore"}
+"""pytest's options that take the next word as their value (the rest are flags or ``--x=y``)."""
+
+
+def _pytest_targets() -> list[tuple[str, str]]:
+    """The test files, folders and tests (``file::name``) of this repository that a ``pytest``
+    command names (a path whose first folder is not the repository's is the reader's own, as
+    the ``session-core-files/tests`` of docs/writing-a-store.md)."""
+    found = []
+    for where, words in _shell_commands():
+        if Path(words[0]).name != "pytest":
+            continue
+        arguments = iter(words[1:])
+        for word in arguments:
+            if word in PYTEST_VALUE_OPTIONS:
+                next(arguments, None)
+            elif not word.startswith("-") and (docs_pages.REPO / word.split("/")[0]).exists():
+                found.append((where, word))
+    return found
+
+
+TARGETS = _pytest_targets()
+
+
+@pytest.mark.parametrize(("where", "target"), TARGETS, ids=[f"{w} {t}" for w, t in TARGETS])
+def test_every_test_a_pytest_command_names_exists(where: str, target: str) -> None:
+    path, *names = target.split("::")
+    assert (docs_pages.REPO / path).exists(), f"{where}: `pytest {target}`: no {path}"
+    source = (docs_pages.REPO / path).read_text(encoding="utf-8") if names else ""
+    for name in names:
+        defined = re.search(rf"^\s*(?:async def|def|class) {re.escape(name)}\b", source, re.M)
+        assert defined, f"{where}: `pytest {target}`: {path} has no test {name}"
+
+
+def test_the_docs_name_tests() -> None:
+    assert ("CONTRIBUTING.md:43", "tests/test_demo.py::test_a_method_not_allowed_is_a_page") in (
+        TARGETS
+    )
+    assert ("CONTRIBUTING.md:43", "plugins/db_session/tests") in TARGETS
+
+
+def test_a_test_the_docs_name_that_is_gone_fails() -> None:
+    for target in ("tests/test_nope.py", "tests/test_demo.py::test_nope"):
+        with pytest.raises(AssertionError, match="test_nope"):
+            test_every_test_a_pytest_command_names_exists("CONTRIBUTING.md:1", target)

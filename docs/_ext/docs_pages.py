@@ -327,9 +327,10 @@ def store_speed(results: Path) -> tuple[list[list[str]], str]:
 
 # ------------------------------------------------------------------ code samples
 
-MARKED_PAGES = ("README.md", *(f"docs/{page.name}" for page in sorted(DOCS.glob("*.md"))))
-"""The pages each of whose code samples says whether the tests run it: the README and every
-page of ``docs/``."""
+MARKED_PAGES = tuple(page.relative_to(REPO).as_posix() for page in markdown_files())
+"""The pages each of whose code samples says whether the tests run it: every Markdown page of
+the site (the README, the plugins' READMEs, CONTRIBUTING.md, SECURITY.md, the changelogs and
+every page of ``docs/``)."""
 
 _MARKER = re.compile(
     r"^<!-- docs-test: (run|skip)(?:, exit (\d+)|, requests (.+?)| \((.+)\))? -->$"
@@ -367,24 +368,30 @@ def parse_requests(text: str) -> tuple[str, ...]:
 
 def _marker_of(lines: list[str], fence: int) -> re.Match[str] | None:
     """The docs-test marker of the block whose fence is ``lines[fence]``: the line above it, or
-    the one above a ``<!-- file: ... -->`` line there (the blocks the example tests compare)."""
+    the one above a ``<!-- file: ... -->`` line there (the blocks the example tests compare).
+    A block in a list item is indented, and so is its marker."""
     above = fence - 1
-    if above >= 0 and _FILE_MARKER.match(lines[above]):
+    if above >= 0 and _FILE_MARKER.match(lines[above].strip()):
         above -= 1
-    return _MARKER.match(lines[above]) if above >= 0 else None
+    return _MARKER.match(lines[above].strip()) if above >= 0 else None
+
+
+def _dedented(lines: list[str], indent: str) -> list[str]:
+    """The lines of a block fenced at ``indent`` (in a list item), without that indentation."""
+    return [line.removeprefix(indent) for line in lines]
 
 
 def samples(path: Path) -> list[Sample]:
-    """Every fenced code block of a Markdown page, in order."""
+    """Every fenced code block of a Markdown page, in order (those in list items too)."""
     found: list[Sample] = []
     lines = path.read_text(encoding="utf-8").splitlines()
     index = 0
     while index < len(lines):
         match = _FENCE.match(lines[index])
-        if not match or match.group(1):
+        if not match:
             index += 1
             continue
-        fence, language = match.group(2), match.group(3).strip()
+        indent, fence, language = match.group(1), match.group(2), match.group(3).strip()
         end = index + 1
         while end < len(lines) and lines[end].strip() != fence:
             end += 1
@@ -394,7 +401,7 @@ def samples(path: Path) -> list[Sample]:
                 path,
                 index + 1,
                 language,
-                "\n".join(lines[index + 1 : end]) + "\n",
+                "\n".join(_dedented(lines[index + 1 : end], indent)) + "\n",
                 marker.group(1) if marker else None,
                 int(marker.group(2)) if marker and marker.group(2) else 0,
                 parse_requests(marker.group(3)) if marker and marker.group(3) else (),
@@ -414,9 +421,9 @@ def dangling_markers(path: Path) -> list[int]:
         if not line.lstrip().startswith("<!-- docs-test"):
             continue
         below = number  # the index of the next line
-        if below < len(lines) and _FILE_MARKER.match(lines[below]):
+        if below < len(lines) and _FILE_MARKER.match(lines[below].strip()):
             below += 1
-        if not _MARKER.match(line) or below >= len(lines) or not _FENCE.match(lines[below]):
+        if not _MARKER.match(line.strip()) or below >= len(lines) or not _FENCE.match(lines[below]):
             dangling.append(number)
     return dangling
 
