@@ -122,10 +122,7 @@ class AsyncDriver:
                     try:
                         statement = known.compiled[plan.statement]
                         log_step(known.target, plan, statement)
-                        driver_connection = held.driver_connection
-                        result = await known.run_step(
-                            held.connection, driver_connection, statement, plan, seconds
-                        )
+                        result = await known.run_step(held, statement, plan, seconds)
                     except known.refusals as exc:
                         if not is_conflict(exc):
                             raise
@@ -210,6 +207,4 @@ class AsyncDriver:
     async def _execute(self, held: Held, known: _Engine, step: Step) -> Any:
         statement: CompiledStatement = known.compiled[step.statement]
         log_step(known.target, step, statement)
-        return await known.run_step(
-            held.connection, held.driver_connection, statement, step, self.seconds
-        )
+        return await known.run_step(held, statement, step, self.seconds)
