@@ -357,6 +357,14 @@ def floor_table(title: str, stats: dict[str, Stat], data: dict[str, Any]) -> Tab
     return table
 
 
+def ratio_target(
+    name: str, goal: str, top: Stat, bottom: Stat, met: Callable[[float], bool]
+) -> Target:
+    """A target on ``top / bottom`` (medians), shown with both measurements."""
+    r = ratio(top.median, bottom.median)
+    return Target(name, goal, f"{r:.2f}x ({top.show()} vs {bottom.show()} µs)", met(r))
+
+
 def store_targets(
     area: str,
     stats: dict[str, Stat],
@@ -371,16 +379,12 @@ def store_targets(
     found = []
     for group, case, floor in floors:
         ours, base = cost(stats, group, "session-core", case), stats[f"floor|{floor}|"]
-        r = ratio(ours.median, base.median)
-        measured = f"{r:.2f}x ({ours.show()} vs {base.show()} µs)"
         name = f"{area} {case}, {group}: session cost vs {floor}"
-        found.append(Target(name, f"≤ {limit:g}x", measured, r <= limit))
+        found.append(ratio_target(name, f"≤ {limit:g}x", ours, base, lambda r: r <= limit))
     for group, peer, case in peers:
         ours, theirs = cost(stats, group, "session-core", case), cost(stats, group, peer, case)
-        r = ratio(theirs.median, ours.median)
-        measured = f"{r:.2f}x ({theirs.show()} vs {ours.show()} µs)"
         name = f"{area} {case}, {group}: {peer} cost / ours"
-        found.append(Target(name, f"≥ {factor:g}x", measured, r >= factor))
+        found.append(ratio_target(name, f"≥ {factor:g}x", theirs, ours, lambda r: r >= factor))
     return found
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from session_core import Changes
 
-from . import cookie
+from . import cookie, redis_store
 from .harness import SECRET, AreaResult, Batch, Settings, Stat, Target, measure
 
 CASES = ("untouched", "read", "write", "update")
@@ -151,6 +151,7 @@ def _django_settings(databases: list[Database]) -> None:
     aliases: dict[str, Any] = {"default": {"ENGINE": "django.db.backends.dummy"}}
     aliases.update({database.name: database.django for database in databases})
     settings.configure(
+        CACHES=_django_caches(),
         DEBUG=False,
         SECRET_KEY=SECRET,
         ALLOWED_HOSTS=["*"],
@@ -163,6 +164,18 @@ def _django_settings(databases: list[Database]) -> None:
         SESSION_SERIALIZER="django.contrib.sessions.serializers.JSONSerializer",
     )
     django.setup()
+
+
+def _django_caches() -> dict[str, Any]:
+    """Django's own Redis cache (``RedisCache``) on the Redis the redis area uses, under this
+    run's key prefix: the cache of the ``cached_db`` contender."""
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_store.URL,
+            "KEY_PREFIX": redis_store.prefix() + "django-cache",
+        }
+    }
 
 
 def _django_view(request: Any) -> Any:
@@ -206,14 +219,21 @@ def django_app(engine: str | None, **session_core: Any) -> Any:
     return WSGIHandler()
 
 
-def _django_session_core_backend(store_options: dict[str, Any]) -> Any:
+def _django_session_core_backend(store_options: dict[str, Any], store: str = "db") -> Any:
     from session_core import SessionConfig
     from session_core.integrations import django as integration
 
     config = SessionConfig(
-        secret_key=SECRET, store="db", store_options=store_options, cookie_same_site="Lax"
+        secret_key=SECRET, store=store, store_options=store_options, cookie_same_site="Lax"
     )
     return integration.Backend(config)
+
+
+def _tiered_options(database: Database, db_options: dict[str, Any]) -> dict[str, Any]:
+    """The tiered store as the cached_db contender is set up: Redis in front of this database."""
+    space = f"{redis_store.prefix()}tiered-{database.name}:"
+    front = {"store": "redis", "url": redis_store.URL, "key_prefix": space}
+    return {"front": front, "back": {"store": "db", **db_options}}
 
 
 def _on(alias: str, backend: Any, batch: Batch) -> Batch:
@@ -269,6 +289,7 @@ def floors(database: Database) -> dict[str, Batch]:
     }
 
 
+UNKEPT = "session-core, keep_connections = false"
 ASYNC_FLOOR = "PostgreSQL async SELECT by key (asyncpg)"
 ASYNC_OURS = "PostgreSQL async load (db store, asyncpg)"
 
@@ -330,9 +351,10 @@ def async_loads(loop: asyncio.AbstractEventLoop) -> tuple[dict[str, Batch], Call
 
 
 def build(
-    loop: asyncio.AbstractEventLoop, databases: list[Database]
+    loop: asyncio.AbstractEventLoop, databases: list[Database], with_cache: bool = False
 ) -> tuple[cookie.Contenders, list[Any]]:
-    """Every contender on every database; returns them and what to close afterwards."""
+    """Every contender on every database; returns them and what to close afterwards. With
+    ``with_cache`` (Redis is reachable) Django's ``cached_db`` and the tiered store too."""
     from session_core.wsgi import SessionMiddleware as WsgiSessions
 
     _django_settings(databases)
@@ -348,6 +370,11 @@ def build(
         middleware = WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **ours)
         closers.append(middleware.store)
         c.add_wsgi(group, "session-core", middleware, CASES)
+        # The same without the kept connections: each call checks one out of SQLAlchemy's pool.
+        unkept = {**ours, "store_options": {**ours["store_options"], "keep_connections": False}}
+        middleware = WsgiSessions(cookie.wsgi_app, secret_key=SECRET, **unkept)
+        closers.append(middleware.store)
+        c.add_wsgi(group, UNKEPT, middleware, CASES)
 
         group = f"{database.name}: Flask app"
         c.add_wsgi(group, "bare", cookie.flask_app(cookie.flask_bare), CASES)
@@ -359,18 +386,37 @@ def build(
         group = f"{database.name}: Django app"
         backend = _django_session_core_backend(ours["store_options"])
         closers.append(backend.store)
-        for name, app in (
-            ("bare", django_app(None)),
-            ("Django", django_app("django.contrib.sessions.backends.db")),
-            ("session-core", django_app("session_core.integrations.django", **ours)),
-        ):
+        contenders: list[tuple[str, Any, Any, tuple[str, ...]]] = [
+            ("bare", django_app(None), backend, CASES),
+            ("Django", django_app("django.contrib.sessions.backends.db"), backend, CASES),
+            (
+                "session-core",
+                django_app("session_core.integrations.django", **ours),
+                backend,
+                CASES,
+            ),
+        ]
+        if with_cache:
+            # A cache in front of the database: Django's cached_db (Django's RedisCache) against
+            # the tiered store (redis over the same database). Each gets one session for the
+            # reads and another for the writes, as a site's many readers and few writers do.
+            tiered = _django_session_core_backend(
+                _tiered_options(database, ours["store_options"]), "tiered"
+            )
+            closers.append(tiered.store)
+            cached_db = django_app("django.contrib.sessions.backends.cached_db")
+            tiered_app = django_app("session_core.integrations.django", **ours)
+            for cases in (("untouched", "read"), ("write", "update")):
+                contenders.append(("Django cached_db", cached_db, backend, cases))
+                contenders.append(("session-core tiered", tiered_app, tiered, cases))
+        for name, app, chosen, cases in contenders:
             _Router.alias = database.name
             _migrate(database.name)
             before = len(c.batches)
-            _set_backend(backend)
-            c.add_wsgi(group, name, app, CASES)
+            _set_backend(chosen)
+            c.add_wsgi(group, name, app, cases)
             for key in list(c.batches)[before:]:
-                c.batches[key] = _on(database.name, backend, c.batches[key])
+                c.batches[key] = _on(database.name, chosen, c.batches[key])
     return c, closers
 
 
@@ -419,10 +465,11 @@ def run(settings: Settings) -> AreaResult:
     loop = asyncio.new_event_loop()
     closers: list[Any] = []
     close_async: Callable[[], None] | None = None
+    no_redis = redis_store.reachable()
     with sqlite_database() as sqlite_db, _maybe_postgresql(not why) as pg_db:
         databases = [d for d in (sqlite_db, pg_db) if d is not None]
         try:
-            contenders, closers = build(loop, databases)
+            contenders, closers = build(loop, databases, with_cache=not no_redis)
             batches = dict(contenders.batches)
             for database in databases:
                 batches.update(floors(database))
@@ -437,8 +484,12 @@ def run(settings: Settings) -> AreaResult:
                 store.close()
             _close_django()
             loop.close()
-    if why:
-        result.skipped = f"PostgreSQL part: {why}"
+            if not no_redis:
+                redis_store.cleanup(redis_store.prefix())
+    skipped = [f"PostgreSQL part: {why}"] * bool(why)
+    skipped += [f"Django cached_db and tiered: {no_redis}"] * bool(no_redis)
+    if skipped:
+        result.skipped = "; ".join(skipped)
     result.tables, result.data = cookie.report("Database store", contenders, stats, CASES)
     title = "Database floor: the bare driver, µs per operation"
     result.tables.append(cookie.floor_table(title, stats, result.data))
@@ -475,6 +526,19 @@ def targets(stats: dict[str, Stat], databases: list[str]) -> list[Target]:
         for case in ("read", "update")
     ]
     found = cookie.store_targets("db", stats, floors, peers, 1.3, 2)
+    for name in databases:
+        group = f"{name}: Django app"
+        if f"{group}|Django cached_db|read" not in stats:
+            continue  # no Redis
+        found.append(
+            cookie.ratio_target(
+                f"tiered read, {group}: Django cached_db cost / tiered (redis over db)",
+                "≥ 1x",
+                cookie.cost(stats, group, "Django cached_db", "read"),
+                cookie.cost(stats, group, "session-core tiered", "read"),
+                lambda r: r >= 1,
+            )
+        )
     if f"floor|{ASYNC_OURS}|" in stats:
         ours, base = stats[f"floor|{ASYNC_OURS}|"], stats[f"floor|{ASYNC_FLOOR}|"]
         r = ours.median / base.median

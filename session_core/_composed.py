@@ -92,5 +92,9 @@ def flavour(cls: type[S], **flags: bool) -> type[S]:
 
 def plain_copy(record: SessionRecord) -> SessionRecord:
     """``record`` without its store-private version, for handing to another store: one store's
-    version means nothing to another (and could match a different row by accident)."""
-    return SessionRecord(record.data, record.expires_at, record.expiry)
+    version means nothing to another (and could match a different row by accident). Its user and
+    client details go with it, so the copy stays bound to its user (listed and revoked with the
+    user's other sessions, where the other store indexes users)."""
+    return SessionRecord(
+        record.data, record.expires_at, record.expiry, user_id=record.user_id, client=record.client
+    )

@@ -367,6 +367,7 @@ class UserIndexUnsupportedError(SessionCoreError, NotImplementedError):
         super().__init__(
             f"session store {store!r} cannot {operation}: {reason}; the stores that can have "
             f"indexes_users = True ('db' from session-core-db, 'redis' from session-core-redis, "
-            f"and session_core.testing.MemoryStore in tests): switch the 'store' setting to one "
+            f"'tiered' and 'migrate' when both of their stores do, and "
+            f"session_core.testing.MemoryStore in tests): switch the 'store' setting to one "
             f"of them and set session.user_id at login"
         )

@@ -22,9 +22,17 @@ first wrote).
 
 Round trips, for a session not moved yet between two server stores: a read costs one more than
 the old store alone (the new store's miss); a save costs the move (a write to the new store and
-a delete from the old). After ``session-core migrate`` has copied the sessions, a request costs
-what the new store alone costs. From the cookie store nothing is extra: the new store's miss
-costs no round trip, and the move is the new session's creation.
+a delete from the old), and for a signed-in session one more read of the old store (so that a
+revocation meanwhile is not undone). After ``session-core migrate`` has copied the sessions, a
+request costs what the new store alone costs. From the cookie store nothing is extra: the new
+store's miss costs no round trip, and the move is the new session's creation.
+
+Sessions per user, when both stores index them: a listing merges both stores' (a session
+held in both, copied but not moved yet, is listed once), and a revocation revokes in the old
+store, then in the new one, so the sessions not moved yet are signed out too. A move or a bulk
+copy carries the session's user, so a moved session is listed and revoked with the others.
+With an old store that keeps no index (the cookie store, whose sessions live in the visitors'
+cookies) the store refuses to list or revoke, rather than sign a user out of some sessions only.
 
 The middleware treats the store as server-side unless both stores keep the data in the cookie.
 Once no live session is left in the old store (its lifetime has passed, or the copy is done),
@@ -37,12 +45,15 @@ from dataclasses import dataclass
 
 from ._composed import check_options, flavour, nested_store, plain_copy
 from .config import SessionConfig
+from .errors import UserIndexUnsupportedError
 from .hookspecs import hookimpl
 from .store import (
     Changes,
     Progress,
+    SessionInfo,
     SessionRecord,
     SessionStore,
+    UserId,
     hash_key,
     is_plausible_key,
 )
@@ -59,7 +70,8 @@ class _Held:
 
 
 def _merged(current: SessionRecord, record: SessionRecord, changes: Changes) -> SessionRecord:
-    """``current`` (the old store's record) with this request's ``changes`` applied."""
+    """``current`` (the old store's record) with this request's ``changes`` applied; it keeps
+    its user (a write-only request does not know it)."""
     if changes.complete:
         data = dict(record.data)
     else:
@@ -68,9 +80,10 @@ def _merged(current: SessionRecord, record: SessionRecord, changes: Changes) -> 
             data[name] = record.data[name]
         for name in changes.deleted:
             data.pop(name, None)
+    client = record.client if record.client is not None else current.client
     if changes.expiry:
-        return SessionRecord(data, record.expires_at, record.expiry)
-    return SessionRecord(data, current.expires_at, current.expiry)
+        return SessionRecord(data, record.expires_at, record.expiry, None, current.user_id, client)
+    return SessionRecord(data, current.expires_at, current.expiry, None, current.user_id, client)
 
 
 def _unwrapped(record: SessionRecord) -> bool:
@@ -84,11 +97,28 @@ def _unwrapped(record: SessionRecord) -> bool:
     return False
 
 
+def _merged_listing(new: list[SessionInfo], old: list[SessionInfo]) -> list[SessionInfo]:
+    """Both stores' listings, each session once (the new store's entry wins), most recently
+    seen first."""
+    seen = {info.key_hash for info in new}
+    merged = new + [info for info in old if info.key_hash not in seen]
+    return sorted(merged, key=lambda info: info.last_seen_at, reverse=True)
+
+
+def _held_in_both(old: list[SessionInfo], new: list[SessionInfo], keep: str | None) -> int:
+    """How many sessions (but ``keep``) both listings hold: copied, not yet moved."""
+    kept = hash_key(keep) if keep is not None else None
+    return len({info.key_hash for info in old} & {info.key_hash for info in new} - {kept})
+
+
 class MigrateStore(SessionStore):
     """Serves sessions from an old store and a new one while moving them to the new one.
 
     The class flags follow the stores: ``partial_writes`` is the new store's, ``local`` holds
-    only when both keep the data in the cookie, and cleanup is the new store's.
+    only when both keep the data in the cookie, cleanup is the new store's, and
+    ``indexes_users`` holds only when both stores index users: a revocation must reach the
+    sessions not moved yet as well as the moved ones, so with an old store that cannot (the
+    cookie store) listing and revoking refuse, saying why.
 
     Args:
         old: the store sessions are moving out of.
@@ -103,6 +133,7 @@ class MigrateStore(SessionStore):
             local=old.local and new.local,
             partial_writes=new.partial_writes,
             needs_cleanup=new.needs_cleanup,
+            indexes_users=new.indexes_users and old.indexes_users,
         )
         return super().__new__(variant)
 
@@ -164,17 +195,32 @@ class MigrateStore(SessionStore):
             whole = _merged(current, record, changes)
         else:
             whole = plain_copy(whole)
+        written = True  # whether this request wrote the new store's copy
         if self._same_key and is_plausible_key(key):
             saved: str | None = key
             if not self.new.insert_record(hash_key(key), whole):
                 # Another request (or the bulk copy) moved it first: merge into that.
                 record.version = None
                 saved = self.new.save(key, record, changes)
+                written = False
         else:
             saved = self.new.save(None, whole, Changes.everything(whole))
+        recheck = written and self._recheck(whole)
+        if saved is not None and recheck and self.old.load(key) is None:
+            self.new.delete(saved)  # revoked meanwhile: see _recheck
+            return None
         self.old.delete(key)
         record.version = _Held(False, whole.version)  # None (unknown) after an insert
         return saved
+
+    def _recheck(self, whole: SessionRecord) -> bool:
+        """Whether a move must read the old store again after writing the new copy: for a
+        session bound to a user, between two server stores. A revocation (or a sign-out) that
+        ran after this request read the old store deleted the session there before it reached
+        the new store's copy, or before the copy was written; found gone, the copy is taken
+        back, and the session stays signed out. One call more on the move of a signed-in
+        session: the price of a revocation that a request in flight cannot undo."""
+        return whole.user_id is not None and not self.old.local
 
     # Deletes reach the old store first: a bulk copy that read the session before the delete
     # then either writes it before the new store's delete (which removes it) or finds it gone
@@ -192,6 +238,35 @@ class MigrateStore(SessionStore):
         new_key = self.new.cycle_key(key, record)
         record.version = _Held(False, record.version)
         return new_key
+
+    def _no_user_index(self, operation: str) -> UserIndexUnsupportedError:
+        if not self.new.indexes_users:
+            reason = f"its new store ({self.new.name}) keeps no index of sessions by user"
+        else:
+            reason = (
+                f"its old store ({self.old.name}) keeps no index of sessions by user, so the "
+                f"sessions not moved yet could not be signed out (a revocation that left them "
+                f"would be worse than none); configure the new store alone once the old "
+                f"sessions have expired or been copied (session-core migrate)"
+            )
+        return UserIndexUnsupportedError(self.name, operation, reason)
+
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """The user's sessions in both stores, each once (the new store's entry for one in
+        both), most recently seen first."""
+        if not self.indexes_users:
+            raise self._no_user_index("list the sessions of a user")
+        return _merged_listing(self.new.sessions_of(user_id), self.old.sessions_of(user_id))
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Revoke in both stores, the old one first (as deletes, see above); returns how many
+        sessions went, one held in both stores counted once."""
+        if not self.indexes_users:
+            raise self._no_user_index("revoke the sessions of a user")
+        both = _held_in_both(self.old.sessions_of(user_id), self.new.sessions_of(user_id), keep)
+        revoked = self.old.revoke_user(user_id, keep)
+        revoked += self.new.revoke_user(user_id, keep)
+        return max(revoked - both, 0)
 
     def clear_expired(self, progress: Progress | None = None) -> int | None:
         """The new store's cleanup. The old store's expired records are left to it: clean it
@@ -242,13 +317,19 @@ class MigrateStore(SessionStore):
             whole = _merged(current, record, changes)
         else:
             whole = plain_copy(whole)
+        written = True
         if self._same_key and is_plausible_key(key):
             saved: str | None = key
             if not await self.new.ainsert_record(hash_key(key), whole):
                 record.version = None
                 saved = await self.new.asave(key, record, changes)
+                written = False
         else:
             saved = await self.new.asave(None, whole, Changes.everything(whole))
+        recheck = written and self._recheck(whole)
+        if saved is not None and recheck and await self.old.aload(key) is None:
+            await self.new.adelete(saved)
+            return None
         await self.old.adelete(key)
         record.version = _Held(False, whole.version)  # None (unknown) after an insert
         return saved
@@ -265,6 +346,23 @@ class MigrateStore(SessionStore):
         new_key = await self.new.acycle_key(key, record)
         record.version = _Held(False, record.version)
         return new_key
+
+    async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """Async twin of :meth:`sessions_of`."""
+        if not self.indexes_users:
+            raise self._no_user_index("list the sessions of a user")
+        new = await self.new.asessions_of(user_id)
+        return _merged_listing(new, await self.old.asessions_of(user_id))
+
+    async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Async twin of :meth:`revoke_user`."""
+        if not self.indexes_users:
+            raise self._no_user_index("revoke the sessions of a user")
+        old = await self.old.asessions_of(user_id)
+        both = _held_in_both(old, await self.new.asessions_of(user_id), keep)
+        revoked = await self.old.arevoke_user(user_id, keep)
+        revoked += await self.new.arevoke_user(user_id, keep)
+        return max(revoked - both, 0)
 
     async def aclear_expired(self, progress: Progress | None = None) -> int | None:
         """Async twin of :meth:`clear_expired`."""

@@ -23,7 +23,7 @@ from .store import (
     user_index_name,
 )
 
-__all__ = ["DEFAULT_MAX_AGE", "ResponseAction", "Session"]
+__all__ = ["DEFAULT_MAX_AGE", "ResponseAction", "Session", "check_json_value"]
 
 DEFAULT_MAX_AGE = 1209600
 """Two weeks, in seconds: the default session lifetime."""
@@ -62,51 +62,72 @@ def _normalize_key(key: object) -> str:
     raise TypeError(f"session keys must be str, not {type(key).__name__} {key!r}")
 
 
-def _check_text(text: str, key: str, path: str) -> None:
+def _check_text(text: str, key: str, path: str, name: str = "session") -> None:
     """Refuse a ``str`` that UTF-8 cannot encode: one holding a lone surrogate (``"\\ud800"``,
     which a JSON request body can carry), which every store would fail to write."""
     try:
         text.encode()
     except UnicodeEncodeError as exc:
         raise TypeError(
-            f"session[{key!r}]{path}: the string holds a lone surrogate "
+            f"{name}[{key!r}]{path}: the string holds a lone surrogate "
             f"{text[exc.start]!r} at index {exc.start}, which UTF-8 (and so a stored session) "
             f"cannot carry; check or clean the text first"
         ) from None
 
 
-def _check_json(value: object, key: str, path: str = "") -> None:
+def check_json_value(value: object, key: str, *, name: str = "session") -> None:
+    """Refuse ``value`` unless every store can keep it as the session's ``key``.
+
+    A session holds JSON values: ``str`` (which UTF-8 must encode: no lone surrogate such as
+    ``"\\ud800"``), ``int``, finite ``float``, ``bool``, ``None``, and lists and dicts (``str``
+    keys) of them, at any depth. The session runs this check at assignment; a framework
+    integration with its own session object (Django's) runs it too, so the two refuse the same
+    values with the same message.
+
+    Args:
+        value: the value to check.
+        key: the session key it is stored under, named in the error.
+        name: how the error names the session (``"request.session"`` for Django's).
+
+    Raises:
+        TypeError: naming ``name[key]``, where inside the value the problem is, and what a
+            session can hold.
+    """
+    _check_json(value, key, "", name)
+
+
+def _check_json(value: object, key: str, path: str = "", name: str = "session") -> None:
     if isinstance(value, str):  # str enums encode as their value
         if not value.isascii():
-            _check_text(value, key, path)
+            _check_text(value, key, path, name)
         return
     if value is None or isinstance(value, int):  # bool is an int; int enums encode
         return
     if isinstance(value, float):
         if not math.isfinite(value):
             raise TypeError(
-                f"session[{key!r}]{path}: {value!r} is not a JSON number; "
+                f"{name}[{key!r}]{path}: {value!r} is not a JSON number; "
                 f"only finite floats can be stored"
             )
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _check_json(item, key, f"{path}[{index}]")
+            _check_json(item, key, f"{path}[{index}]", name)
         return
     if isinstance(value, dict):
         for inner_key, item in value.items():
             if not isinstance(inner_key, str):
                 raise TypeError(
-                    f"session[{key!r}]{path}: dict key {inner_key!r} is not a str; "
+                    f"{name}[{key!r}]{path}: dict key {inner_key!r} is not a str; "
                     f"JSON objects only have string keys"
                 )
             if not inner_key.isascii():
-                _check_text(inner_key, key, f"{path} (a dict key)")
-            _check_json(item, key, f"{path}[{inner_key!r}]")
+                _check_text(inner_key, key, f"{path} (a dict key)", name)
+            _check_json(item, key, f"{path}[{inner_key!r}]", name)
         return
     hint = "; use a list" if isinstance(value, tuple) else ""
     raise TypeError(
-        f"session[{key!r}]{path}: {type(value).__name__} is not a JSON value{hint}; a session "
+        f"{name}[{key!r}]{path}: {type(value).__name__} is not a JSON value{hint}; a session "
         f"holds str, int, float, bool, None, and lists and dicts (str keys) of them"
     )
 

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
+from .errors import StoreUnreachableError
 from .session import Session
 from .store import (
     Changes,
@@ -48,7 +49,14 @@ from .store import (
     user_index_name,
 )
 
-__all__ = ["HOSTILE_KEYS", "MemoryStore", "StoreConformance", "make_record", "run_in_threads"]
+__all__ = [
+    "HOSTILE_KEYS",
+    "MemoryStore",
+    "OutageStore",
+    "StoreConformance",
+    "make_record",
+    "run_in_threads",
+]
 
 T = TypeVar("T")
 
@@ -403,6 +411,93 @@ class MemoryStore(SessionStore):
     def __len__(self) -> int:
         with self._lock:
             return len(self._rows)
+
+
+class OutageStore(MemoryStore):
+    """A :class:`MemoryStore` whose server can go down, for testing what an app (or a framework
+    integration) does while its session store is unreachable.
+
+    The operations named in :attr:`down` raise :class:`~session_core.StoreUnreachableError`, as
+    a real store's do when its server stops answering; the others work. Their async twins fail
+    the same way (they run the sync methods)::
+
+        store = OutageStore()
+        app = SessionMiddleware(my_app, secret_key=SECRET, store=store)
+        ...                              # a visitor gets a session
+        store.fail()                     # every operation fails from now on
+        store.fail("save")               # or: loads work, saves fail
+        store.recover()                  # the server is back
+
+    Attributes:
+        down: the names of the operations that fail now (a subset of :attr:`OPERATIONS`); a
+            plain set, safe to change from another thread between requests.
+        reason: the text of the errors raised, after the operation's name.
+    """
+
+    OPERATIONS: ClassVar[frozenset[str]] = frozenset(
+        {"load", "save", "delete", "clear_expired", "sessions_of", "revoke_user"}
+    )
+    """The operations :meth:`fail` can take down."""
+
+    target = "127.0.0.1:1"
+    """What the errors say the store tried to reach (a port nothing listens on)."""
+
+    def __init__(self, reason: str = "connection refused") -> None:
+        super().__init__()
+        self.down: set[str] = set()
+        self.reason = reason
+
+    def fail(self, *operations: str) -> None:
+        """Make ``operations`` (every one of :attr:`OPERATIONS` when none is named) fail.
+
+        Raises:
+            ValueError: for a name that is not in :attr:`OPERATIONS`.
+        """
+        unknown = sorted(set(operations) - self.OPERATIONS)
+        if unknown:
+            raise ValueError(
+                f"OutageStore cannot fail {', '.join(map(repr, unknown))}: "
+                f"the operations are {', '.join(sorted(self.OPERATIONS))}"
+            )
+        self.down |= set(operations or self.OPERATIONS)
+
+    def recover(self, *operations: str) -> None:
+        """Make ``operations`` (every one, when none is named) work again."""
+        self.down -= set(operations or self.OPERATIONS)
+
+    def _check(self, operation: str) -> None:
+        if operation in self.down:
+            raise StoreUnreachableError(self.name, self.target, operation, self.reason)
+
+    def load(self, key: str) -> SessionRecord | None:
+        """See :meth:`SessionStore.load`; fails while ``"load"`` is down."""
+        self._check("load")
+        return super().load(key)
+
+    def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
+        """See :meth:`SessionStore.save`; fails while ``"save"`` is down."""
+        self._check("save")
+        return super().save(key, record, changes)
+
+    def delete(self, key: str) -> None:
+        """See :meth:`SessionStore.delete`; fails while ``"delete"`` is down."""
+        self._check("delete")
+        super().delete(key)
+
+    def clear_expired(self, progress: Progress | None = None, batch: int = 1000) -> int:
+        """See :meth:`SessionStore.clear_expired`; fails while ``"clear_expired"`` is down."""
+        self._check("clear_expired")
+        return super().clear_expired(progress, batch)
+
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """See :meth:`SessionStore.sessions_of`; fails while ``"sessions_of"`` is down."""
+        self._check("sessions_of")
+        return super().sessions_of(user_id)
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """See :meth:`SessionStore.revoke_user`; fails while ``"revoke_user"`` is down."""
+        self._check("revoke_user")
+        return super().revoke_user(user_id, keep)
 
 
 class StoreConformance:
@@ -1148,3 +1243,31 @@ class StoreConformance:
         assert store.load(key) is None
         assert store.load_record(hash_key(key)) is None
         assert store.load(other) is not None
+
+    def test_a_record_copied_by_hash_keeps_its_user(self, store: SessionStore) -> None:
+        """A record inserted by hash with a user (a session moved or copied from another store)
+        loads with its user, is listed and revoked with the user's other sessions, stays
+        indexed through later saves, and a listing of records holds sessions only."""
+        self._needs_listing(store)
+        self._needs_user_index(store)
+        signed_in = self._sign_in(store, "ann")
+        key = generate_key()
+        record = make_record({"a": 1})
+        record.user_id = "ann"
+        record.client = {"ip": "192.0.2.9"}
+        assert store.insert_record(hash_key(key), record)
+        loaded = Session(store, key)
+        assert loaded.user_id == "ann"
+        both = {hash_key(signed_in), hash_key(key)}
+        assert self._listed(store, "ann") == both
+        copied = next(i for i in store.sessions_of("ann") if i.key_hash == hash_key(key))
+        assert copied.client == {"ip": "192.0.2.9"}
+        listed = self._scan_all(store, 100)
+        assert both <= set(listed)
+        assert all(is_key_hash(name) for name in listed), "a listing holds sessions only"
+        loaded["b"] = 2
+        assert loaded.save() == key
+        assert self._listed(store, "ann") == both
+        assert store.revoke_user("ann", keep=signed_in) == 1
+        assert store.load(key) is None
+        assert self._listed(store, "ann") == {hash_key(signed_in)}

@@ -14,6 +14,14 @@ value. A fill that raced a write is caught: after filling, the back is read once
 changed record is removed from the front again, so a reader never leaves an old copy behind a
 writer.
 
+Sessions per user: the back lists them (:meth:`TieredStore.sessions_of`) and revokes them;
+then the front revokes its copies, which it indexes by user too (a fill copies the session with
+its user). A request that read the back just before a revocation and fills the front just after
+it is caught as a racing write is: its re-read of the back finds the session gone and removes
+the copy. Both orders are covered: a fill written before the front's revocation is revoked with
+the others, one written after it is removed by its own re-read. A front that is down is not
+revoked (its recovery empties it before it is read again).
+
 The front going down does not take the site down. On the first front failure the store stops
 using the front: reads and writes go to the back alone, and the writes made meanwhile are not
 removed from the front (it cannot be reached). After ``retry_after`` seconds a request starts a
@@ -39,9 +47,18 @@ from typing import Any
 
 from ._composed import check_options, flavour, nested_store, plain_copy
 from .config import SessionConfig
-from .errors import ConfigurationError, StoreUnreachableError
+from .errors import ConfigurationError, StoreUnreachableError, UserIndexUnsupportedError
 from .hookspecs import hookimpl
-from .store import Changes, Progress, RecordPage, SessionRecord, SessionStore, hash_key
+from .store import (
+    Changes,
+    Progress,
+    RecordPage,
+    SessionInfo,
+    SessionRecord,
+    SessionStore,
+    UserId,
+    hash_key,
+)
 
 __all__ = ["DEFAULT_RETRY_AFTER", "FrontState", "TieredStore"]
 
@@ -75,8 +92,9 @@ class TieredStore(SessionStore):
     """A front store used as a cache of a back store, the back being the truth.
 
     The class flags follow the stores: ``partial_writes`` and ``lists_records`` are the
-    back's, and cleanup is needed when either store needs it. Records listed, inserted or
-    deleted by key hash go to the back (and leave the front).
+    back's, cleanup is needed when either store needs it, and ``indexes_users`` holds when both
+    index users (the back lists and revokes; the front's index finds its copies to drop).
+    Records listed, inserted or deleted by key hash go to the back (and leave the front).
 
     Args:
         front: the cache; a server-side store with ``lists_records`` (``redis``).
@@ -95,6 +113,7 @@ class TieredStore(SessionStore):
             partial_writes=back.partial_writes,
             needs_cleanup=front.needs_cleanup or back.needs_cleanup,
             lists_records=back.lists_records,
+            indexes_users=back.indexes_users and front.indexes_users,
         )
         return super().__new__(variant)
 
@@ -285,6 +304,38 @@ class TieredStore(SessionStore):
                 self._front_failed()
         return removed
 
+    def _no_user_index(self, operation: str) -> UserIndexUnsupportedError:
+        lacking = self.back if not self.back.indexes_users else self.front
+        role = "back" if lacking is self.back else "front"
+        return UserIndexUnsupportedError(
+            self.name,
+            operation,
+            f"its {role} store ({lacking.name}) keeps no index of sessions by user, and the "
+            f"tiered store needs both tiers to (the back to list and revoke, the front to drop "
+            f"its copies of revoked sessions)",
+        )
+
+    def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """The back's listing (the truth; the front holds copies only)."""
+        if not self.indexes_users:
+            raise self._no_user_index("list the sessions of a user")
+        return self.back.sessions_of(user_id)
+
+    def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Revoke in the back, then drop the user's copies from the front; returns the back's
+        count. A fill racing the revocation cannot bring a copy back (see the module)."""
+        if not self.indexes_users:
+            raise self._no_user_index("revoke the sessions of a user")
+        try:
+            return self.back.revoke_user(user_id, keep)
+        finally:
+            # Also after a failed revocation: the back may have deleted before the error.
+            if self._state is not FrontState.DOWN:
+                try:
+                    self.front.revoke_user(user_id, keep)
+                except StoreUnreachableError:
+                    self._front_failed()
+
     def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
         """The back's records (see :meth:`SessionStore.scan_records`)."""
         return self.back.scan_records(cursor, count)
@@ -387,6 +438,25 @@ class TieredStore(SessionStore):
             except StoreUnreachableError:
                 self._front_failed()
         return removed
+
+    async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
+        """Async twin of :meth:`sessions_of`."""
+        if not self.indexes_users:
+            raise self._no_user_index("list the sessions of a user")
+        return await self.back.asessions_of(user_id)
+
+    async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
+        """Async twin of :meth:`revoke_user`."""
+        if not self.indexes_users:
+            raise self._no_user_index("revoke the sessions of a user")
+        try:
+            return await self.back.arevoke_user(user_id, keep)
+        finally:
+            if self._state is not FrontState.DOWN:
+                try:
+                    await self.front.arevoke_user(user_id, keep)
+                except StoreUnreachableError:
+                    self._front_failed()
 
     async def ainsert_record(self, key_hash: str, record: SessionRecord) -> bool:
         """Async twin of :meth:`insert_record`."""

@@ -69,24 +69,30 @@ class SessionMiddleware:
         session = environ[ENVIRON_KEY] = self.cookie.new_session(environ.get("HTTP_COOKIE"))
         always = self._always_finish
         finish = self.cookie.finish
+        started = False  # whether the server's start_response was called
 
         def session_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo | None = None
         ) -> Callable[[bytes], object]:
+            nonlocal started
             if session._accessed or always:  # the property would cost a call
                 extra = finish(session, int(status[:3]))
                 if extra:
                     headers = [*headers, *extra]
+            started = True
             return start_response(status, headers, exc_info)
 
         try:
             return self.app(environ, session_start_response)
         except StoreUnreachableError as error:
             # The load (in the app) or the save (in start_response, before the server's was
-            # called) failed: the 503 takes the response's place. If the server already sent
-            # headers, start_response re-raises (the exc_info rule), which is all there is left.
+            # called) failed: the 503 takes the response's place. Only a second call of the
+            # server's start_response carries exc_info (PEP 3333): a first one with it is
+            # re-raised by test clients (Werkzeug's, httpx's), so a test could not see the 503.
+            # If the server already sent headers, it re-raises, which is all there is left.
             status, headers, body = self.unavailable(error)
-            start_response(f"{status} {HTTPStatus(status).phrase}", headers, sys.exc_info())
+            exc_info = sys.exc_info() if started else None
+            start_response(f"{status} {HTTPStatus(status).phrase}", headers, exc_info)
             return [body]
 
     def unavailable(self, error: StoreUnreachableError) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -10,7 +10,12 @@ import time
 
 import pytest
 
-from session_core import ConfigurationError, SessionConfig, StoreUnreachableError
+from session_core import (
+    ConfigurationError,
+    SessionConfig,
+    StoreUnreachableError,
+    UserIndexUnsupportedError,
+)
 from session_core.cookie import CookieStore
 from session_core.migrate import MigrateStore
 from session_core.registry import create_store
@@ -243,6 +248,40 @@ def test_tiered_flags_follow_the_stores() -> None:
     assert type(store).needs_cleanup
     assert type(store).lists_records
     assert not type(store).local
+    assert type(store).indexes_users
+
+
+class UnindexedMemory(MemoryStore):
+    """A memory store that keeps no index of sessions by user (as a third-party store may)."""
+
+    name = "unindexed"
+    indexes_users = False
+
+
+@pytest.mark.parametrize("role", ["front", "back"])
+def test_tiered_without_a_user_index_in_either_tier_refuses_naming_it(role: str) -> None:
+    """Both tiers must index users: the back to list and revoke, the front to find the copies
+    of revoked sessions. Otherwise the tiered store refuses, before any I/O, naming the tier."""
+    stores = {"front": MemoryStore(), "back": MemoryStore(), role: UnindexedMemory()}
+    store = TieredStore(stores["front"], stores["back"])
+    assert not store.indexes_users
+    with pytest.raises(UserIndexUnsupportedError, match=f"its {role} store \\(unindexed\\)"):
+        store.revoke_user("ann")
+    with pytest.raises(UserIndexUnsupportedError, match=f"its {role} store"):
+        asyncio.run(store.asessions_of("ann"))
+    assert stores["front"].calls == stores["back"].calls == {}
+
+
+def test_migrate_flags_and_refusal_follow_both_stores() -> None:
+    """migrate indexes users only when both stores do; otherwise it names the one that does
+    not, the old one with the reason (its sessions could not be signed out)."""
+    assert MigrateStore(MemoryStore(), MemoryStore()).indexes_users
+    old_cookie = MigrateStore(CookieStore([SECRET]), MemoryStore())
+    with pytest.raises(UserIndexUnsupportedError, match=r"old store \(cookie\).*signed out"):
+        old_cookie.sessions_of("ann")
+    new_unindexed = MigrateStore(MemoryStore(), UnindexedMemory())
+    with pytest.raises(UserIndexUnsupportedError, match="new store \\(unindexed\\)"):
+        asyncio.run(new_unindexed.arevoke_user("ann"))
 
 
 # ---------------------------------------------------------------------- migrate

@@ -14,12 +14,12 @@ import threading
 import httpx
 import pytest
 
-from session_core import SessionConfig, StoreUnreachableError
+from session_core import SessionConfig
 from session_core import demo as demo_module
 from session_core.cli import main
 from session_core.demo import DemoApp, DemoError, demo_config, serve
 from session_core.store import Changes, SessionRecord
-from session_core.testing import MemoryStore
+from session_core.testing import OutageStore
 
 SECRET = "demo-test-secret-" + "s" * 40
 
@@ -135,30 +135,28 @@ def test_unknown_paths_and_methods(live_demo):
 # ---------------------------------------------------------------------- failures
 
 
-class FlakyStore(MemoryStore):
-    """A server-side store that can be switched off, or made to hang until released."""
+class FlakyStore(OutageStore):
+    """A server-side store that can be switched off (``fail()``), or made to hang until
+    released."""
 
     name = "flaky"
 
     def __init__(self) -> None:
         super().__init__()
-        self.down = False
         self.hang: threading.Event | None = None  # set to hang every call until it is set
         self.hanging = threading.Event()  # set once a call hangs
 
-    def _maybe_fail(self, operation: str) -> None:
+    def _maybe_hang(self) -> None:
         if self.hang is not None:
             self.hanging.set()
             self.hang.wait(60)  # bounded, so a failed test cannot keep the thread forever
-        if self.down:
-            raise StoreUnreachableError("flaky", "127.0.0.1:1", operation, "connection refused")
 
     def load(self, key: str) -> SessionRecord | None:
-        self._maybe_fail("load")
+        self._maybe_hang()
         return super().load(key)
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
-        self._maybe_fail("save")
+        self._maybe_hang()
         return super().save(key, record, changes)
 
 
@@ -167,13 +165,13 @@ def test_a_store_that_goes_down_gives_503_pages(live_asgi_server, capsys):
     url = live_asgi_server(DemoApp(SessionConfig(secret_key=SECRET, store=store)))
     with httpx.Client(base_url=url, follow_redirects=True, timeout=10) as client:
         assert _visits(client.get("/")) == 1
-        store.down = True
+        store.fail()
         for path in ("/", "/session"):
             page = client.get(path)
             assert page.status_code == 503
             assert "is not available right now" in page.text
             assert page.headers["retry-after"] == "5"
-        store.down = False
+        store.recover()
         assert _visits(client.get("/")) == 2
     assert "503, the store failed" in capsys.readouterr().err
 
@@ -198,7 +196,7 @@ def test_a_store_that_hangs_gives_503_not_a_hang(live_asgi_server, monkeypatch, 
 
 def test_a_store_down_at_start_stops_the_demo_with_one_line(monkeypatch, capsys):
     store = FlakyStore()
-    store.down = True
+    store.fail()
     monkeypatch.setattr("session_core.asgi.create_store", lambda config: store)
     code = main(["demo", "--store", "flaky", "--port", "1"])
     err = capsys.readouterr().err

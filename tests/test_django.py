@@ -26,7 +26,8 @@ from session_core import (
     SessionCoreError,
     StoreUnreachableError,
 )
-from session_core.testing import MemoryStore
+from session_core.session import check_json_value
+from session_core.testing import MemoryStore, OutageStore
 
 sys.path.insert(0, str(Path(__file__).parent / "upstream"))
 from django_test_settings import (
@@ -315,6 +316,28 @@ def test_a_lone_surrogate_is_refused_before_the_store_sees_it(session, value):
     session["text"] = "fine"
     session.save()
     assert SessionStore(session.session_key)["text"] == "fine"
+
+
+@pytest.mark.parametrize(
+    "value", ["\ud800", ["ok", {"x": "\udfff"}], float("nan"), {"when": object()}]
+)
+def test_a_refused_value_gets_the_core_s_message(session, value):
+    # One check for every integration: Django's engine says what Session assignment says.
+    with pytest.raises(TypeError) as core:
+        check_json_value(value, "text", name="request.session")
+    session["text"] = value
+    with pytest.raises(TypeError) as django:
+        session.save()
+    assert str(django.value) == str(core.value)
+
+
+def test_what_django_s_json_keeps_is_still_kept(session):
+    # Django's JSONSerializer keeps a tuple as a list and an int dict key as text; so does this
+    # engine, though the core's Session refuses both at assignment.
+    session["pair"] = (1, 2)
+    session["by_id"] = {7: "x"}
+    session.save()
+    assert dict(SessionStore(session.session_key).items()) == {"pair": [1, 2], "by_id": {"7": "x"}}
 
 
 def test_a_cookie_too_large_for_browsers_is_an_error():
@@ -635,26 +658,6 @@ def test_manage_py_check_fails_with_the_real_message(tmp_path, live_clean_env):
 # ---------------------------------------------------------------------- store outages
 
 
-class OutageStore(MemoryStore):
-    """A memory store whose server is down for the operations in ``down``."""
-
-    def __init__(self):
-        super().__init__()
-        self.down: set[str] = set()
-
-    def _check(self, operation):
-        if operation in self.down:
-            raise StoreUnreachableError("memory", "memory://test", operation, "connection refused")
-
-    def load(self, key):
-        self._check("load")
-        return super().load(key)
-
-    def save(self, key, record, changes):
-        self._check("save")
-        return super().save(key, record, changes)
-
-
 @pytest.fixture
 def outage():
     store = OutageStore()
@@ -677,17 +680,17 @@ def _assert_503(response, caplog):
 def test_an_outage_at_first_use_in_the_view_is_a_503(outage, caplog):
     client = Client()
     assert client.get("/").status_code == 200
-    outage.down.add("load")
+    outage.fail("load")
     _assert_503(client.get("/"), caplog)
 
 
 def test_an_outage_when_the_middleware_saves_is_a_503(outage, caplog):
-    outage.down.add("save")
+    outage.fail("save")
     _assert_503(Client().get("/"), caplog)
 
 
 def test_an_outage_under_asgi_is_a_503_too(outage, caplog):
-    outage.down.add("save")
+    outage.fail("save")
     response = asyncio.run(AsyncClient().get("/"))
     _assert_503(response, caplog)
 
@@ -735,7 +738,7 @@ def test_an_app_that_handles_the_outage_itself_keeps_its_answer(outage):
     ):
         client = Client()  # loads MIDDLEWARE at its first request
         client.get("/")
-        outage.down.add("load")
+        outage.fail("load")
         response = client.get("/")
     assert (response.status_code, response.content) == (200, b"read-only mode")
 
@@ -746,14 +749,14 @@ class MaintenancePage(engine.SessionMiddleware):
 
 
 def test_the_503_is_customised_by_overriding_store_unavailable(outage):
-    outage.down.add("save")
+    outage.fail("save")
     with override_settings(MIDDLEWARE=[f"{__name__}.MaintenancePage"]):
         response = Client().get("/")
     assert (response.status_code, response.content) == (503, b"back soon (memory)")
 
 
 def test_djangos_own_middleware_still_gives_its_500(outage):
-    outage.down.add("save")
+    outage.fail("save")
     with override_settings(MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"]):
         client = Client(raise_request_exception=False)
         assert client.get("/").status_code == 500

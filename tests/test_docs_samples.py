@@ -3,11 +3,22 @@
 A fenced block right under ``<!-- docs-test: run -->`` is run: a ``python`` block as a program,
 a ``console`` block line by line in bash (each ``$`` line is a command; the lines under it are
 its output, where ``...`` stands for any text), the last command exiting with 0 or with the code
-the marker gives (``<!-- docs-test: run, exit 2 -->``). The runnable blocks of a page run in
-order in one empty directory, with the ``session-core`` of this environment first on PATH and
-no ``SESSION_CORE_*`` setting from outside, as a reader following the page would. A block under
-``<!-- docs-test: skip (reason) -->`` is not run; on the pages written for the site every code
-block says which it is.
+the marker gives (``<!-- docs-test: run, exit 2 -->``). A ``python`` block that defines a web
+app is marked with the requests to send it (``<!-- docs-test: run, requests GET /, POST /login
+name=Ada -->``): the block is imported as a module (so an ``if __name__ == "__main__":`` server
+start is not run), and each request goes through its ``app`` (WSGI or ASGI, told apart by
+``app.__call__``) with httpx, cookies kept from one to the next; each must answer below 400.
+
+The runnable blocks of a page run in order in one empty directory, with the ``session-core`` of
+this environment first on PATH, no ``SESSION_CORE_*`` setting from outside, and ``SECRET_KEY``
+set to a fresh random key (the pages tell the reader to set it), as a reader following the page
+would. A sample's Redis URL ``redis://127.0.0.1:6379/0`` is replaced by
+``SESSION_CORE_TEST_REDIS_URL`` when that is set, so the tests use the server the run was given.
+
+A block under ``<!-- docs-test: skip (reason) -->`` is not run, and the reason says why (it
+serves until stopped, needs a server named in it, is a fragment of a larger file, ...); the
+skipped samples are listed as skipped tests with their reasons (``pytest -rs``). On the README
+and every page of ``docs/``, every python, console and shell block says which it is.
 
 Every ``session-core`` command anywhere in the docs (console and sh blocks of every page,
 README.md and the plugins' READMEs included) is also parsed by the command's real argument
@@ -20,6 +31,7 @@ import argparse
 import importlib.util
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -49,7 +61,60 @@ def _environment() -> dict[str, str]:
         if not name.startswith("SESSION_CORE_") or name.startswith("SESSION_CORE_TEST_")
     }
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["SECRET_KEY"] = secrets.token_urlsafe(48)
     return env
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _as_tested(code: str) -> str:
+    """The sample's code, pointed at the test run's Redis server (see the module docstring)."""
+    return code.replace(
+        DEFAULT_REDIS_URL, os.environ.get("SESSION_CORE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    )
+
+
+DRIVER = """\
+import asyncio, importlib, inspect, sys
+import httpx
+
+sys.path.insert(0, ".")
+app = importlib.import_module(sys.argv[1]).app
+is_asgi = inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(
+    getattr(type(app), "__call__", None)
+)
+
+
+def send(client, request):
+    method, path, *form = request.split(" ")
+    data = dict(pair.split("=", 1) for pair in form[0].split("&")) if form else None
+    return client.request(method, path, data=data)
+
+
+def report(request, response):
+    print(f"{request} -> {response.status_code} {response.text[:300]!r}")
+    if response.status_code >= 400:
+        sys.exit(f"{request} answered {response.status_code}")
+
+
+async def run_asgi():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        for request in sys.argv[2:]:
+            report(request, await send(client, request))
+
+
+if is_asgi:
+    asyncio.run(run_asgi())
+else:
+    transport = httpx.WSGITransport(app=app)
+    with httpx.Client(transport=transport, base_url="https://testserver") as client:
+        for request in sys.argv[2:]:
+            report(request, send(client, request))
+"""
+"""Imports a sample (``argv[1]``, run in the sample's directory) and sends its ``app`` the
+requests that follow, printing each answer."""
 
 
 def _run_in(workdir: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -66,9 +131,17 @@ def _run_in(workdir: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 def _run_python(sample: docs_pages.Sample, workdir: Path) -> None:
     program = workdir / f"sample_{sample.line}.py"
-    program.write_text(sample.code, encoding="utf-8")
-    done = _run_in(workdir, [sys.executable, program.name])
-    assert done.returncode == 0, f"{_page_id(sample.path)}:{sample.line}:\n{done.stderr}"
+    program.write_text(_as_tested(sample.code), encoding="utf-8")
+    if sample.requests:
+        driver = workdir / "docs_test_driver.py"
+        driver.write_text(DRIVER, encoding="utf-8")
+        argv = [sys.executable, driver.name, program.stem, *sample.requests]
+    else:
+        argv = [sys.executable, program.name]
+    done = _run_in(workdir, argv)
+    assert done.returncode == 0, (
+        f"{_page_id(sample.path)}:{sample.line}:\n{done.stdout}\n{done.stderr}"
+    )
 
 
 def _run_console(sample: docs_pages.Sample, workdir: Path) -> None:
@@ -119,7 +192,27 @@ def test_the_runnable_samples_run_as_written(page: Path, tmp_path: Path) -> None
 
 
 def test_some_samples_are_run() -> None:
-    assert {p.name for p in RUNNABLE} >= {"quickstart.md", "cli.md"}
+    assert {p.name for p in RUNNABLE} >= {
+        "quickstart.md",
+        "cli.md",
+        "README.md",
+        "integrations.md",
+        "writing-a-store.md",
+    }
+
+
+SKIPPED = [
+    (f"{_page_id(page)}:{sample.line}", sample.reason or "")
+    for page in PAGES
+    for sample in docs_pages.samples(page)
+    if sample.marker == "skip"
+]
+
+
+@pytest.mark.parametrize(("where", "reason"), SKIPPED, ids=[where for where, _ in SKIPPED])
+def test_a_sample_that_is_not_run_says_why(where: str, reason: str) -> None:
+    assert reason.strip(), f"{where}: a skip marker needs a reason: <!-- docs-test: skip (why) -->"
+    pytest.skip(f"{where} is not run: {reason}")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)
@@ -127,7 +220,7 @@ def test_every_marker_is_right_above_a_code_block(page: Path) -> None:
     assert docs_pages.dangling_markers(page) == []
 
 
-@pytest.mark.parametrize("name", docs_pages.NEW_PAGES)
+@pytest.mark.parametrize("name", docs_pages.MARKED_PAGES)
 def test_every_code_sample_of_the_site_s_pages_says_whether_it_runs(name: str) -> None:
     unmarked = [
         s.line
@@ -152,6 +245,67 @@ def test_a_failing_python_sample_fails(tmp_path: Path) -> None:
     sample = docs_pages.Sample(tmp_path, 1, "python", "raise SystemExit(3)\n", "run", 0)
     with pytest.raises(AssertionError):
         _run_python(sample, tmp_path)
+
+
+WSGI_APP = """\
+import os
+from session_core.wsgi import SessionMiddleware
+
+def app(environ, start_response):
+    session = environ["session_core.session"]
+    if environ["PATH_INFO"] == "/missing":
+        start_response("404 Not Found", [])
+        return [b""]
+    if environ["REQUEST_METHOD"] == "POST":
+        session["name"] = environ["wsgi.input"].read().decode().partition("=")[2]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"hello {session.get('name', 'stranger')}".encode()]
+
+app = SessionMiddleware(app, secret_key=os.environ["SECRET_KEY"])
+"""
+
+ASGI_APP = """\
+import os
+from session_core.asgi import SessionMiddleware
+
+async def app(scope, receive, send):
+    status = 404 if scope["path"] == "/missing" else 200
+    scope["session"]["seen"] = scope["session"].get("seen", 0) + 1
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": str(scope["session"]["seen"]).encode()})
+
+app = SessionMiddleware(app, secret_key=os.environ["SECRET_KEY"])
+"""
+
+
+@pytest.mark.parametrize("code", [WSGI_APP, ASGI_APP], ids=["wsgi", "asgi"])
+def test_the_requests_go_through_the_sample_s_app(tmp_path: Path, code: str) -> None:
+    requests = ("POST /login name=Ada", "GET /")
+    sample = docs_pages.Sample(tmp_path, 7, "python", code, "run", 0, requests)
+    _run_python(sample, tmp_path)
+    missing = docs_pages.Sample(tmp_path, 8, "python", code, "run", 0, ("GET /", "GET /missing"))
+    with pytest.raises(AssertionError, match="GET /missing answered 404"):
+        _run_python(missing, tmp_path)
+
+
+def test_the_cookie_is_kept_between_requests(tmp_path: Path) -> None:
+    # The WSGI app says the name the first request saved: the session came back.
+    program = tmp_path / "sample_1.py"
+    program.write_text(WSGI_APP, encoding="utf-8")
+    (tmp_path / "docs_test_driver.py").write_text(DRIVER, encoding="utf-8")
+    argv = [sys.executable, "docs_test_driver.py", "sample_1", "POST /login name=Ada", "GET /"]
+    done = _run_in(tmp_path, argv)
+    assert done.returncode == 0, done.stderr
+    assert "GET / -> 200 'hello Ada'" in done.stdout
+
+
+def test_a_marker_s_requests_are_checked() -> None:
+    assert docs_pages.parse_requests("GET /, POST /login name=Ada&remember=on") == (
+        "GET /",
+        "POST /login name=Ada&remember=on",
+    )
+    with pytest.raises(ValueError, match="not a request: 'FETCH /'"):
+        docs_pages.parse_requests("GET /, FETCH /")
 
 
 # ------------------------------------------------------------------ every session-core command
@@ -192,8 +346,8 @@ def _simple_commands(line: str) -> list[list[str]]:
 COMMANDS = _documented_commands()
 
 PLUGIN_COMMANDS = {"db": "session_core_db", "rotate-secret": "session_core_rotate"}
-"""The commands the docs show that plugins add, by the package that adds each (the docs env
-installs every one of them, so none is skipped there)."""
+"""The commands the docs show that plugins add, by the package that adds each. The core and
+docs envs install every one of them (tox.ini), so a missing one fails rather than skips."""
 
 
 def _parser() -> tuple[argparse.ArgumentParser, set[str]]:
@@ -211,7 +365,10 @@ def test_every_documented_command_parses(where: str, arguments: str) -> None:
         provider = PLUGIN_COMMANDS.get(subcommand or "")
         assert provider, f"{where}: `session-core {arguments}`: no such command"
         if importlib.util.find_spec(provider) is None:
-            pytest.skip(f"`{subcommand}` comes from {provider}, which is not installed here")
+            pytest.fail(
+                f"{where}: `{subcommand}` comes from {provider}, which is not installed here: "
+                f"install it as tox.ini's core and docs envs do"
+            )
         pytest.fail(f"{where}: {provider} is installed but adds no `{subcommand}` command")
     try:
         parser.parse_args(argv)

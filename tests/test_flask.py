@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from markupsafe import Markup
 
 from session_core import ConfigurationError, SessionConfig, SessionCoreError, StoreUnreachableError
 from session_core.integrations.flask import EXTENSION_KEY, FlaskSession, init_app
-from session_core.testing import MemoryStore
+from session_core.testing import MemoryStore, OutageStore
 from session_core.wsgi import SessionMiddleware as WSGISessionMiddleware
 
 SECRET = "flask-test-secret-" + "f" * 40
@@ -562,30 +561,8 @@ def test_flashed_messages_come_back_as_flask_gives_them(store):
 # ---------------------------------------------------------------------- store outages
 
 
-class DownStore(MemoryStore):
-    """A memory store whose server can be 'down': every call then fails as a real store's does
-    (the Flask integration's handling is under test here; the db and redis stores' own outage
-    tests use real servers)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = threading.Event()
-
-    def _check(self, operation: str) -> None:
-        if self.down.is_set():
-            raise StoreUnreachableError("memory", "127.0.0.1:1", operation, "connection refused")
-
-    def load(self, key):
-        self._check("load")
-        return super().load(key)
-
-    def save(self, key, record, changes):
-        self._check("save")
-        return super().save(key, record, changes)
-
-
-def outage_app(**config: object) -> tuple[flask.Flask, DownStore]:
-    store = DownStore()
+def outage_app(**config: object) -> tuple[flask.Flask, OutageStore]:
+    store = OutageStore()
     app = flask_app(**config)
     init_app(app, store=store)
     add_session_views(app)
@@ -598,7 +575,7 @@ def test_a_store_outage_answers_503_and_logs_once(path, testing, caplog):
     app, store = outage_app(TESTING=testing)
     client = app.test_client()
     client.get("/set")  # the visitor has a session
-    store.down.set()
+    store.fail()
     with caplog.at_level(logging.WARNING):
         response = client.get(path)  # /read fails loading in the view, /write saving after it
     assert response.status_code == 503
@@ -610,7 +587,7 @@ def test_a_store_outage_answers_503_and_logs_once(path, testing, caplog):
     assert len(warnings) == 1
     assert "connection refused" in warnings[0].getMessage()
 
-    store.down.clear()
+    store.recover()
     assert client.get("/read").json["n"] == "1"  # back, and still signed in
 
 
@@ -623,7 +600,7 @@ def test_the_apps_own_handler_for_store_errors_wins():
 
     client = app.test_client()
     client.get("/set")
-    store.down.set()
+    store.fail()
     assert (client.get("/read").status_code, client.get("/read").text) == (502, "our page: load")
     saved = client.get("/write?n=2")
     assert (saved.status_code, saved.text) == (502, "our page: save")
@@ -632,10 +609,10 @@ def test_the_apps_own_handler_for_store_errors_wins():
 def test_a_handler_registered_before_init_app_is_kept():
     app = flask_app()
     app.register_error_handler(StoreUnreachableError, lambda error: ("before", 599))
-    store = DownStore()
+    store = OutageStore()
     init_app(app, store=store)
     add_session_views(app)
-    store.down.set()
+    store.fail()
     response = app.test_client().get("/set")
     assert (response.status_code, response.text) == (599, "before")
 
@@ -644,7 +621,7 @@ def test_a_handler_registered_before_init_app_is_kept():
 def test_an_apps_handler_for_a_base_class_wins(base):
     app, store = outage_app()
     app.register_error_handler(base, lambda error: (f"base: {type(error).__name__}", 500))
-    store.down.set()
+    store.fail()
     response = app.test_client().get("/set")
     assert (response.status_code, response.text) == (500, "base: StoreUnreachableError")
 
@@ -664,7 +641,7 @@ def test_a_blueprints_handler_wins_for_its_views():
     app.register_blueprint(shop)
     client = app.test_client()
     client.get("/set")
-    store.down.set()
+    store.fail()
     assert client.get("/shop").text == "shop is closed"
     assert client.get("/read").status_code == 503
 
@@ -681,7 +658,7 @@ def test_an_outage_the_view_handles_itself_keeps_its_response(caplog):
 
     client = app.test_client()
     client.get("/set?permanent=1")  # a permanent session, refreshed on the requests that use it
-    store.down.set()
+    store.fail()
     with caplog.at_level(logging.WARNING):
         response = client.get("/careful")
     assert (response.status_code, response.text) == (200, "guest")

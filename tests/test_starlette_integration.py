@@ -19,27 +19,9 @@ from session_core import ConfigurationError, StoreUnreachableError
 from session_core import asgi as session_asgi
 from session_core import wsgi as session_wsgi
 from session_core.integrations.starlette import SessionMiddleware
-from session_core.testing import MemoryStore
+from session_core.testing import MemoryStore, OutageStore
 
 SECRET = "starlette-integration-test-secret-of-48-bytes-xx"
-
-
-class FlakyStore(MemoryStore):
-    """A server-side store whose server can go down."""
-
-    down = False
-
-    def _check(self, operation):
-        if self.down:
-            raise StoreUnreachableError("flaky", "127.0.0.1:1", operation, "connection refused")
-
-    def load(self, key):
-        self._check("load")
-        return super().load(key)
-
-    def save(self, key, record, changes):
-        self._check("save")
-        return super().save(key, record, changes)
 
 
 async def write(request: Request) -> JSONResponse:
@@ -260,10 +242,10 @@ def signed_in(client):
 
 
 def test_starlette_preload_failure_is_a_503(caplog):
-    store = FlakyStore()
+    store = OutageStore()
     client = TestClient(starlette_app(store=store))
     signed_in(client)
-    store.down = True
+    store.fail()
     assert_503(client.get("/view"))
     assert len(outage_warnings(caplog)) == 1
     assert "connection refused" in outage_warnings(caplog)[0].message
@@ -279,9 +261,9 @@ def test_starlette_save_failure_is_a_503_even_when_streaming(caplog):
 
         return StreamingResponse(body())
 
-    store = FlakyStore()
+    store = OutageStore()
     client = TestClient(starlette_app(routes=[Route("/stream", stream)], store=store))
-    store.down = True
+    store.fail()
     response = client.get("/stream")
     assert_503(response)
     assert b"one" not in response.content
@@ -298,7 +280,7 @@ def test_starlette_app_handler_sees_errors_raised_inside_the_app():
         return PlainTextResponse(f"handled {type(exc).__name__}", status_code=502)
 
     for handled in (StoreUnreachableError, ConnectionError, Exception):
-        store = FlakyStore()
+        store = OutageStore()
         client = TestClient(
             starlette_app(
                 routes=[Route("/load", load_in_app), *ROUTES],
@@ -309,25 +291,25 @@ def test_starlette_app_handler_sees_errors_raised_inside_the_app():
             raise_server_exceptions=False,
         )
         signed_in(client)
-        store.down = True
+        store.fail()
         response = client.get("/load")
         assert (response.status_code, response.text) == (502, "handled StoreUnreachableError")
 
 
 def test_starlette_error_inside_the_app_without_a_handler_is_a_503():
-    store = FlakyStore()
+    store = OutageStore()
     client = TestClient(
         starlette_app(
             routes=[Route("/load", load_in_app), *ROUTES], store=store, asgi_preload=False
         )
     )
     signed_in(client)
-    store.down = True
+    store.fail()
     assert_503(client.get("/load"))
 
 
 def test_plain_asgi_middleware_answers_503(caplog):
-    store = FlakyStore()
+    store = OutageStore()
 
     async def app(scope, receive, send):
         scope["session"]["n"] = 1
@@ -336,7 +318,7 @@ def test_plain_asgi_middleware_answers_503(caplog):
 
     client = TestClient(session_asgi.SessionMiddleware(app, secret_key=SECRET, store=store))
     assert client.get("/").status_code == 200
-    store.down = True
+    store.fail()
     assert_503(client.get("/"))  # the pre-load, then (below) the save
     client.cookies.clear()
     assert_503(client.get("/"))
@@ -359,7 +341,7 @@ def call_wsgi(app, cookie=None):
 
 @pytest.mark.parametrize("operation", ["load", "save"])
 def test_wsgi_middleware_answers_503(operation, caplog):
-    store = FlakyStore()
+    store = OutageStore()
 
     def app(environ, start_response):
         session = environ[session_wsgi.ENVIRON_KEY]
@@ -370,7 +352,7 @@ def test_wsgi_middleware_answers_503(operation, caplog):
     middleware = session_wsgi.SessionMiddleware(app, secret_key=SECRET, store=store)
     status, headers, _ = call_wsgi(middleware)
     cookie = headers["Set-Cookie"].partition(";")[0]
-    store.down = True
+    store.fail()
     status, headers, body = call_wsgi(middleware, cookie if operation == "load" else None)
     assert status.startswith("503")
     assert headers["Retry-After"].isdigit()
@@ -387,12 +369,12 @@ def test_websocket_whose_session_cannot_load_is_closed_with_1013():
         await websocket.send_json(websocket.session)
         await websocket.close()
 
-    store = FlakyStore()
+    store = OutageStore()
     client = TestClient(starlette_app(routes=[WebSocketRoute("/ws", socket), *ROUTES], store=store))
     signed_in(client)
     with client.websocket_connect("/ws") as websocket:
         assert websocket.receive_json() == {"a": 1}
-    store.down = True
+    store.fail()
     with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws"):
         pass
     assert info.value.code == 1013
@@ -412,8 +394,8 @@ def test_the_503_response_can_be_replaced_by_a_subclass():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    store = FlakyStore()
-    store.down = True
+    store = OutageStore()
+    store.fail()
     response = TestClient(OwnPage(app, secret_key=SECRET, store=store)).get("/")
     assert (response.status_code, response.text) == (503, "<p>back soon</p>")
     assert response.headers["retry-after"] == "60"
@@ -454,11 +436,11 @@ def test_a_failed_save_is_a_503_even_with_an_exception_handler():
         seen.append(exc)
         return PlainTextResponse("handled", status_code=500)
 
-    store = FlakyStore()
+    store = OutageStore()
     client = TestClient(
         starlette_app(handlers={Exception: handler}, store=store), raise_server_exceptions=False
     )
-    store.down = True
+    store.fail()
     assert_503(client.post("/set"))  # the save happens outside the app
     assert seen == []
 
@@ -476,8 +458,8 @@ def test_a_failed_save_of_a_streaming_response_under_asgi_2_3_is_a_503():
 
         return StreamingResponse(body())
 
-    store = FlakyStore()
-    store.down = True
+    store = OutageStore()
+    store.fail()
     app = starlette_app(routes=[Route("/stream", stream)], store=store)
     sent, received = [], []
 

@@ -327,16 +327,15 @@ def store_speed(results: Path) -> tuple[list[list[str]], str]:
 
 # ------------------------------------------------------------------ code samples
 
-NEW_PAGES = (
-    "docs/index.md",
-    "docs/quickstart.md",
-    "docs/choosing-a-store.md",
-    "docs/cli.md",
-    "docs/troubleshooting.md",
-)
-"""The pages written for the site: each of their code samples says whether the tests run it."""
+MARKED_PAGES = ("README.md", *(f"docs/{page.name}" for page in sorted(DOCS.glob("*.md"))))
+"""The pages each of whose code samples says whether the tests run it: the README and every
+page of ``docs/``."""
 
-_MARKER = re.compile(r"^<!-- docs-test: (run|skip)(?:, exit (\d+)| \((.+)\))? -->$")
+_MARKER = re.compile(
+    r"^<!-- docs-test: (run|skip)(?:, exit (\d+)|, requests (.+?)| \((.+)\))? -->$"
+)
+_FILE_MARKER = re.compile(r"^<!-- (?:\w+ )?file: \S+ -->$")
+_REQUEST = re.compile(r"^(GET|POST|PUT|PATCH|DELETE) (/\S*)(?: (\S+=\S*))?$")
 
 
 class Sample(NamedTuple):
@@ -348,6 +347,31 @@ class Sample(NamedTuple):
     code: str
     marker: str | None  # "run", "skip" or None
     exit_code: int  # what the last command of a runnable console block must exit with
+    requests: tuple[str, ...] = ()  # "METHOD /path [form=data]": sent through the sample's app
+    reason: str | None = None  # why a skipped sample is not run
+
+
+def parse_requests(text: str) -> tuple[str, ...]:
+    """The requests of a ``run, requests ...`` marker: comma-separated ``METHOD /path``, each
+    with an optional form body (``POST /login name=Ada&remember=on``).
+
+    Raises:
+        ValueError: for a request that is not in that form.
+    """
+    found = tuple(part.strip() for part in text.split(","))
+    for request in found:
+        if not _REQUEST.match(request):
+            raise ValueError(f"not a request: {request!r} (want METHOD /path [name=value&...])")
+    return found
+
+
+def _marker_of(lines: list[str], fence: int) -> re.Match[str] | None:
+    """The docs-test marker of the block whose fence is ``lines[fence]``: the line above it, or
+    the one above a ``<!-- file: ... -->`` line there (the blocks the example tests compare)."""
+    above = fence - 1
+    if above >= 0 and _FILE_MARKER.match(lines[above]):
+        above -= 1
+    return _MARKER.match(lines[above]) if above >= 0 else None
 
 
 def samples(path: Path) -> list[Sample]:
@@ -364,8 +388,7 @@ def samples(path: Path) -> list[Sample]:
         end = index + 1
         while end < len(lines) and lines[end].strip() != fence:
             end += 1
-        previous = lines[index - 1] if index else ""
-        marker = _MARKER.match(previous)
+        marker = _marker_of(lines, index)
         found.append(
             Sample(
                 path,
@@ -374,6 +397,8 @@ def samples(path: Path) -> list[Sample]:
                 "\n".join(lines[index + 1 : end]) + "\n",
                 marker.group(1) if marker else None,
                 int(marker.group(2)) if marker and marker.group(2) else 0,
+                parse_requests(marker.group(3)) if marker and marker.group(3) else (),
+                marker.group(4) if marker else None,
             )
         )
         index = end + 1
@@ -381,14 +406,19 @@ def samples(path: Path) -> list[Sample]:
 
 
 def dangling_markers(path: Path) -> list[int]:
-    """Lines of ``docs-test`` markers (or look-alikes) that are not right above a code block."""
+    """Lines of ``docs-test`` markers (or look-alikes) that are not right above a code block
+    (or above the ``<!-- file: ... -->`` line of one)."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    return [
-        number
-        for number, line in enumerate(lines, 1)
-        if line.lstrip().startswith("<!-- docs-test")
-        and (not _MARKER.match(line) or number == len(lines) or not _FENCE.match(lines[number]))
-    ]
+    dangling = []
+    for number, line in enumerate(lines, 1):
+        if not line.lstrip().startswith("<!-- docs-test"):
+            continue
+        below = number  # the index of the next line
+        if below < len(lines) and _FILE_MARKER.match(lines[below]):
+            below += 1
+        if not _MARKER.match(line) or below >= len(lines) or not _FENCE.match(lines[below]):
+            dangling.append(number)
+    return dangling
 
 
 class Command(NamedTuple):

@@ -47,6 +47,7 @@ account: every session, from a view, a shell or an admin action).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -64,6 +65,7 @@ from ..config import SessionConfig
 from ..errors import ConfigurationError, StoreUnreachableError
 from ..events import EventEmitter, EventKind
 from ..registry import create_store
+from ..session import check_json_value
 from ..store import Changes, SessionData, SessionRecord, UserId
 from ..store import SessionStore as CoreStore
 from ..users import sign_out
@@ -200,17 +202,26 @@ setting_changed.connect(_on_setting_changed, dispatch_uid="session_core.integrat
 
 
 def _dumps(value: object, key: str) -> str:
+    """``value`` as JSON text, or the core's TypeError for a value no store can keep.
+
+    ``json.dumps`` judges first, as Django's JSONSerializer does (so a tuple is kept as a list
+    and an int dict key as text); what it refuses, or what UTF-8 cannot encode, gets the core's
+    own check and message (:func:`session_core.session.check_json_value`).
+    """
     try:
         text = json.dumps(
             value, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False
         )
-        text.encode()  # a lone surrogate ("\ud800") has no UTF-8: refused here, not at save
-        return text
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise TypeError(
-            f"request.session[{key!r}]: {exc}; a session holds str, int, float, bool, None, "
-            f"and lists and dicts (str keys) of them"
-        ) from None
+    except (TypeError, ValueError) as exc:
+        with contextlib.suppress(RecursionError):  # a value that holds itself
+            check_json_value(value, key, name="request.session")
+        raise TypeError(f"request.session[{key!r}]: {exc}") from None
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): the core says where
+        check_json_value(json.loads(text), key, name="request.session")
+        raise  # not reached: the check refuses what UTF-8 cannot encode
+    return text
 
 
 class SessionStore(SessionBase):  # type: ignore[misc]

@@ -6,16 +6,19 @@ and one delete from the old, where the old store alone writes once)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import build
+from conftest import build, build_nested
+from forwarding import forwarding
 from redis_servers import RedisProcess, new_prefix
 from sqlalchemy import event
 
+from session_core.migrate import MigrateStore
 from session_core.session import Session
 from session_core.store import SessionStore, generate_key
 from session_core_db import DbStore
@@ -81,6 +84,8 @@ def _warm(counter: Counter, *stores: SessionStore) -> None:
         if isinstance(store, DbStore):
             counter.watch(store)  # before its first connection
         store.load(generate_key())
+        if type(store).lists_records:
+            store.load_record("0" * 64)  # the listing's own first check of the table
     counter.take()
 
 
@@ -135,13 +140,22 @@ def test_cookie_to_redis_first_request_costs_no_extra(counted) -> None:  # type:
     assert counter.take() == (1, 0), "the move is the new session's one write"
 
 
+def _migrating(
+    counter: Counter, old: dict[str, object], new: dict[str, object]
+) -> tuple[SessionStore, SessionStore, str]:
+    """A migrate store from ``old`` to ``new`` (connections open), its old store, and the key
+    of a session saved in the old store; the counter starts afresh."""
+    migrate = build("migrate", old=old, new=new)
+    assert isinstance(migrate, MigrateStore)
+    _warm(counter, migrate.old, migrate.new)
+    key = _alice(migrate.old)
+    counter.take()
+    return migrate, migrate.old, key
+
+
 def test_db_to_redis_first_request(counted) -> None:  # type: ignore[no-untyped-def]
     counter, db, redis_place = counted
-    migrate = build("migrate", old=db, new=redis_place())
-    old = migrate.old  # type: ignore[attr-defined]
-    _warm(counter, old, migrate.new)  # type: ignore[attr-defined]
-    key = _alice(old)
-    counter.take()
+    migrate, old, key = _migrating(counter, db, redis_place())
     _request(old, key, write=False)
     assert counter.take() == (0, 1), "the old store alone: one SELECT"
     _request(migrate, key, write=False)
@@ -153,3 +167,74 @@ def test_db_to_redis_first_request(counted) -> None:  # type: ignore[no-untyped-
     assert counter.take() == (2, 2), "the move: a miss, the SELECT, the write, the DELETE"
     _request(migrate, key, write=True)
     assert counter.take() == (2, 0), "once moved: the new store alone"
+
+
+def test_redis_to_db_first_request(counted) -> None:  # type: ignore[no-untyped-def]
+    """The move into a database writes the session with one INSERT (no DELETE of an expired
+    row and no SELECT first: those run only when the INSERT finds the hash held)."""
+    counter, db, redis_place = counted
+    migrate, old, key = _migrating(counter, redis_place(), db)
+    _request(old, key, write=True)
+    assert counter.take() == (2, 0), "the old store alone: HGETALL and the save script"
+    assert _request(migrate, key, write=True) == key
+    assert counter.take() == (2, 2), "the move: the SELECT (a miss), HGETALL, INSERT, UNLINK"
+    _request(migrate, key, write=True)
+    assert counter.take() == (0, 2), "once moved: the new store alone"
+
+
+@pytest.mark.parametrize(("old_kind", "new_kind"), [("sqlite", "redis"), ("redis", "sqlite")])
+def test_store_calls_of_a_migrated_sessions_first_requests(
+    place: Callable[[str], dict[str, object]], old_kind: str, new_kind: str
+) -> None:
+    """The calls the migrate store makes to its real stores (counted by a forwarder around
+    each), against what the old store alone is asked: a first read-only request asks one more
+    (the new store's miss); the first saving request writes the whole session to the new store
+    as a create (an insert by hash: no failed update first, no second read of the old store)
+    and deletes it from the old one. The miss and the delete are the two calls the move adds:
+    the new store must be asked first (it holds every session created or copied since the
+    change), and the old copy must go (a session moves out of the old store)."""
+    old, new = forwarding(build_nested(place(old_kind))), forwarding(build_nested(place(new_kind)))
+    store = MigrateStore(old, new)
+    for async_ in (False, True):
+        key = _alice(old.inner)
+        old.calls.clear()
+        _request_maybe_async(store, key, write=False, async_=async_)
+        assert (dict(old.calls), dict(new.calls)) == ({"load": 1}, {"load": 1}), async_
+        old.calls.clear()
+        new.calls.clear()
+        _request_maybe_async(store, key, write=True, async_=async_)
+        assert dict(old.calls) == {"load": 1, "delete": 1}, async_
+        assert dict(new.calls) == {"load": 1, "insert_record": 1}, async_
+        new.calls.clear()
+        old.calls.clear()
+        _request_maybe_async(store, key, write=True, async_=async_)
+        assert (dict(old.calls), dict(new.calls)) == ({}, {"load": 1, "save": 1}), "moved"
+        new.calls.clear()
+    # A signed-in session's move reads the old store once more after writing the new copy, so
+    # that a revocation running meanwhile is not undone (tests/composed/test_users.py).
+    signed_in = Session(old.inner)
+    signed_in["user"] = "alice"
+    signed_in.user_id = "alice"
+    key = signed_in.save()
+    assert key is not None
+    old.calls.clear()
+    _request(store, key, write=True)
+    assert dict(old.calls) == {"load": 2, "delete": 1}
+    assert dict(new.calls) == {"load": 1, "insert_record": 1}
+    store.close()
+
+
+def _request_maybe_async(store: SessionStore, key: str, write: bool, async_: bool) -> None:
+    if not async_:
+        _request(store, key, write)
+        return
+
+    async def request() -> None:
+        session = Session(store, key)
+        await session.aload()
+        assert session["user"] == "alice"
+        if write:
+            session["visits"] = session.get("visits", 0) + 1
+            assert await session.asave() == key
+
+    asyncio.run(request())

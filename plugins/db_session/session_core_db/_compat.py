@@ -1,30 +1,12 @@
 """Every private name of SQLAlchemy or a driver the db store uses, and only here.
 
 Each entry has a test in ``tests/test_compat.py`` that fails when the dependency changes it.
+There is none today: after a disconnect the pool's older connections are replaced through its
+public ``connect`` and ``checkout`` events (:mod:`.stale`), where ``Pool._invalidate`` used to
+be called, and PyMySQL's timeouts are its ``read_timeout``/``write_timeout``.
+``tests/test_compat.py`` checks that no module of the package uses one anywhere else.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
-from sqlalchemy.pool import Pool, PoolProxiedConnection
-
-__all__ = ["invalidate_pool"]
-
-
-def invalidate_pool(pool: Pool, proxy: PoolProxiedConnection, exc: BaseException) -> None:
-    """After a disconnect on ``proxy``: mark every connection of ``pool`` opened before now as
-    stale, so each is replaced when next checked out instead of failing a call of its own.
-
-    SQLAlchemy's own ``Connection`` does exactly this on a disconnect (through the private
-    ``Pool._invalidate``); its public API has no equivalent short of disposing of the pool,
-    which would also close the connections other threads are using. Without the method (a
-    SQLAlchemy that renamed it) only ``proxy`` itself is invalidated.
-    """
-    invalidate: Any = getattr(pool, "_invalidate", None)
-    if invalidate is None:
-        proxy.invalidate(exc)
-        return
-    with contextlib.suppress(Exception):
-        invalidate(proxy, exc)
+__all__: list[str] = []

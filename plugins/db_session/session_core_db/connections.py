@@ -1,9 +1,11 @@
 """The sync driver's connections: from the engine's pool, and (the ``keep_connections`` option)
 a stack of them the store keeps checked out between calls.
 
-Every connection comes from :meth:`sqlalchemy.engine.Engine.raw_connection` and goes back with
-``close()`` or ``invalidate()``; the cursor a connection keeps lives in its ``info`` dict (which
-the pool clears when it replaces the connection). Nothing here reaches into the pool.
+Every connection comes from :meth:`sqlalchemy.engine.Engine.raw_connection` (or, on the path
+the engine's events see, :meth:`~sqlalchemy.engine.Engine.connect`: see :mod:`.core_path`) and
+goes back with ``close()`` or ``invalidate()``; the cursor a connection keeps lives in its
+``info`` dict (which the pool clears when it replaces the connection). Nothing here reaches into
+the pool: after a disconnect, :mod:`.stale` has it replace the older connections.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import PoolProxiedConnection
 
+from .core_path import CoreProxy
 from .options import Settings
+from .stale import StaleConnections
 
 __all__ = ["Connection", "Connections", "kept_cursor"]
 
@@ -39,7 +43,7 @@ def kept_cursor(proxy: PoolProxiedConnection) -> Any:
     return cursor
 
 
-def forget_cursor(proxy: PoolProxiedConnection) -> None:
+def forget_cursor(proxy: PoolProxiedConnection | CoreProxy) -> None:
     """Drop the kept cursor of ``proxy`` (after an error, its state is unknown)."""
     proxy.info.pop(_CURSOR, None)
 
@@ -47,15 +51,24 @@ def forget_cursor(proxy: PoolProxiedConnection) -> None:
 class Connection:
     """A pooled DB-API connection checked out by the store, with the cursor it keeps on it."""
 
-    __slots__ = ("cursor", "dbapi", "generation", "proxy", "recycle_at", "transaction")
+    __slots__ = ("core", "cursor", "dbapi", "generation", "proxy", "recycle_at", "transaction")
 
     def __init__(
-        self, proxy: PoolProxiedConnection, recycle: float | None, generation: int = 0
+        self,
+        proxy: PoolProxiedConnection | CoreProxy,
+        recycle: float | None,
+        generation: int = 0,
     ) -> None:
         self.proxy = proxy
         self.generation = generation
         self.dbapi: Any = proxy.dbapi_connection
-        self.cursor: Any = kept_cursor(proxy)
+        self.cursor: Any
+        if isinstance(proxy, CoreProxy):  # a cursor of its own, for this one Connection object
+            self.core = True
+            self.cursor = proxy.cursor()
+        else:
+            self.core = False
+            self.cursor = kept_cursor(proxy)
         # The connection's age counts from when the store first saw it (the pool clears the
         # info dict when it replaces a connection), not from its cursor, which an error drops.
         since: float = proxy.info.setdefault(_SEEN, time.monotonic())
@@ -84,19 +97,25 @@ def _keeps(engine: Engine, settings: Settings, owned: bool) -> int:
 class Connections:
     """Connections for the sync driver's calls.
 
-    By default each call checks a connection out of the engine's pool (``pool_use_lifo``: the
-    most recently used one, whose cursor is kept) and back in. With ``keep_connections`` the
-    store keeps up to ``pool_size`` of them checked out between calls, on a stack (a
-    ``list.pop``, atomic and lock-free): checking out and in costs about 4 µs of Python per
-    call, as much as a whole SQLite read. A call that has to wait for the pool counts itself in
-    ``_waiting``; while anyone waits, a connection being put back goes to the pool instead
-    (where the waiter gets it). A kept connection past ``pool_recycle`` goes back to the pool,
-    which replaces it; :meth:`close` and a fork start afresh.
+    Without ``keep_connections`` each call checks a connection out of the engine's pool
+    (``pool_use_lifo``: the most recently used one, whose cursor is kept) and back in. With it
+    (the default) the store keeps up to ``pool_size`` of them checked out between calls, on a
+    stack (a ``list.pop``, atomic and lock-free): the pool's checkout and checkin cost 8 µs of
+    CPU per SQLite load (more than the read itself) and about 20 per PostgreSQL load. A call
+    that has to wait for the pool counts itself in ``_waiting``; while anyone waits, a
+    connection being put back goes to the pool instead (where the waiter gets it). A kept
+    connection past ``pool_recycle`` goes back to the pool, which replaces it; :meth:`close`
+    and a fork start afresh.
+
+    While the engine's ``echo`` is on, or always with ``sql_events``, each call takes a
+    :class:`~sqlalchemy.engine.Connection` instead (:mod:`.core_path`), never kept.
     """
 
     def __init__(self, engine: Engine, settings: Settings, owned: bool) -> None:
         self._engine = engine
         self._owned = owned
+        self._core = settings.sql_events
+        self.stale = StaleConnections(engine)
         self._keep = _keeps(engine, settings, owned)
         recycle = settings.pool_recycle
         self._recycle = recycle if self._keep and recycle is not None and recycle >= 0 else None
@@ -108,6 +127,8 @@ class Connections:
     def acquire(self) -> Connection:
         """A connection for one call: a kept one, else one from the pool (which may wait for
         ``pool_timeout``, and raises the pool's or the driver's error)."""
+        if self._core or self._engine.echo:
+            return self._through_core()
         if not self._keep:
             return self._from_pool()
         try:
@@ -144,6 +165,14 @@ class Connections:
             proxy.close()
             raise
 
+    def _through_core(self) -> Connection:
+        sa_connection = self._engine.connect()
+        try:
+            return Connection(CoreProxy(sa_connection), None, self._generation)
+        except BaseException:
+            sa_connection.close()
+            raise
+
     def release(self, connection: Connection) -> None:
         """Take back a connection after a call that went well."""
         if connection.generation != self._generation:
@@ -151,7 +180,7 @@ class Connections:
             # (given back, it would sit open in a pool nobody uses).
             connection.proxy.invalidate()
             return
-        if not self._keep:
+        if not self._keep or connection.core:
             connection.proxy.close()
             return
         idle = self._idle
@@ -174,16 +203,19 @@ class Connections:
             connection.forget_cursor()
             connection.proxy.close()
 
-    def invalidate_idle(self, error: BaseException) -> None:
-        """Invalidate the kept connections (after a disconnect, they most likely lost their
-        server as well)."""
+    def lost(self, error: BaseException) -> None:
+        """After a disconnect (``error``): invalidate the kept connections, and have the pool
+        replace the ones idle in it when next checked out (as SQLAlchemy's own ``execute()``
+        does), instead of failing a call each: most likely they lost their server as well."""
         self._drain(self._idle, lambda connection: self.discard(connection, error))
+        self.stale.disconnected(error)
 
     def close(self) -> None:
         """Return the kept connections to the pool (before it is disposed of)."""
         self._generation += 1
         idle, self._idle = self._idle, []
         self._drain(idle)
+        self.stale.close()
 
     @staticmethod
     def _drain(
@@ -207,6 +239,7 @@ class Connections:
         self._idle = []
         self._waiting = 0
         self._waiting_lock = threading.Lock()
+        self.stale.after_fork()
         if self._owned:
             self._engine.dispose(close=False)  # the pool's idle ones, as SQLAlchemy advises
 

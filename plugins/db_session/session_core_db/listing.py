@@ -104,18 +104,24 @@ def insert_record(store: DbStore, key_hash: str, record: SessionRecord) -> bool:
 
     if not is_key_hash(key_hash) or record.expires_at <= time.time():
         return False
+    insert = sa.insert(table).values(values)
+    try:
+        # The usual case, a hash no row holds: one statement (a move between stores and a bulk
+        # copy insert once per session).
+        _run(store, "insert a record", lambda c: c.execute(insert))
+        return True
+    except sa.exc.IntegrityError:
+        pass  # a row holds the hash: replace it only if it has expired
 
-    def insert(connection: Connection) -> bool:
+    def replace_expired(connection: Connection) -> bool:
         gone = table.c.key_hash == key_hash, table.c.expires_at <= time.time()
-        connection.execute(sa.delete(table).where(*gone))
-        held = connection.execute(sa.select(table.c.key_hash).where(table.c.key_hash == key_hash))
-        if held.first() is not None:
-            return False
-        connection.execute(sa.insert(table).values(values))
+        if connection.execute(sa.delete(table).where(*gone)).rowcount == 0:
+            return False  # a live record: it is kept
+        connection.execute(insert)
         return True
 
     try:
-        return _run(store, "insert a record", insert)
+        return _run(store, "insert a record", replace_expired)
     except sa.exc.IntegrityError:
         return False  # a concurrent insert of the same hash won
 

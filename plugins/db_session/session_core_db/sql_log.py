@@ -1,13 +1,12 @@
 """The statements the store runs, for whoever wants to see them: the ``session_core_db.sql``
 logger, at ``DEBUG``.
 
-The store hands compiled SQL straight to the driver's cursor (see :mod:`.statements`), so the
-engine's ``echo`` and its ``before_cursor_execute``/``after_cursor_execute`` listeners never see
-these statements: going through SQLAlchemy's ``Connection`` to fire them costs more CPU than the
-rest of a load (about 104 µs against 13 on SQLite, 236 against 56 on PostgreSQL). This logger
+By default the store hands compiled SQL straight to the driver's cursor (see :mod:`.statements`),
+so the engine's ``echo`` and its ``before_cursor_execute``/``after_cursor_execute`` listeners
+see these statements only on the slower path of :mod:`.core_path` (the ``sql_events`` option,
+or while ``echo`` is on), and never on a native async driver. This logger covers every path and
 costs one level check per statement while it is off. It logs the statement's name and SQL,
-never its parameters (they hold session data and key hashes).
-"""
+never its parameters (they hold session data and key hashes)."""
 
 from __future__ import annotations
 

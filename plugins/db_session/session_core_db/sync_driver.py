@@ -16,7 +16,6 @@ from typing import Any, TypeVar, cast, overload
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from ._compat import invalidate_pool
 from .conflicts import ATTEMPTS, Conflict, is_conflict, pause
 from .connections import Connection, Connections
 from .errors import (
@@ -133,10 +132,7 @@ class SyncDriver:
             lost = True
         if lost:
             connections.discard(connection, exc)
-            connections.invalidate_idle(exc)
-            # And the ones idle in the pool, as SQLAlchemy's own execute() does: they are
-            # replaced when next checked out, instead of failing a call each.
-            invalidate_pool(self.engine.pool, connection.proxy, exc)
+            connections.lost(exc)
         else:
             # Left inside a transaction (its rollback failed), it must not be reused: the
             # pool does not reset connections (pool_reset_on_return is off).

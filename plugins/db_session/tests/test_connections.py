@@ -312,6 +312,69 @@ def test_disconnect_fails_one_call_and_the_store_recovers(server: Database) -> N
         store.close()
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_disconnect_replaces_the_connections_idle_in_the_pool(server: Database, keep: bool) -> None:
+    # Three connections idle in the pool (none kept by the store) lose their server: the first
+    # call on one fails, and the pool replaces the other two when it next hands them out
+    # (through a public checkout event: no private SQLAlchemy name), so no further call fails.
+    store = DbStore(url=server.url, table_name=server.table("stale"), keep_connections=keep)
+    try:
+        key = create(store, {"user": "alice"})
+        store._sync.connections.close()  # nothing kept: every connection is in the pool
+        held = [store.engine.raw_connection() for _ in range(3)]
+        ids = [_backend_id(server, proxy.dbapi_connection) for proxy in held]
+        for proxy in held:
+            proxy.close()
+        _kill(server, ids)
+        with pytest.raises(StoreUnreachableError):
+            store.load(key)
+        # Three calls at once (one after another, the pool would hand out the replaced one
+        # again and again): each on a live connection.
+        held = [store._sync.connections.acquire() for _ in range(3)]
+        try:
+            assert not {_backend_id(server, connection.dbapi) for connection in held} & set(ids)
+        finally:
+            for connection in held:
+                store._sync.connections.release(connection)
+        record = store.load(key)
+        assert record is not None
+        assert record.data == {"user": "alice"}
+    finally:
+        store.close()
+
+
+def test_a_given_engine_replaces_older_connections_and_loses_the_listeners_on_close(
+    sqlite_db: Database,
+) -> None:
+    # After a disconnect the store listens to the engine's connects and checkouts, to replace
+    # each connection opened before it once; an engine handed over outlives the store, and
+    # keeps no listener of it.
+    engine = sa.create_engine(sqlite_db.url, pool_size=2, max_overflow=0)
+    store = DbStore(engine=engine, table_name=sqlite_db.table("given"))
+    try:
+        first, second = engine.raw_connection(), engine.raw_connection()
+        old = [first.dbapi_connection, second.dbapi_connection]
+        first.close()
+        second.close()
+        stale = store._sync.connections.stale
+        stale.disconnected(RuntimeError("lost"))
+        assert sa.event.contains(engine, "checkout", stale._checkout)
+        third, fourth = engine.raw_connection(), engine.raw_connection()
+        new = [third.dbapi_connection, fourth.dbapi_connection]
+        third.close()
+        fourth.close()
+        assert not any(connection in old for connection in new)
+        # Opened after the disconnect: handed out again as they are.
+        fifth = engine.raw_connection()
+        assert fifth.dbapi_connection in new
+        fifth.close()
+        store.close()
+        assert not sa.event.contains(engine, "checkout", stale._checkout)
+        assert not sa.event.contains(engine, "connect", stale._connect)
+    finally:
+        engine.dispose()
+
+
 def test_async_disconnect_fails_one_call_and_the_store_recovers(server: Database) -> None:
     store = DbStore(url=server.url, table_name=server.table("akill"))
     assert store.native_async

@@ -30,6 +30,7 @@ SECRET = "s" * 40
         ({"table_name": "drop table x"}, "letters, digits and underscores"),
         ({"create_table": "yes"}, "create_table must be true or false"),
         ({"keep_connections": "yes"}, "keep_connections must be true or false"),
+        ({"sql_events": 1}, "sql_events must be true or false"),
         ({"pool_size": "5"}, "pool_size must be a whole number"),
         ({"pool_size": True}, "pool_size must be a whole number"),
         ({"cleanup_batch_size": 0}, "cleanup_batch_size must be from 1 to"),

@@ -20,7 +20,7 @@ import redis.exceptions
 from session_core import SessionRecord
 from session_core.store import ListingUnsupportedError, RecordPage, is_key_hash
 
-from .scripts import MODE_CREATE
+from .scripts import INDEX_USER, MODE_CREATE, USER_FIELD
 
 if TYPE_CHECKING:
     from .store import RedisStore
@@ -36,7 +36,9 @@ __all__ = [
 
 # The arguments are the save script's for a creation (see scripts.py): ARGV[2] the TTL in
 # milliseconds, ARGV[3] "0" (no deletions), then field/value pairs ending with the metadata.
-INSERT_SCRIPT = """
+INSERT_SCRIPT = (
+    INDEX_USER
+    + """
 local key = KEYS[1]
 local ttl = tonumber(ARGV[2])
 if ttl <= 0 or redis.call('EXISTS', key) == 1 then
@@ -46,9 +48,13 @@ for i = 4, #ARGV, 1000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('PEXPIRE', key, ttl)
+index_user(key, ttl)
 return 1
 """
-"""Write a session's hash only if its key is absent: 1 if written, 0 if not."""
+)
+"""Write a session's hash only if its key is absent: 1 if written, 0 if not. A record bound to
+a user is scored in the user's index, as a save does, so a copied session is listed and revoked
+with the user's others."""
 
 _INSERT_SCRIPT = INSERT_SCRIPT.encode()
 _INSERT_SHA = hashlib.sha1(_INSERT_SCRIPT).hexdigest().encode()  # noqa: S324 - Redis's name for it
@@ -79,6 +85,8 @@ def scan_records(store: RedisStore, cursor: str | None, count: int) -> RecordPag
     page: list[tuple[str, SessionRecord]] = []
     head = len(store._key_head) + 3  # the prefix, "{", the two-digit tag and "}"
     for name in names:
+        if not is_key_hash(name[head:].decode(errors="replace")):
+            continue  # a user's index (<prefix>{<tag>}user:<hash>), not a session
         reply = store._command("list records", b"HGETALL", [name])
         record = _decode(reply, time.time()) if reply else None
         if record is not None:
@@ -98,10 +106,20 @@ def load_record(store: RedisStore, key_hash: str) -> SessionRecord | None:
     return _decode(reply, time.time()) if reply else None
 
 
-def _insert_args(record: SessionRecord) -> list[bytes]:
-    from .store import _save_args
+def _insert_args(store: RedisStore, key_hash: str, record: SessionRecord) -> list[bytes]:
+    from .store import _save_args, _user_hash
 
-    return _save_args(MODE_CREATE, record, time.time(), record.data)
+    args = _save_args(MODE_CREATE, record, time.time(), record.data)
+    if (
+        store._cluster
+        and record.user_id is not None
+        and _user_hash(record.user_id)[:2] != key_hash[:2]
+    ):
+        # On Cluster a user's index must share its sessions' hash slot, and a copied key keeps
+        # its own: the session keeps its user id (load returns it) but is not indexed.
+        at = args.index(USER_FIELD)
+        del args[at : at + 2]
+    return args
 
 
 def insert_record(store: RedisStore, key_hash: str, record: SessionRecord) -> bool:
@@ -109,7 +127,7 @@ def insert_record(store: RedisStore, key_hash: str, record: SessionRecord) -> bo
     name = _hash_key_bytes(store, key_hash)
     if name is None:
         return False
-    args = [b"1", name, *_insert_args(record)]
+    args = [b"1", name, *_insert_args(store, key_hash, record)]
     try:
         reply: Any = store._command("insert a record", b"EVALSHA", [_INSERT_SHA, *args])
     except redis.exceptions.NoScriptError:
@@ -122,7 +140,7 @@ async def ainsert_record(store: RedisStore, key_hash: str, record: SessionRecord
     name = _hash_key_bytes(store, key_hash)
     if name is None:
         return False
-    args = [b"1", name, *_insert_args(record)]
+    args = [b"1", name, *_insert_args(store, key_hash, record)]
     try:
         reply: Any = await store._acommand("insert a record", b"EVALSHA", [_INSERT_SHA, *args])
     except redis.exceptions.NoScriptError:

@@ -14,6 +14,7 @@ __all__ = [
     "CREATED_FIELD",
     "EXPIRES_FIELD",
     "EXPIRY_FIELD",
+    "INDEX_USER",
     "LIST_SCRIPT",
     "LIST_SHA",
     "MODE_CREATE",
@@ -60,6 +61,25 @@ MODE_KEEP_LIFETIME = b"k"
 """Like :data:`MODE_MERGE`, but leave the stored expiry setting, expiry time and TTL alone: a
 request that wrote without reading and chose no expiry does not know them."""
 
+# Scores the session ``key`` (just given its TTL ``ttl``, in milliseconds) in its user's index,
+# if it is bound to one (see SAVE_SCRIPT); shared by the save and insert scripts.
+INDEX_USER = """
+local function index_user(key, ttl)
+  local user = redis.call('HGET', key, '\\255user')
+  if user then
+    local index = string.sub(key, 1, #key - 68) .. '{' .. string.sub(user, 1, 2) .. '}user:'
+      .. user
+    local expires = tonumber(redis.call('HGET', key, '\\255expires'))
+    redis.call('ZADD', index, expires, string.sub(key, -64))
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', expires - ttl)
+    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', index, last[2])
+  end
+end
+"""
+"""Lua: the function both write scripts call to keep a user's index (a sorted set of its
+sessions' hashes scored by expiry time) in step with a session's lifetime."""
+
 # KEYS[1]  the session's hash; KEYS[2] (optional, create only) an old hash to remove atomically
 # ARGV[1]  mode: c (create), u (merge into an existing record), k (merge, keep the lifetime)
 # ARGV[2]  time to live in milliseconds, from the caller's clock
@@ -82,8 +102,11 @@ request that wrote without reading and chose no expiry does not know them."""
 # expiry time, trims entries whose time has passed, and sets the index to expire with its
 # longest-lived session: so the index follows each session's TTL and never outlives them. The
 # index key is derived here, not passed in, because a write-only save does not know the user;
-# it is in the session's own hash slot by construction, so this holds on Cluster.
-SAVE_SCRIPT = """
+# it is in the session's own hash slot by construction, so this holds on Cluster (a session
+# copied in by hash keeps its own tag: on Cluster it is not indexed, see listing.py).
+SAVE_SCRIPT = (
+    INDEX_USER
+    + """
 local key = KEYS[1]
 local mode = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -113,19 +136,11 @@ for i = first, #ARGV, 1000 do
 end
 if mode ~= 'k' then
   redis.call('PEXPIRE', key, ttl)
-  local user = redis.call('HGET', key, '\\255user')
-  if user then
-    local index = string.sub(key, 1, #key - 68) .. '{' .. string.sub(user, 1, 2) .. '}user:'
-      .. user
-    local expires = tonumber(redis.call('HGET', key, '\\255expires'))
-    redis.call('ZADD', index, expires, string.sub(key, -64))
-    redis.call('ZREMRANGEBYSCORE', index, '-inf', expires - ttl)
-    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-    redis.call('PEXPIREAT', index, last[2])
-  end
+  index_user(key, ttl)
 end
 return 1
 """
+)
 """The save script: existence check, deletes, sets, metadata and TTL in one atomic call."""
 
 SAVE_SHA = hashlib.sha1(SAVE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
@@ -136,16 +151,22 @@ SAVE_SHA = hashlib.sha1(SAVE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis 
 # ARGV[1]  now, in Unix milliseconds, from the caller's clock
 #
 # Returns, for each live session, its hash and its \xffuid, \xffcreated, \xffseen, \xffexpires
-# and \xffclient fields (six entries per session). An entry whose time has passed, or whose
-# session is gone (deleted, flushed, or moved to a new key), is removed on the way: entries are
-# verified here, so a delete elsewhere never needs to know about the index.
+# and \xffclient fields (six entries per session). A session's Redis key is found from its hash
+# (the hash tag is the hash's first two digits): a session made by this store shares its user's
+# tag, and one copied in by hash (insert_record, see listing.py) keeps its own. An entry whose
+# time has passed, or whose session is gone (deleted, flushed, or moved to a new key), is
+# removed on the way: entries are verified here, so a delete elsewhere never needs to know about
+# the index.
 _SESSIONS_OF = """
 local index = KEYS[1]
-local head = string.sub(index, 1, #index - 69)
+local prefix = string.sub(index, 1, #index - 73)
+local function session(hash)
+  return prefix .. '{' .. string.sub(hash, 1, 2) .. '}' .. hash
+end
 redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[1])
 local found = {}
 for _, hash in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-  local fields = redis.call('HMGET', head .. hash,
+  local fields = redis.call('HMGET', session(hash),
     '\\255uid', '\\255created', '\\255seen', '\\255expires', '\\255client')
   if fields[4] and tonumber(fields[4]) > tonumber(ARGV[1]) then
     table.insert(found, hash)
@@ -170,7 +191,7 @@ REVOKE_SCRIPT = (
 local revoked = 0
 for i = 1, #found, 6 do
   if found[i] ~= ARGV[2] then
-    redis.call('UNLINK', head .. found[i])
+    redis.call('UNLINK', session(found[i]))
     redis.call('ZREM', index, found[i])
     revoked = revoked + 1
   end
