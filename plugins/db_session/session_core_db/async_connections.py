@@ -188,7 +188,7 @@ class AsyncConnections:
             keep = _keeps(engine, self._keep_connections)
             loop_engine = LoopEngine(engine, keep, self._recycle if keep else None)
             if self._seconds is not None:
-                loop_engine.deadlines = Deadlines(self._seconds)
+                loop_engine.deadlines = Deadlines(self._seconds, loop)
             loop_engine.guard = _close_at_shutdown(loop_engine)
             self._loops[loop] = loop_engine
         await anext(loop_engine.guard)

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 __all__ = ["Deadlines"]
 
 
 class Deadlines:
-    """The deadlines of the statements running on one event loop, ``seconds`` after each
-    start."""
+    """The deadlines of the statements running on the event loop ``loop``, ``seconds`` after
+    each start."""
 
-    __slots__ = ("_busy", "_cut", "_timer", "seconds")
+    __slots__ = ("_busy", "_cut", "_loop", "_timer", "seconds")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
         self.seconds = seconds
+        # Weakly: the store finds its loops' engines in a WeakKeyDictionary keyed by the loop.
+        self._loop = weakref.ref(loop)
         self._busy: dict[object, tuple[float, asyncio.Task[Any]]] = {}
         self._cut: set[object] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -37,7 +40,9 @@ class Deadlines:
     def start(self, owner: object) -> None:
         """A statement of ``owner`` (its connection: one statement at a time) starts in the
         running task."""
-        task = asyncio.current_task()
+        # With the loop given, current_task() is a dict lookup: on Python 3.11, finding the
+        # running loop costs a getpid() system call.
+        task = asyncio.current_task(self._loop())
         if task is None:  # not in a task: nothing to cancel (never under asyncio.run)
             raise RuntimeError("a statement with a timeout must run in an asyncio task")
         self._busy[owner] = (time.monotonic() + self.seconds, task)
@@ -55,7 +60,7 @@ class Deadlines:
         if owner not in self._cut:
             return False
         self._cut.discard(owner)
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop())
         return task is None or task.uncancel() == 0
 
     def _sweep(self) -> None:
