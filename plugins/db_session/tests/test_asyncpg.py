@@ -80,7 +80,7 @@ def test_statements_are_prepared_once_per_connection(postgresql_db: Database) ->
 
 def test_a_deadline_cancels_the_statement_and_says_it_timed_out() -> None:
     async def scenario() -> tuple[bool, int]:
-        deadlines = Deadlines(0.01)
+        deadlines = Deadlines(0.01, asyncio.get_running_loop())
         owner = object()
         never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         deadlines.start(owner)
@@ -102,7 +102,7 @@ def test_a_deadline_cancels_the_statement_and_says_it_timed_out() -> None:
 
 def test_a_task_cancelled_by_someone_else_is_not_a_timeout() -> None:
     async def scenario() -> bool:
-        deadlines = Deadlines(60)
+        deadlines = Deadlines(60, asyncio.get_running_loop())
         owner = object()
         started = asyncio.Event()
         never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -131,7 +131,7 @@ def test_a_task_cancelled_by_someone_else_is_not_a_timeout() -> None:
 
 def test_only_the_late_statements_are_cut() -> None:
     async def scenario() -> list[str]:
-        deadlines = Deadlines(0.05)
+        deadlines = Deadlines(0.05, asyncio.get_running_loop())
         outcomes: list[str] = []
         late_started = asyncio.Event()
         release = asyncio.get_running_loop().create_future()
