@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from logging import DEBUG
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from .errors import (
 )
 from .first_use import FirstUse
 from .plans import Done, Kind, Pause, Plan, Step, advance, in_transaction
-from .sql_log import log_step
+from .sql_log import LOGGER, log_step
 from .statements import CompiledStatement, Statements
 from .timeouts import within
 
@@ -111,7 +112,8 @@ class AsyncDriver:
             known = loop_engine.driver_state = self._engine(engine)
         seconds = self.seconds
         try:
-            held = loop_engine.take()
+            idle = loop_engine.idle  # the kept connections (LoopEngine.take, inlined)
+            held = idle.pop() if idle else None
             if held is None or (held.recycle_at is not None and held.stale()):
                 held = await loop_engine.checkout(seconds, held)
             try:
@@ -121,11 +123,9 @@ class AsyncDriver:
                 if type(plan) is Step:  # one statement, one await deep (no _one, _execute)
                     try:
                         statement = known.compiled[plan.statement]
-                        log_step(known.target, plan, statement)
-                        driver_connection = held.driver_connection
-                        result = await known.run_step(
-                            held.connection, driver_connection, statement, plan, seconds
-                        )
+                        if LOGGER.isEnabledFor(DEBUG):
+                            log_step(known.target, plan, statement)
+                        result = await known.run_step(held, statement, plan, seconds)
                     except known.refusals as exc:
                         if not is_conflict(exc):
                             raise
@@ -146,7 +146,10 @@ class AsyncDriver:
                 # unknown, so it must not be reused.
                 await loop_engine.discard(held)
                 raise
-            if not loop_engine.put_back(held):
+            idle = loop_engine.idle  # kept for the next call (LoopEngine.put_back, inlined)
+            if len(idle) < loop_engine.keep:
+                idle.append(held)
+            else:
                 await held.connection.close()
             return result
         except (MissingTableError, OutdatedTableError):  # ConnectionErrors (OSError): made
@@ -210,6 +213,4 @@ class AsyncDriver:
     async def _execute(self, held: Held, known: _Engine, step: Step) -> Any:
         statement: CompiledStatement = known.compiled[step.statement]
         log_step(known.target, step, statement)
-        return await known.run_step(
-            held.connection, held.driver_connection, statement, step, self.seconds
-        )
+        return await known.run_step(held, statement, step, self.seconds)

@@ -1,52 +1,102 @@
 """How the async driver runs one step on a connection: straight on asyncpg's own connection,
 or, for the other async drivers, on the adapted DB-API cursor in ``run_sync``'s greenlet.
 
-asyncpg is an async library first: its ``fetchrow``/``execute`` take the compiled SQL (``$1``
-placeholders) and a timeout themselves, so a load costs what asyncpg costs, plus a few µs. The
-adapted cursor of the other drivers needs the greenlet bridge (about 20 µs a statement).
+asyncpg is an async library first: a statement prepared once per connection (kept in
+:attr:`~.async_connections.Held.prepared`) runs with the compiled SQL's ``$1`` parameters, and
+the loop's :class:`~.async_deadlines.Deadlines` bound it, so a load costs what asyncpg's own
+``fetchrow`` costs, plus a few µs. The adapted cursor of the other drivers needs the greenlet
+bridge (about 20 µs a statement).
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from .async_connections import Held
 from .connections import forget_cursor, kept_cursor
 from .plans import Kind, Step
 from .statements import CompiledStatement, fetch
 from .timeouts import within
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
 __all__ = ["StepRunner", "asyncpg_step", "cursor_step", "step_runner"]
 
 
-StepRunner = Callable[
-    ["AsyncConnection", Any, CompiledStatement, Step, "float | None"], Awaitable[Any]
-]
-"""Runs ``step`` (its ``statement`` compiled for the connection's dialect) on an async
-connection (or its driver's own connection), within ``seconds`` (:class:`TimeoutError` after)."""
+StepRunner = Callable[[Held, CompiledStatement, Step, "float | None"], Awaitable[Any]]
+"""Runs ``step`` (its ``statement`` compiled for the connection's dialect) on a checked-out
+async connection, within ``seconds`` (:class:`TimeoutError` after)."""
+
+# Enum members as module constants: reading ``Kind.ROW`` costs more than the comparison.
+_ROW, _ROWS, _COUNT = Kind.ROW, Kind.ROWS, Kind.COUNT
 
 
 async def asyncpg_step(
-    connection: AsyncConnection,
-    driver_connection: Any,
-    statement: CompiledStatement,
-    step: Step,
-    seconds: float | None,
+    held: Held, statement: CompiledStatement, step: Step, seconds: float | None
 ) -> Any:
     """A :data:`StepRunner` on asyncpg's own connection (the pool's ``driver_connection``)."""
+    kind = step.kind
+    sql = statement.sql
+    if kind is not _ROW and kind is not _ROWS and kind is not _COUNT:
+        await held.driver_connection.execute(sql, timeout=seconds)  # BEGIN, COMMIT, ROLLBACK
+        return None
     arguments = statement.parameters(step.params)
-    if step.kind is Kind.ROW:
-        return await driver_connection.fetchrow(statement.sql, *arguments, timeout=seconds)
-    if step.kind is Kind.ROWS:
-        return await driver_connection.fetch(statement.sql, *arguments, timeout=seconds)
-    status: str = await driver_connection.execute(statement.sql, *arguments, timeout=seconds)
+    deadlines = held.deadlines
+    timeout = seconds  # asyncpg's own, for an engine handed over (it serves every loop)
+    if deadlines is not None:
+        deadlines.start(held)
+        timeout = None
+    try:
+        prepared = held.prepared.get(sql)
+        if prepared is None:
+            prepared = await held.driver_connection.prepare(sql, timeout=timeout)
+            held.prepared[sql] = prepared
+        try:
+            return await _fetch(prepared, kind, arguments, timeout)
+        except Exception as exc:
+            if not _is_stale(exc):
+                raise
+            del held.prepared[sql]
+            if held.transaction:
+                raise
+        # The table changed since the statement was prepared. asyncpg's own statement cache
+        # runs such a statement again, once; so does this, outside a transaction.
+        prepared = await held.driver_connection.prepare(sql, timeout=timeout)
+        held.prepared[sql] = prepared
+        return await _fetch(prepared, kind, arguments, timeout)
+    except asyncio.CancelledError:
+        if deadlines is not None and deadlines.timed_out(held):
+            raise TimeoutError from None
+        raise
+    finally:
+        if deadlines is not None:
+            deadlines.stop(held)
+
+
+def _fetch(prepared: Any, kind: Kind, arguments: Any, timeout: float | None) -> Awaitable[Any]:
+    """Run an asyncpg prepared statement (not a coroutine: the usual call costs no await)."""
+    if kind is _ROW:
+        return prepared.fetchrow(*arguments, timeout=timeout)  # type: ignore[no-any-return]
+    if kind is _ROWS:
+        return prepared.fetch(*arguments, timeout=timeout)  # type: ignore[no-any-return]
+    return _count(prepared, arguments, timeout)
+
+
+async def _count(prepared: Any, arguments: Any, timeout: float | None) -> int:
+    await prepared.fetch(*arguments, timeout=timeout)
     # "UPDATE 1", "DELETE 3", "INSERT 0 1": the rows written come last.
-    return int(status.rpartition(" ")[2]) if step.kind is Kind.COUNT else None
+    return int(prepared.get_statusmsg().rpartition(" ")[2])
+
+
+def _is_stale(exc: Exception) -> bool:
+    """Whether asyncpg refused a prepared statement because the table changed since."""
+    asyncpg: Any = sys.modules["asyncpg"]  # imported already: the statement ran on it
+    return isinstance(
+        exc, (asyncpg.InvalidCachedStatementError, asyncpg.exceptions.OutdatedSchemaCacheError)
+    )
 
 
 def _execute_step(connection: Connection, statement: CompiledStatement, step: Step) -> Any:
@@ -68,17 +118,13 @@ def _execute_step(connection: Connection, statement: CompiledStatement, step: St
 
 
 async def cursor_step(
-    connection: AsyncConnection,
-    driver_connection: Any,
-    statement: CompiledStatement,
-    step: Step,
-    seconds: float | None,
+    held: Held, statement: CompiledStatement, step: Step, seconds: float | None
 ) -> Any:
     """A :data:`StepRunner` on the adapted DB-API cursor (aiosqlite, aiomysql, asyncmy,
     psycopg's async mode)."""
     # The compiled SQL straight to the driver's (adapted) cursor, as on the sync path:
     # SQLAlchemy's execute() machinery costs about as much CPU as the rest of the call.
-    return await within(connection.run_sync(_execute_step, statement, step), seconds)
+    return await within(held.connection.run_sync(_execute_step, statement, step), seconds)
 
 
 def step_runner(driver: str) -> StepRunner:

@@ -143,6 +143,7 @@ class DbStore(SessionStore):
                 settings.pool_recycle
                 if settings.pool_recycle and settings.pool_recycle > 0
                 else None,
+                seconds,
             ),
             self.table,
             settings.cleanup_batch_size,
