@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 import weakref
@@ -124,12 +125,17 @@ class LoopEngine:
         await self.engine.dispose()
 
 
-async def _close_at_shutdown(loop_engine: LoopEngine) -> AsyncGenerator[None, None]:
+async def _close_at_shutdown(
+    loop_engine: LoopEngine, forget: Callable[[], object]
+) -> AsyncGenerator[None, None]:
     # Started once per event loop: the loop finalizes live async generators when it shuts down,
-    # which closes the engine's connections on their own loop, before it is closed.
+    # which closes the engine's connections on their own loop, before it is closed, and drops
+    # the store's entry for the loop (the engine and its connections refer to the loop, so the
+    # weak key alone would keep a finished loop alive).
     try:
         yield
     finally:
+        forget()
         await loop_engine.close()
 
 
@@ -189,10 +195,17 @@ class AsyncConnections:
             loop_engine = LoopEngine(engine, keep, self._recycle if keep else None)
             if self._seconds is not None:
                 loop_engine.deadlines = Deadlines(self._seconds, loop)
-            loop_engine.guard = _close_at_shutdown(loop_engine)
+            loop_engine.guard = _close_at_shutdown(
+                loop_engine, functools.partial(self._forget_loop, loop, loop_engine)
+            )
             self._loops[loop] = loop_engine
         await anext(loop_engine.guard)
         return loop_engine
+
+    def _forget_loop(self, loop: asyncio.AbstractEventLoop, loop_engine: LoopEngine) -> None:
+        with self._lock:
+            if self._loops.get(loop) is loop_engine:
+                del self._loops[loop]
 
     def _pop_all(self) -> list[LoopEngine]:
         with self._lock:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,6 +157,27 @@ def test_a_call_waiting_for_the_pool_gets_the_next_connection_put_back(db: Datab
         assert outcome[0] is not None
         connections.release(second)
         assert len(kept(store)) == 1
+    finally:
+        store.close()
+
+
+def test_a_finished_event_loop_is_not_kept_alive(db: Database) -> None:
+    # Each event loop gets an engine of its own; once the loop has shut down (asyncio.run), the
+    # store holds nothing of it, so a program or a test suite that runs many loops keeps none.
+    store = DbStore(url=db.url, table_name=db.table("loops"))
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def scenario(key: str) -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        assert await store.aload(key) is not None
+
+    try:
+        key = create(store, {"a": 1})
+        for _ in range(3):
+            asyncio.run(scenario(key))
+        gc.collect()
+        assert [ref() for ref in loops] == [None, None, None]
+        asyncio.run(scenario(key))  # a new loop still gets an engine
     finally:
         store.close()
 
