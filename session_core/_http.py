@@ -48,23 +48,14 @@ _DROP_FLUSHED = ResponseAction.DROP_FLUSHED
 
 _VARY_HEADER = ("Vary", "Cookie")
 
-_last_date: tuple[int, str] = (-1, "")
 
-
-def _http_date(timestamp: float) -> str:
-    """``timestamp`` as an HTTP date; the last one is cached (most cookies share the second)."""
-    global _last_date
-    second = int(timestamp)
-    cached = _last_date
-    if cached[0] == second:
-        return cached[1]
+def _http_date(second: int) -> str:
+    """Unix time ``second`` as an HTTP date."""
     t = time.gmtime(second)
-    text = (
+    return (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
     )
-    _last_date = (second, text)
-    return text
 
 
 MAX_COOKIE_HEADER_BYTES = 64 * 1024
@@ -118,6 +109,7 @@ class SessionCookie:
         "_attributes",
         "_delete_header",
         "_events",
+        "_lifetime",
         "_max_age",
         "_name",
         "_prefix",
@@ -152,6 +144,8 @@ class SessionCookie:
         self._delete_header = (
             f"{self._prefix}{self._attributes}; Max-Age=0; Expires={_EPOCH}{self._suffix}"
         )
+        # (second, max_age, what follows the value): most cookies of a second share it.
+        self._lifetime: tuple[int, int, str] = (-1, -1, "")
 
     # ------------------------------------------------------------------ requests
 
@@ -210,11 +204,15 @@ class SessionCookie:
         else:
             # Browsers cap a cookie's lifetime so; a datetime expiry may be further away.
             max_age = min(max_age, MAX_COOKIE_AGE)
-            expires = _http_date(time.time() + max_age)
-            header = (
-                f"{self._prefix}{value}{self._attributes}; Max-Age={max_age}; "
-                f"Expires={expires}{self._suffix}"
-            )
+            now = int(time.time())
+            lifetime = self._lifetime
+            if lifetime[0] != now or lifetime[1] != max_age:
+                tail = (
+                    f"{self._attributes}; Max-Age={max_age}; "
+                    f"Expires={_http_date(now + max_age)}{self._suffix}"
+                )
+                lifetime = self._lifetime = (now, max_age, tail)
+            header = self._prefix + value + lifetime[2]
         size = _SET_COOKIE_PREFIX + len(header)
         if size > MAX_COOKIE_BYTES:
             raise CookieTooLargeError(size, MAX_COOKIE_BYTES, self._store.name)

@@ -68,6 +68,13 @@ _COMPRESS_FROM = 96  # shorter JSON never gets smaller with zlib
 # zlib's fastest level: on cookie-sized JSON it compresses within about 1% of the default level
 # (6), in two thirds of the time. Any level inflates the same way.
 _COMPRESS_LEVEL = 1
+# A 4 KiB window and a small match table (memLevel 4), about 20 KiB of state: a cookie holds no
+# more, and the output is the same size as with zlib.compress's defaults. Those set up about
+# 256 KiB of state for every call, which, depending on the state of the process's heap, costs
+# from as much as the compression itself to ten times that (4 against 45 µs for a 185-byte
+# payload, measured); this costs 4 µs whatever the heap. Any zlib inflater reads it.
+_WINDOW_BITS = 12
+_MEM_LEVEL = 4
 _SIGNATURE_LENGTH = 43  # base64 of 32 bytes, unpadded
 
 _SHA256_BLOCK = 64
@@ -81,7 +88,7 @@ _last_stamp: tuple[int, bytes] = (-1, b"")
 
 _Seal = Callable[[bytes], bytes]
 _Open = Callable[[bytes], bytes]
-_Mac = Callable[[bytes], bytes]
+_Sign = Callable[[bytes], bytes]
 
 
 def _timestamp(seconds: int) -> bytes:
@@ -100,7 +107,13 @@ def _b64encode(data: bytes) -> bytes:
 
 
 def _b64decode(data: bytes) -> bytes:
-    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
+    # Padded to a whole number of quads: a2b_base64 ignores the padding beyond.
+    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"==")
+
+
+def _deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(_COMPRESS_LEVEL, zlib.DEFLATED, _WINDOW_BITS, _MEM_LEVEL)
+    return compressor.compress(data) + compressor.flush()
 
 
 def _inflate(data: bytes) -> bytes:
@@ -117,8 +130,9 @@ def _signing_key(secret: bytes, salt: bytes) -> bytes:
     return signer.derive_key()
 
 
-def _hmac_sha256(key: bytes) -> _Mac:
-    """HMAC-SHA256 under ``key`` (RFC 2104), with the key's two padded blocks hashed once.
+def _signer(key: bytes) -> _Sign:
+    """The itsdangerous signature under ``key``: HMAC-SHA256 (RFC 2104), in unpadded URL-safe
+    base64, with the key's two padded blocks hashed once.
 
     :func:`hmac.digest` sets up the key on every call, which is most of its cost on a
     cookie-sized message; copying the two prepared hash states is about half as much.
@@ -129,14 +143,14 @@ def _hmac_sha256(key: bytes) -> _Mac:
     inner = hashlib.sha256(key.translate(_INNER_PAD))
     outer = hashlib.sha256(key.translate(_OUTER_PAD))
 
-    def mac(message: bytes) -> bytes:
+    def sign(message: bytes) -> bytes:
         digest = inner.copy()
         digest.update(message)
         result = outer.copy()
         result.update(digest.digest())
-        return result.digest()
+        return _b64encode(result.digest())
 
-    return mac
+    return sign
 
 
 def _aead(secret: bytes) -> tuple[_Seal, _Open]:
@@ -180,8 +194,8 @@ class CookieStore(SessionStore):
         keys = [k.encode() if isinstance(k, str) else bytes(k) for k in secret_keys]
         self.encrypt = encrypt
         salt = _ENCRYPTED_SALT if encrypt else _SALT
-        self._macs = [_hmac_sha256(_signing_key(k, salt)) for k in keys]
-        self._sign = self._macs[0]
+        self._signers = [_signer(_signing_key(k, salt)) for k in keys]
+        self._sign = self._signers[0]
         self._aeads = [_aead(k) for k in keys] if encrypt else []
 
     @classmethod
@@ -214,13 +228,13 @@ class CookieStore(SessionStore):
         plain = encode_json(payload).encode()
         if self._aeads:
             if len(plain) >= _COMPRESS_FROM:
-                compressed = zlib.compress(plain, _COMPRESS_LEVEL)
+                compressed = _deflate(plain)
                 flagged = b"z" + compressed if len(compressed) < len(plain) else b"j" + plain
             else:
                 flagged = b"j" + plain
             return b"~" + _b64encode(self._aeads[0][0](flagged))
         if len(plain) >= _COMPRESS_FROM:
-            compressed = zlib.compress(plain, _COMPRESS_LEVEL)
+            compressed = _deflate(plain)
             if len(compressed) < len(plain) - 1:
                 return b"." + _b64encode(compressed)
         return _b64encode(plain)
@@ -237,13 +251,10 @@ class CookieStore(SessionStore):
             plain = _b64decode(body)
         return decode_json(plain.decode())
 
-    def _verify(self, signed: bytes, signature: bytes) -> int:
-        """The index of the key that signed ``signed``, newest first; -1 for none."""
-        if hmac.compare_digest(_b64encode(self._sign(signed)), signature):
-            return 0
-        for index, mac in enumerate(self._macs[1:], 1):
-            expected = _b64encode(mac(signed))
-            if hmac.compare_digest(expected, signature):
+    def _verify_fallback(self, signed: bytes, signature: bytes) -> int:
+        """The index of the fallback key that signed ``signed``, newest first; -1 for none."""
+        for index, sign in enumerate(self._signers[1:], 1):
+            if hmac.compare_digest(sign(signed), signature):
                 return index
         return -1
 
@@ -258,41 +269,51 @@ class CookieStore(SessionStore):
         cut = raw.rfind(b".")
         if len(raw) - cut - 1 != _SIGNATURE_LENGTH:
             return None
-        signed = raw[:cut]
-        index = self._verify(signed, raw[cut + 1 :])
-        if index < 0:
-            return None
-        cut = signed.rfind(b".")
+        signed, signature = raw[:cut], raw[cut + 1 :]
+        if hmac.compare_digest(self._sign(signed), signature):
+            index = 0  # the signing key: the usual case
+        else:
+            index = self._verify_fallback(signed, signature)
+            if index < 0:
+                return None
+        body, _, stamp = signed.rpartition(b".")
         try:
-            signed_at = int.from_bytes(_b64decode(signed[cut + 1 :]), "big")
-            payload = self._decode(signed[:cut], index)
+            signed_at = int.from_bytes(_b64decode(stamp), "big")
+            payload = self._decode(body, index)
         except Exception:
             return None
         # The payload is [data, expiry, ttl] or [data, expiry, ttl, user id] (see _encode);
         # anything else is refused.
+        if type(payload) is not list:
+            return None
+        if len(payload) == 3:
+            data, expiry, ttl = payload
+            user_id = None
+        elif len(payload) == 4:
+            data, expiry, ttl, user_id = payload
+            if type(user_id) is not str and type(user_id) is not int:
+                return None
+        else:
+            return None
         if (
-            type(payload) is not list
-            or not 3 <= len(payload) <= 4
-            or (len(payload) == 4 and type(payload[3]) is not str and type(payload[3]) is not int)
-            or type(payload[0]) is not dict
-            or (type(payload[2]) is not int and type(payload[2]) is not float)
-            or not 0 <= payload[2] < _MAX_TTL  # refuses NaN and infinity too
+            type(data) is not dict
+            or (type(ttl) is not int and type(ttl) is not float)
+            or not 0 <= ttl < _MAX_TTL  # refuses NaN and infinity too
         ):
             return None
         now = time.time()
         if signed_at > now + _CLOCK_SKEW:
             return None
-        expires_at = signed_at + payload[2]
+        expires_at = signed_at + ttl
         if expires_at <= now:
             return None
-        user_id = payload[3] if len(payload) == 4 else None
-        return SessionRecord(payload[0], expires_at, payload[1], user_id=user_id)
+        return SessionRecord(data, expires_at, expiry, None, user_id)
 
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Return the signed cookie value holding the whole ``record``."""
         signed_at = int(time.time())
         signed = self._encode(record, signed_at) + b"." + _timestamp(signed_at)
-        return (signed + b"." + _b64encode(self._sign(signed))).decode()
+        return (signed + b"." + self._sign(signed)).decode()
 
     def delete(self, key: str) -> None:
         """Nothing to delete: the data lives in the cookie, which the middleware removes."""
