@@ -2,7 +2,8 @@
 out, instead of failing a call of its own (as SQLAlchemy's own ``Connection`` has its pool do).
 
 Through the pool's public events only: a ``connect`` listener stamps each new connection's
-``info`` with the number of disconnects seen so far, and a ``checkout`` listener raises
+``info`` with the number of disconnects seen so far (under a key of each store's own: stores
+handed one engine count apart), and a ``checkout`` listener raises
 :class:`sqlalchemy.exc.DisconnectionError` for a connection stamped before the latest one, which
 has the pool close it and hand out a fresh one in its place (once; SQLAlchemy documents this
 for exactly this use). Both are added to the engine at the first disconnect, so until then a
@@ -19,8 +20,6 @@ from sqlalchemy.engine import Engine
 
 __all__ = ["StaleConnections"]
 
-_OPENED = "session_core_db.opened"
-
 
 class StaleConnections:
     """Marks the connections of ``engine``'s pool stale after a disconnect."""
@@ -30,6 +29,7 @@ class StaleConnections:
         self._lock = threading.Lock()
         self._listening = False
         self._disconnects = 0
+        self._opened = ("session_core_db.opened", object())  # this store's stamp in ``info``
 
     def disconnected(self, error: BaseException) -> None:
         """A connection was lost with ``error``: every connection opened before now is
@@ -42,11 +42,11 @@ class StaleConnections:
                 self._listening = True
 
     def _connect(self, _dbapi_connection: Any, record: Any) -> None:
-        record.info[_OPENED] = self._disconnects
+        record.info[self._opened] = self._disconnects
 
     def _checkout(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         # A connection opened before the listeners were added has no stamp: it is stale too.
-        if record.info.get(_OPENED, 0) < self._disconnects:
+        if record.info.get(self._opened, 0) < self._disconnects:
             raise exc.DisconnectionError("opened before a connection to the server was lost")
 
     def close(self) -> None:

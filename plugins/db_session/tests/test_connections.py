@@ -398,6 +398,29 @@ def test_a_given_engine_replaces_older_connections_and_loses_the_listeners_on_cl
         engine.dispose()
 
 
+def test_two_stores_on_one_engine_keep_their_own_stamps(sqlite_db: Database) -> None:
+    # Two stores handed the same engine each count the disconnects they saw; neither may read
+    # the other's stamp, or once their counts differ every fresh connection looks stale to one
+    # of them and the engine (the app's own queries included) can hand out no connection.
+    engine = sa.create_engine(sqlite_db.url, pool_size=2, max_overflow=0)
+    first = DbStore(engine=engine, table_name=sqlite_db.table("one"))
+    second = DbStore(engine=engine, table_name=sqlite_db.table("two"))
+    try:
+        for store in (first, second, first):
+            store._sync.connections.stale.disconnected(RuntimeError("lost"))
+        for _ in range(3):
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+        key = create(first, {"a": 1})
+        assert first.load(key) is not None
+        key = create(second, {"b": 2})
+        assert second.load(key) is not None
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()
+
+
 def test_async_disconnect_fails_one_call_and_the_store_recovers(server: Database) -> None:
     store = DbStore(url=server.url, table_name=server.table("akill"))
     assert store.native_async
