@@ -251,14 +251,16 @@ def migrate_calls(space: str) -> tuple[Table, dict[str, Any], list[Target]]:
     for label, alone, first in rows:
         table.rows.append([label, str(alone), str(first), str(first - alone)])
         data[label] = {"alone": alone, "migrate": first}
+    # The moving save's extra calls: the new store's miss, the old store read again after the
+    # copy is written (so a sign-out meanwhile is not undone), and the delete from the old.
     found = [
         Target(
             f"migrate, db to redis: {label}, extra round trips",
-            "≤ 1",
+            f"≤ {most}",
             f"{first - alone} ({first} vs {alone})",
-            first - alone <= 1,
+            first - alone <= most,
         )
-        for label, alone, first in rows[:2]
+        for (label, alone, first), most in zip(rows[:2], (1, 3), strict=True)
     ]
     return table, data, found
 

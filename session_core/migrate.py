@@ -21,15 +21,18 @@ requests moving one session at once both keep their changes (the second merges i
 first wrote).
 
 Round trips, for a session not moved yet between two server stores: a read costs one more than
-the old store alone (the new store's miss); a save costs the move (a write to the new store and
-a delete from the old), and for a signed-in session one more read of the old store (so that a
-revocation meanwhile is not undone). After ``session-core migrate`` has copied the sessions, a
-request costs what the new store alone costs. From the cookie store nothing is extra: the new
-store's miss costs no round trip, and the move is the new session's creation.
+the old store alone (the new store's miss); a save costs the move (a write to the new store, one
+more read of the old store, and a delete from the old): the second read makes sure that a
+sign-out or revocation that ran meanwhile is not undone by the move. After ``session-core
+migrate`` has copied the sessions, a request costs what the new store alone costs. From the
+cookie store nothing is extra: the new store's miss costs no round trip, the move is the new
+session's creation, and there is no second read (the old store keeps nothing on a server to
+read again).
 
 Sessions per user, when both stores index them: a listing merges both stores' (a session
 held in both, copied but not moved yet, is listed once), and a revocation revokes in the old
-store, then in the new one, so the sessions not moved yet are signed out too. A move or a bulk
+store, then in the new one, so the sessions not moved yet are signed out too (the count it
+returns is the two stores' sum: a session held in both is counted twice). A move or a bulk
 copy carries the session's user, so a moved session is listed and revoked with the others.
 With an old store that keeps no index (the cookie store, whose sessions live in the visitors'
 cookies) the store refuses to list or revoke, rather than sign a user out of some sessions only.
@@ -103,12 +106,6 @@ def _merged_listing(new: list[SessionInfo], old: list[SessionInfo]) -> list[Sess
     seen = {info.key_hash for info in new}
     merged = new + [info for info in old if info.key_hash not in seen]
     return sorted(merged, key=lambda info: info.last_seen_at, reverse=True)
-
-
-def _held_in_both(old: list[SessionInfo], new: list[SessionInfo], keep: str | None) -> int:
-    """How many sessions (but ``keep``) both listings hold: copied, not yet moved."""
-    kept = hash_key(keep) if keep is not None else None
-    return len({info.key_hash for info in old} & {info.key_hash for info in new} - {kept})
 
 
 class MigrateStore(SessionStore):
@@ -205,7 +202,7 @@ class MigrateStore(SessionStore):
                 written = False
         else:
             saved = self.new.save(None, whole, Changes.everything(whole))
-        recheck = written and self._recheck(whole)
+        recheck = written and self._recheck()
         if saved is not None and recheck and self.old.load(key) is None:
             self.new.delete(saved)  # revoked meanwhile: see _recheck
             return None
@@ -213,14 +210,15 @@ class MigrateStore(SessionStore):
         record.version = _Held(False, whole.version)  # None (unknown) after an insert
         return saved
 
-    def _recheck(self, whole: SessionRecord) -> bool:
-        """Whether a move must read the old store again after writing the new copy: for a
-        session bound to a user, between two server stores. A revocation (or a sign-out) that
-        ran after this request read the old store deleted the session there before it reached
-        the new store's copy, or before the copy was written; found gone, the copy is taken
-        back, and the session stays signed out. One call more on the move of a signed-in
-        session: the price of a revocation that a request in flight cannot undo."""
-        return whole.user_id is not None and not self.old.local
+    def _recheck(self) -> bool:
+        """Whether a move must read the old store again after writing the new copy: on every
+        move between two server stores, whether the session is bound to a user or not. A
+        sign-out (a delete, ``flush()``) or a revocation that ran after this request read the
+        old store deleted the session there before it reached the new store's copy, or before
+        the copy was written; found gone, the copy is taken back, and the session stays signed
+        out. One call more on each move: the price of a sign-out that a request in flight
+        cannot undo. (A cookie-store session has no server copy to delete: nothing to re-read.)"""
+        return not self.old.local
 
     # Deletes reach the old store first: a bulk copy that read the session before the delete
     # then either writes it before the new store's delete (which removes it) or finds it gone
@@ -251,22 +249,24 @@ class MigrateStore(SessionStore):
             )
         return UserIndexUnsupportedError(self.name, operation, reason)
 
+    def _check_user_index(self, operation: str) -> None:
+        if not self.indexes_users:
+            raise self._no_user_index(operation)
+
     def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
         """The user's sessions in both stores, each once (the new store's entry for one in
         both), most recently seen first."""
-        if not self.indexes_users:
-            raise self._no_user_index("list the sessions of a user")
+        self._check_user_index("list the sessions of a user")
         return _merged_listing(self.new.sessions_of(user_id), self.old.sessions_of(user_id))
 
     def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
-        """Revoke in both stores, the old one first (as deletes, see above); returns how many
-        sessions went, one held in both stores counted once."""
-        if not self.indexes_users:
-            raise self._no_user_index("revoke the sessions of a user")
-        both = _held_in_both(self.old.sessions_of(user_id), self.new.sessions_of(user_id), keep)
+        """Revoke in both stores, the old one first (as deletes, see above); returns the sum of
+        both stores' counts, so a session held in both (copied or being moved, not yet deleted
+        from the old store) may count twice: counting it once would need both listings first,
+        two more calls that a concurrent move could still make wrong."""
+        self._check_user_index("revoke the sessions of a user")
         revoked = self.old.revoke_user(user_id, keep)
-        revoked += self.new.revoke_user(user_id, keep)
-        return max(revoked - both, 0)
+        return revoked + self.new.revoke_user(user_id, keep)
 
     def clear_expired(self, progress: Progress | None = None) -> int | None:
         """The new store's cleanup. The old store's expired records are left to it: clean it
@@ -326,7 +326,7 @@ class MigrateStore(SessionStore):
                 written = False
         else:
             saved = await self.new.asave(None, whole, Changes.everything(whole))
-        recheck = written and self._recheck(whole)
+        recheck = written and self._recheck()
         if saved is not None and recheck and await self.old.aload(key) is None:
             await self.new.adelete(saved)
             return None
@@ -349,20 +349,15 @@ class MigrateStore(SessionStore):
 
     async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
         """Async twin of :meth:`sessions_of`."""
-        if not self.indexes_users:
-            raise self._no_user_index("list the sessions of a user")
+        self._check_user_index("list the sessions of a user")
         new = await self.new.asessions_of(user_id)
         return _merged_listing(new, await self.old.asessions_of(user_id))
 
     async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
         """Async twin of :meth:`revoke_user`."""
-        if not self.indexes_users:
-            raise self._no_user_index("revoke the sessions of a user")
-        old = await self.old.asessions_of(user_id)
-        both = _held_in_both(old, await self.new.asessions_of(user_id), keep)
+        self._check_user_index("revoke the sessions of a user")
         revoked = await self.old.arevoke_user(user_id, keep)
-        revoked += await self.new.arevoke_user(user_id, keep)
-        return max(revoked - both, 0)
+        return revoked + await self.new.arevoke_user(user_id, keep)
 
     async def aclear_expired(self, progress: Progress | None = None) -> int | None:
         """Async twin of :meth:`clear_expired`."""

@@ -19,8 +19,11 @@ then the front revokes its copies, which it indexes by user too (a fill copies t
 its user). A request that read the back just before a revocation and fills the front just after
 it is caught as a racing write is: its re-read of the back finds the session gone and removes
 the copy. Both orders are covered: a fill written before the front's revocation is revoked with
-the others, one written after it is removed by its own re-read. A front that is down is not
-revoked (its recovery empties it before it is read again).
+the others, one written after it is removed by its own re-read. The front is revoked even when
+this process marked it down: "down" is one process's view, and another process still trusting
+the front would serve a revoked copy until its lifetime ended. A front that cannot be reached
+then makes the revocation raise :class:`~session_core.StoreUnreachableError` once the back has
+revoked (the sessions are signed out of the truth, but copies may remain in the front: retry).
 
 The front going down does not take the site down. On the first front failure the store stops
 using the front: reads and writes go to the back alone, and the writes made meanwhile are not
@@ -132,7 +135,9 @@ class TieredStore(SessionStore):
                 "store_options.front",
                 f"the {front.name} store cannot be a front: it does not list its records or "
                 f"write them by key hash (lists_records is False), which filling and emptying "
-                f"the front need; use redis",
+                f"the front need; use redis on one server or Sentinel (a redis store on Redis "
+                f"Cluster cannot: a copy kept under its own key would not share a hash slot "
+                f"with its user's index, so a revocation could not reach it)",
             )
         if not retry_after > 0:
             raise ConfigurationError(
@@ -315,26 +320,53 @@ class TieredStore(SessionStore):
             f"its copies of revoked sessions)",
         )
 
+    def _check_user_index(self, operation: str) -> None:
+        if not self.indexes_users:
+            raise self._no_user_index(operation)
+
+    def _front_not_revoked(self, exc: StoreUnreachableError) -> StoreUnreachableError:
+        """Mark the front failed, and the error a revocation raises when its front part did
+        not run: the back revoked, copies may remain in the front."""
+        self._front_failed()
+        error = StoreUnreachableError(
+            self.name,
+            f"front {exc.target}",
+            "revoke the sessions of a user in its front",
+            f"the sessions were revoked in the back store ({self.back.name}), but the front's "
+            f"copies could not be removed, so a process still reading the front may serve them "
+            f"until they expire; retry the revocation ({exc})",
+            hint="retry once the front is reachable",
+        )
+        error.__cause__ = exc
+        return error
+
     def sessions_of(self, user_id: UserId) -> list[SessionInfo]:
         """The back's listing (the truth; the front holds copies only)."""
-        if not self.indexes_users:
-            raise self._no_user_index("list the sessions of a user")
+        self._check_user_index("list the sessions of a user")
         return self.back.sessions_of(user_id)
 
     def revoke_user(self, user_id: UserId, keep: str | None = None) -> int:
         """Revoke in the back, then drop the user's copies from the front; returns the back's
-        count. A fill racing the revocation cannot bring a copy back (see the module)."""
-        if not self.indexes_users:
-            raise self._no_user_index("revoke the sessions of a user")
+        count. A fill racing the revocation cannot bring a copy back (see the module).
+
+        Raises:
+            StoreUnreachableError: the back, or the front after the back revoked (the copies
+                may remain in the front, and another process may serve them: retry). The
+                front is tried even when this process marked it down.
+        """
+        self._check_user_index("revoke the sessions of a user")
         try:
-            return self.back.revoke_user(user_id, keep)
+            revoked = self.back.revoke_user(user_id, keep)
         finally:
             # Also after a failed revocation: the back may have deleted before the error.
-            if self._state is not FrontState.DOWN:
-                try:
-                    self.front.revoke_user(user_id, keep)
-                except StoreUnreachableError:
-                    self._front_failed()
+            try:
+                self.front.revoke_user(user_id, keep)
+                missed = None
+            except StoreUnreachableError as exc:
+                missed = self._front_not_revoked(exc)
+        if missed is not None:
+            raise missed
+        return revoked
 
     def scan_records(self, cursor: str | None = None, count: int = 500) -> RecordPage:
         """The back's records (see :meth:`SessionStore.scan_records`)."""
@@ -441,22 +473,23 @@ class TieredStore(SessionStore):
 
     async def asessions_of(self, user_id: UserId) -> list[SessionInfo]:
         """Async twin of :meth:`sessions_of`."""
-        if not self.indexes_users:
-            raise self._no_user_index("list the sessions of a user")
+        self._check_user_index("list the sessions of a user")
         return await self.back.asessions_of(user_id)
 
     async def arevoke_user(self, user_id: UserId, keep: str | None = None) -> int:
         """Async twin of :meth:`revoke_user`."""
-        if not self.indexes_users:
-            raise self._no_user_index("revoke the sessions of a user")
+        self._check_user_index("revoke the sessions of a user")
         try:
-            return await self.back.arevoke_user(user_id, keep)
+            revoked = await self.back.arevoke_user(user_id, keep)
         finally:
-            if self._state is not FrontState.DOWN:
-                try:
-                    await self.front.arevoke_user(user_id, keep)
-                except StoreUnreachableError:
-                    self._front_failed()
+            try:
+                await self.front.arevoke_user(user_id, keep)
+                missed = None
+            except StoreUnreachableError as exc:
+                missed = self._front_not_revoked(exc)
+        if missed is not None:
+            raise missed
+        return revoked
 
     async def ainsert_record(self, key_hash: str, record: SessionRecord) -> bool:
         """Async twin of :meth:`insert_record`."""

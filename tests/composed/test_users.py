@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from conftest import SECRET, Options, build, build_nested
 from forwarding import forwarding
+from redis_servers import RedisProcess, new_prefix
 
-from session_core import UserIndexUnsupportedError
+from session_core import StoreUnreachableError, UserIndexUnsupportedError
 from session_core.copying import copy_sessions
 from session_core.migrate import MigrateStore
 from session_core.session import Session
 from session_core.store import SessionStore, hash_key
-from session_core.tiered import TieredStore
+from session_core.tiered import FrontState, TieredStore
 from session_core.users import asign_out, sign_out
 
 
@@ -175,16 +176,63 @@ def test_tiered_async_twins_list_and_revoke(place: Callable[[str], Options]) -> 
     store.close()
 
 
-def test_tiered_revocation_with_the_front_down_reaches_the_back(
-    place: Callable[[str], Options],
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+def test_tiered_revocation_reaches_a_front_this_process_marked_down(
+    place: Callable[[str], Options], async_: bool
 ) -> None:
-    """With the front marked down the back still revokes; the front is emptied by its recovery
-    before it is read again, so no copy of the revoked session is served."""
-    store = _tiered(place)
+    """Two workers share the same front and back; one marked the front down (a failure of its
+    own), the other still reads it. A revocation through the first still removes the front's
+    copies, so the second worker serves no revoked session."""
+    front, back = place("redis"), place("sqlite")
+    revoking = build("tiered", front=front, back=back)
+    serving = build("tiered", front=front, back=back)
+    assert isinstance(revoking, TieredStore)
+    assert isinstance(serving, TieredStore)
+    key = _sign_in(serving, "ann")
+    assert serving.load(key) is not None  # fills the shared front
+    assert revoking.front.load(key) is not None
+    revoking._front_failed()
+    assert revoking.front_state is FrontState.DOWN
+    if async_:
+        assert asyncio.run(asign_out(revoking, "ann")) == 1
+    else:
+        assert sign_out(revoking, "ann") == 1
+    assert serving.front_state is FrontState.UP
+    assert serving.front.load(key) is None, "the revoked session's copy stayed in the front"
+    assert serving.load(key) is None, "another worker served a revoked session"
+    revoking.close()
+    serving.close()
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+def test_tiered_revocation_with_the_front_unreachable_says_it_is_incomplete(
+    place: Callable[[str], Options], throwaway: Callable[..., RedisProcess], async_: bool
+) -> None:
+    """The front is down: the back revokes, then the revocation raises (the front's copies
+    could not be removed, so it must be retried) and the front is marked failed."""
+    server = throwaway()
+    front: Options = {"store": "redis", "url": server.url, "key_prefix": new_prefix()}
+    front["socket_timeout"] = 2
+    store = build("tiered", front=front, back=place("sqlite"))
+    assert isinstance(store, TieredStore)
     key = _sign_in(store, "ann")
     assert store.load(key) is not None
-    store._front_failed()
-    assert sign_out(store, "ann") == 1
+    server.stop()
+
+    def revoke() -> int:
+        if async_:
+            return asyncio.run(store.arevoke_user("ann"))
+        return store.revoke_user("ann")
+
+    with pytest.raises(StoreUnreachableError) as caught:
+        revoke()
+    message = str(caught.value)
+    assert "revoked in the back store (db)" in message
+    assert "front's copies could not be removed" in message
+    assert "retry" in message
+    assert isinstance(caught.value.__cause__, StoreUnreachableError)
+    assert store.front_state is FrontState.DOWN
+    assert store.back.load(key) is None, "the back revoked before the error"
     assert store.load(key) is None
     store.close()
 
@@ -251,13 +299,40 @@ def test_migrate_lists_both_stores_once_and_revokes_in_both(
     assert _listed(store.new, "ann") == {hash_key(k) for k in (copied, moved, fresh)}
     everyone = {hash_key(k) for k in (not_moved, copied, moved, fresh)}
     assert _listed(store, "ann") == everyone
-    assert sign_out(store, "ann", keep=fresh) == 3, "a session in both stores counts once"
+    # copied is held in both stores: the sum of both stores' counts has it twice.
+    assert sign_out(store, "ann", keep=fresh) == 4
     for key in (not_moved, copied, moved):
         assert store.load(key) is None
         assert store.old.load(key) is None
         assert store.new.load(key) is None
     assert _listed(store, "ann") == {hash_key(fresh)}
     assert Session(store, bob).user_id == "bob"
+    store.close()
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+def test_migrate_revocation_asks_each_store_once(
+    place: Callable[[str], Options], async_: bool
+) -> None:
+    """A revocation is one call to each store (no listing first): its count is the sum of
+    theirs, so a session held in both stores (copied, not yet moved) counts twice."""
+    old, new = forwarding(build_nested(place("sqlite"))), forwarding(build_nested(place("redis")))
+    store = MigrateStore(old, new)
+    in_old = _sign_in(old.inner, "ann")
+    in_both = _sign_in(old.inner, "ann")
+    in_new = _sign_in(new.inner, "ann")
+    record = old.inner.load_record(hash_key(in_both))
+    assert record is not None
+    assert new.inner.insert_record(hash_key(in_both), record)
+    old.calls.clear()
+    new.calls.clear()
+    if async_:
+        assert asyncio.run(asign_out(store, "ann")) == 4
+    else:
+        assert sign_out(store, "ann") == 4
+    assert dict(old.calls) == {"revoke_user": 1}
+    assert dict(new.calls) == {"revoke_user": 1}
+    assert all(store.load(key) is None for key in (in_old, in_both, in_new))
     store.close()
 
 
@@ -335,9 +410,54 @@ def test_migrate_move_racing_a_revocation_does_not_bring_the_session_back(
         assert asyncio.run(device.asave()) is None
     else:
         assert device.save() is None
-    assert revoked == [1]
+    # After the insert the session is held in both stores (mid-move): counted in each.
+    assert revoked == [2 if when == "after" else 1]
     assert device.vanished
     assert store.load(key) is None
     assert real_new.load(key) is None, "the move put a revoked session in the new store"
     assert store.sessions_of("ann") == []
+    store.close()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(("old", "new"), [("sqlite", "redis"), ("redis", "sqlite")])
+def test_migrate_move_racing_a_sign_out_does_not_bring_the_session_back(
+    place: Callable[[str], Options], old: str, new: str, async_: bool, when: str
+) -> None:
+    """A session bound to no user (it keeps its login in its data) is signed out with
+    ``flush()`` just before (or just after) another request's move writes it to the new store.
+    The session stays signed out: the move reads the old store again, finds it gone and takes
+    its copy back."""
+    real_new = build_nested(place(new))
+    counted_new = forwarding(real_new)
+    store = MigrateStore(build_nested(place(old)), counted_new)
+    anonymous = Session(store.old)
+    anonymous["login"] = "ann"
+    key = anonymous.save()
+    assert key is not None
+    device = Session(store, key)
+    assert device.user_id is None
+    assert device["login"] == "ann", "the request read the session from the old store"
+    device["late"] = 1
+    flushed: list[str] = []
+
+    def sign_out_elsewhere() -> None:
+        other = Session(store, key)
+        assert other["login"] == "ann"
+        other.flush()
+        other.save()  # deletes the record from both stores, the old one first
+        flushed.append(key)
+
+    hooks = counted_new.before if when == "before" else counted_new.after
+    hooks["insert_record"] = sign_out_elsewhere
+    if async_:
+        assert asyncio.run(device.asave()) is None
+    else:
+        assert device.save() is None
+    assert flushed == [key]
+    assert device.vanished
+    assert store.load(key) is None
+    assert real_new.load(key) is None, "the move put a signed-out session in the new store"
+    assert store.old.load(key) is None
     store.close()

@@ -4,8 +4,14 @@
 A page is one ``SCAN`` over the store's key prefix, then one ``HGETALL`` per key found; the
 cursor is Redis's own, so a copy resumes where it stopped and records that live through the
 whole scan are listed at least once (Redis's ``SCAN`` guarantee). An insert is one script that
-writes only if the key is absent, with the same layout and TTL as a save. Not on Redis Cluster:
-``SCAN`` there covers one node only.
+writes only if the key is absent, with the same layout and TTL as a save.
+
+Not on Redis Cluster (a store there says ``lists_records = False``, and listing or inserting
+raises :class:`~session_core.store.ListingUnsupportedError`): ``SCAN`` there covers one node
+only, and a record inserted under its own key hash lies in another hash slot than its user's
+index, so it could not be indexed and a revocation of the user would miss it. The ``migrate``
+store then moves sessions under fresh keys (a save, which creates a session in its user's
+slot), and the ``tiered`` store refuses a Cluster front.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import redis.exceptions
 from session_core import SessionRecord
 from session_core.store import ListingUnsupportedError, RecordPage, is_key_hash
 
-from .scripts import INDEX_USER, MODE_CREATE, USER_FIELD
+from .scripts import INDEX_USER, MODE_CREATE
 
 if TYPE_CHECKING:
     from .store import RedisStore
@@ -106,28 +112,22 @@ def load_record(store: RedisStore, key_hash: str) -> SessionRecord | None:
     return _decode(reply, time.time()) if reply else None
 
 
-def _insert_args(store: RedisStore, key_hash: str, record: SessionRecord) -> list[bytes]:
-    from .store import _save_args, _user_hash
+def _insert_args(store: RedisStore, key_hash: str, record: SessionRecord) -> list[bytes] | None:
+    """The insert script's arguments (``None`` for a name that is no key hash)."""
+    from .store import _save_args
 
-    args = _save_args(MODE_CREATE, record, time.time(), record.data)
-    if (
-        store._cluster
-        and record.user_id is not None
-        and _user_hash(record.user_id)[:2] != key_hash[:2]
-    ):
-        # On Cluster a user's index must share its sessions' hash slot, and a copied key keeps
-        # its own: the session keeps its user id (load returns it) but is not indexed.
-        at = args.index(USER_FIELD)
-        del args[at : at + 2]
-    return args
+    _refuse_cluster(store)
+    name = _hash_key_bytes(store, key_hash)
+    if name is None:
+        return None
+    return [b"1", name, *_save_args(MODE_CREATE, record, time.time(), record.data)]
 
 
 def insert_record(store: RedisStore, key_hash: str, record: SessionRecord) -> bool:
     """See :meth:`session_core.SessionStore.insert_record`."""
-    name = _hash_key_bytes(store, key_hash)
-    if name is None:
+    args = _insert_args(store, key_hash, record)
+    if args is None:
         return False
-    args = [b"1", name, *_insert_args(store, key_hash, record)]
     try:
         reply: Any = store._command("insert a record", b"EVALSHA", [_INSERT_SHA, *args])
     except redis.exceptions.NoScriptError:
@@ -137,10 +137,9 @@ def insert_record(store: RedisStore, key_hash: str, record: SessionRecord) -> bo
 
 async def ainsert_record(store: RedisStore, key_hash: str, record: SessionRecord) -> bool:
     """Async twin of :func:`insert_record`."""
-    name = _hash_key_bytes(store, key_hash)
-    if name is None:
+    args = _insert_args(store, key_hash, record)
+    if args is None:
         return False
-    args = [b"1", name, *_insert_args(store, key_hash, record)]
     try:
         reply: Any = await store._acommand("insert a record", b"EVALSHA", [_INSERT_SHA, *args])
     except redis.exceptions.NoScriptError:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import math
 import secrets
@@ -256,6 +257,28 @@ async def _hold(client: Any, helpers: list[Any]) -> AsyncGenerator[None, None]:
             await aclose_client(client, helpers)
 
 
+def _names_cluster(options: RedisOptions | Mapping[str, Any] | None) -> bool:
+    """Whether ``options`` (validated or not) name a Redis Cluster."""
+    if options is None:
+        return False
+    if isinstance(options, RedisOptions):
+        return options.cluster is not None
+    return options.get("cluster") is not None
+
+
+@functools.cache
+def _unlisted(cls: type[RedisStore]) -> type[RedisStore]:
+    """``cls`` saying ``lists_records = False``: the class of a store on Redis Cluster (the
+    flag is a class attribute, ``type(store).lists_records``), made once per class."""
+    attributes: dict[str, Any] = {
+        "lists_records": False,
+        "__module__": cls.__module__,
+        "__doc__": cls.__doc__,
+        "__qualname__": cls.__qualname__,
+    }
+    return type(cls.__name__, (cls,), attributes)
+
+
 class RedisStore(SessionStore):
     """Sessions in Redis (standalone, Sentinel or Cluster), through redis-py.
 
@@ -283,7 +306,22 @@ class RedisStore(SessionStore):
     partial_writes: ClassVar[bool] = True
     needs_cleanup: ClassVar[bool] = False
     indexes_users: ClassVar[bool] = True
-    lists_records: ClassVar[bool] = True  # not on Cluster: see .listing
+    lists_records: ClassVar[bool] = True
+    """True, except for a store on Redis Cluster (its object is of a subclass saying False):
+    ``SCAN`` covers one node there, and a record written under its own key hash would not share
+    a hash slot with its user's index (see :mod:`.listing`)."""
+
+    def __new__(
+        cls,
+        options: RedisOptions | Mapping[str, Any] | None = None,
+        *,
+        client: Any = None,
+        async_client: Any = None,
+    ) -> RedisStore:
+        handed = client if client is not None else async_client
+        if isinstance(handed, CLUSTER_TYPES) or _names_cluster(options):
+            return super().__new__(_unlisted(cls))
+        return super().__new__(cls)
 
     def __init__(
         self,
