@@ -251,16 +251,18 @@ def migrate_calls(space: str) -> tuple[Table, dict[str, Any], list[Target]]:
     for label, alone, first in rows:
         table.rows.append([label, str(alone), str(first), str(first - alone)])
         data[label] = {"alone": alone, "migrate": first}
-    # The moving save's extra calls: the new store's miss, the old store read again after the
-    # copy is written (so a sign-out meanwhile is not undone), and the delete from the old.
+    # The goal is at most one extra round trip on a migrated session's first request.
+    # A moving save misses it on purpose: its extra calls are the new store's miss, the old
+    # store read again after the copy is written (so a sign-out meanwhile is not undone), and
+    # the delete from the old (docs/composed-stores.md says why each one stays).
     found = [
         Target(
             f"migrate, db to redis: {label}, extra round trips",
-            f"≤ {most}",
+            "≤ 1",
             f"{first - alone} ({first} vs {alone})",
-            first - alone <= most,
+            first - alone <= 1,
         )
-        for (label, alone, first), most in zip(rows[:2], (1, 3), strict=True)
+        for label, alone, first in rows[:2]
     ]
     return table, data, found
 
