@@ -79,10 +79,9 @@ class LoopEngine:
     guard: AsyncGenerator[None, None] | None = None
 
     async def checkout(self, seconds: float | None, stale: Held | None = None) -> Held:
-        # The driver takes a kept connection itself (``idle.pop()``), and puts it back with
-        # put_back's test inlined on the usual path: a method call less each way per call.
         """A connection from the pool (within ``seconds``), after giving back ``stale``, a kept
-        one past ``pool_recycle``."""
+        one past ``pool_recycle``. The driver calls it only when ``idle`` has no connection to
+        pop, or the one popped is ``stale``."""
         if stale is not None:
             with contextlib.suppress(Exception):
                 await stale.connection.close()

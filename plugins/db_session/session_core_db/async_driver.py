@@ -112,7 +112,7 @@ class AsyncDriver:
             known = loop_engine.driver_state = self._engine(engine)
         seconds = self.seconds
         try:
-            idle = loop_engine.idle  # the kept connections (LoopEngine.take, inlined)
+            idle = loop_engine.idle  # the most recently used kept connection, if any
             held = idle.pop() if idle else None
             if held is None or (held.recycle_at is not None and held.stale()):
                 held = await loop_engine.checkout(seconds, held)
@@ -146,10 +146,7 @@ class AsyncDriver:
                 # unknown, so it must not be reused.
                 await loop_engine.discard(held)
                 raise
-            idle = loop_engine.idle  # kept for the next call (LoopEngine.put_back, inlined)
-            if len(idle) < loop_engine.keep:
-                idle.append(held)
-            else:
+            if not loop_engine.put_back(held):
                 await held.connection.close()
             return result
         except (MissingTableError, OutdatedTableError):  # ConnectionErrors (OSError): made

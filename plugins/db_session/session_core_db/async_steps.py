@@ -59,11 +59,15 @@ async def asyncpg_step(
         except Exception as exc:
             if not _is_stale(exc):
                 raise
-            del held.prepared[sql]
+            # The table changed since the statement was prepared: so did every statement
+            # prepared on the connection, which asyncpg's own statement cache drops all at
+            # once too (a later statement inside a transaction would fail where it cannot be
+            # run again).
+            held.prepared.clear()
             if held.transaction:
                 raise
-        # The table changed since the statement was prepared. asyncpg's own statement cache
-        # runs such a statement again, once; so does this, outside a transaction.
+        # asyncpg's own statement cache runs such a statement again, once; so does this,
+        # outside a transaction.
         prepared = await held.driver_connection.prepare(sql, timeout=timeout)
         held.prepared[sql] = prepared
         return await _fetch(prepared, kind, arguments, timeout)

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import Database, create
 
+from session_core import Changes, SessionData
 from session_core_db import DbStore
 from session_core_db.async_deadlines import Deadlines
 
@@ -42,6 +43,49 @@ def test_a_statement_prepared_before_the_table_changed_runs_again(
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+def test_a_table_change_drops_every_statement_prepared_on_the_connection(
+    postgresql_db: Database,
+) -> None:
+    # The locked merge's SELECT ... FOR UPDATE, prepared before the table changed, runs inside
+    # a transaction, where a refused statement cannot run again. A load refused for the change
+    # first drops every statement prepared on the connection (as asyncpg's own statement cache
+    # does), so the locked merge after it prepares its SELECT again instead of failing.
+    table = postgresql_db.table()
+    store = DbStore(url=postgresql_db.url, table_name=table, pool_size=1)
+    key = create(store, {"user": "alice"})
+
+    async def locked_merge(name: str) -> None:
+        # A save whose loaded version another save overtook: its update writes nothing, so it
+        # merges holding the row's lock (the "lock" statement, in a transaction).
+        late = await store.aload(key)
+        overtaking = await store.aload(key)
+        assert late is not None
+        assert overtaking is not None
+        overtaking.data["by"] = name
+        assert await store.asave(key, overtaking, Changes(frozenset({"by"}))) == key
+        late.data[name] = True
+        assert await store.asave(key, late, Changes(frozenset({name}))) == key
+
+    async def scenario() -> SessionData:
+        try:
+            assert store.async_driver == "asyncpg"
+            await locked_merge("before")
+            await asyncio.to_thread(_retype_expiry, postgresql_db, table)
+            assert await store.aload(key) is not None  # refused once, prepared again
+            await locked_merge("after")
+            loaded = await store.aload(key)
+            assert loaded is not None
+            return loaded.data
+        finally:
+            await store.aclose()
+
+    try:
+        data = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert data == {"user": "alice", "by": "after", "before": True, "after": True}
 
 
 def _retype_expiry(database: Database, table: str) -> None:
@@ -100,29 +144,80 @@ def test_a_deadline_cancels_the_statement_and_says_it_timed_out() -> None:
     assert asyncio.run(scenario()) == (True, 0)
 
 
+class ManualClock:
+    """A clock for :class:`Deadlines` that moves only when a test says: its sweep is then
+    driven by hand, and no outcome depends on how fast the machine runs the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _unanswered(deadlines: Deadlines, owner: object, started: asyncio.Event) -> bool:
+    """A statement of ``owner`` that never gets an answer; once cancelled, whether that was
+    the timer's doing."""
+    deadlines.start(owner)
+    started.set()
+    try:
+        await asyncio.get_running_loop().create_future()
+    except asyncio.CancelledError:
+        return deadlines.timed_out(owner)
+    finally:
+        deadlines.stop(owner)
+    raise AssertionError("not cancelled")
+
+
+async def _cancelled_by_its_caller(deadlines: Deadlines, owner: object) -> bool:
+    """Whether :meth:`Deadlines.timed_out` says a statement of ``owner`` its caller cancelled
+    was cut by the timer."""
+    started = asyncio.Event()
+    task = asyncio.create_task(_unanswered(deadlines, owner, started))
+    await started.wait()
+    task.cancel()
+    return await task
+
+
 def test_a_task_cancelled_by_someone_else_is_not_a_timeout() -> None:
     async def scenario() -> bool:
         deadlines = Deadlines(60, asyncio.get_running_loop())
-        owner = object()
-        started = asyncio.Event()
-        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            return await _cancelled_by_its_caller(deadlines, object())
+        finally:
+            deadlines.close()
 
-        async def statement() -> bool:
-            deadlines.start(owner)
+    assert asyncio.run(scenario()) is False
+
+
+def test_a_cut_statement_that_ends_otherwise_leaves_no_timeout_behind() -> None:
+    # The timer cut a statement, which then ended by another exception than CancelledError
+    # (its connection lost on the way, say), so timed_out() never ran for it. The next
+    # statement on that connection, cancelled by its caller, is still a cancellation.
+    async def scenario() -> bool:
+        clock = ManualClock()
+        deadlines = Deadlines(60, asyncio.get_running_loop(), clock)
+        connection = object()
+        started = asyncio.Event()
+
+        async def cut_then_lost() -> None:
+            deadlines.start(connection)
             started.set()
             try:
-                await never
+                await asyncio.get_running_loop().create_future()
             except asyncio.CancelledError:
-                return deadlines.timed_out(owner)
+                raise ConnectionResetError("lost while being cancelled") from None
             finally:
-                deadlines.stop(owner)
-            raise AssertionError("not cancelled")
+                deadlines.stop(connection)
 
-        task = asyncio.create_task(statement())
+        first = asyncio.create_task(cut_then_lost())
         await started.wait()
-        task.cancel()
+        clock.now = 60.0
+        deadlines._sweep()  # its deadline: cut
+        with pytest.raises(ConnectionResetError):
+            await first
         try:
-            return await task
+            return await _cancelled_by_its_caller(deadlines, connection)
         finally:
             deadlines.close()
 
@@ -130,37 +225,35 @@ def test_a_task_cancelled_by_someone_else_is_not_a_timeout() -> None:
 
 
 def test_only_the_late_statements_are_cut() -> None:
-    async def scenario() -> list[str]:
-        deadlines = Deadlines(0.05, asyncio.get_running_loop())
-        outcomes: list[str] = []
+    async def scenario() -> tuple[bool, str]:
+        clock = ManualClock()
+        deadlines = Deadlines(60, asyncio.get_running_loop(), clock)
         late_started = asyncio.Event()
-        release = asyncio.get_running_loop().create_future()
+        release: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        late_task = asyncio.create_task(_unanswered(deadlines, "late", late_started))
+        await late_started.wait()  # due at 60
 
-        async def late() -> None:
-            deadlines.start("late")
-            late_started.set()
-            try:
-                await asyncio.get_running_loop().create_future()  # never answered
-            except asyncio.CancelledError:
-                outcomes.append(f"late timed out: {deadlines.timed_out('late')}")
-            finally:
-                deadlines.stop("late")
+        quick_started = asyncio.Event()
 
-        async def quick() -> None:
+        async def quick() -> str:
             deadlines.start("quick")
+            quick_started.set()
             try:
                 await release
-                outcomes.append("quick answered")
+                return "quick answered"
             finally:
                 deadlines.stop("quick")
 
-        late_task = asyncio.create_task(late())
-        await late_started.wait()
+        clock.now = 30.0
         quick_task = asyncio.create_task(quick())
-        await asyncio.sleep(0)  # quick registers
+        await quick_started.wait()  # due at 90
+        clock.now = 60.0
+        deadlines._sweep()  # cuts late only
+        late_outcome = await late_task
+        assert not quick_task.done()
         release.set_result(None)
-        await asyncio.gather(late_task, quick_task)
+        quick_outcome = await quick_task
         deadlines.close()
-        return outcomes
+        return late_outcome, quick_outcome
 
-    assert asyncio.run(scenario()) == ["quick answered", "late timed out: True"]
+    assert asyncio.run(scenario()) == (True, "quick answered")
