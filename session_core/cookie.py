@@ -107,8 +107,11 @@ def _b64encode(data: bytes) -> bytes:
 
 
 def _b64decode(data: bytes) -> bytes:
-    # Padded to a whole number of quads: a2b_base64 ignores the padding beyond.
-    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"==")
+    # Strict: only the URL-safe alphabet, padded exactly, is base64 here. Lenient decoding skips
+    # characters outside the alphabet, so a value our key signed in another form (the encrypted
+    # flavour's "~" marker) would decode as if it were this form.
+    padded = data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4)
+    return binascii.a2b_base64(padded, strict_mode=True)
 
 
 def _deflate(data: bytes) -> bytes:

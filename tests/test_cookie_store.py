@@ -128,6 +128,23 @@ def test_encrypted_and_plain_cookies_do_not_cross(store):
     assert sealed.load(cookie_for(store, {"a": 1})) is None
 
 
+def test_only_canonical_base64_is_decoded_even_under_our_signature(store):
+    # Signed with our key and salt, but not in this store's form: the encrypted flavour's "~"
+    # marker on a plain payload, characters outside the URL-safe alphabet, a length no base64
+    # has. A lenient decoder skips such characters and would read the payload. (Padding is
+    # accepted, as itsdangerous accepts it.)
+    payload = b64(json.dumps([{"user": "admin"}, None, 3600]).encode())
+    assert store.load(sign_raw(CURRENT, payload)).data == {"user": "admin"}
+    assert store.load(sign_raw(CURRENT, payload + b"==")).data == {"user": "admin"}
+    for body in (
+        b"~" + payload,
+        payload[:8] + b"!" + payload[8:],
+        payload[:8] + b" " + payload[8:],
+        payload + b"A",
+    ):
+        assert store.load(sign_raw(CURRENT, body)) is None, body
+
+
 def test_unauthenticated_cookie_is_never_decoded(store, monkeypatch):
     decoded = []
     monkeypatch.setattr(store, "_decode", lambda *a: decoded.append(a))
