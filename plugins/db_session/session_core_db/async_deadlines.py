@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +41,9 @@ class Deadlines:
     ) -> None:
         self.seconds = seconds
         self._clock = clock
-        # Weakly: the store finds its loops' engines in a WeakKeyDictionary keyed by the loop.
-        self._loop = weakref.ref(loop)
+        # Held strongly: the loop's engine, which holds this, is dropped at the loop's
+        # shutdown (see async_connections), and the loop then with it.
+        self._loop = loop
         self._busy: dict[object, tuple[float, asyncio.Task[Any]]] = {}
         self._cut: set[object] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -53,12 +53,12 @@ class Deadlines:
         running task."""
         # With the loop given, current_task() is a dict lookup: on Python 3.11, finding the
         # running loop costs a getpid() system call.
-        task = asyncio.current_task(self._loop())
+        task = asyncio.current_task(self._loop)
         if task is None:  # not in a task: nothing to cancel (never under asyncio.run)
             raise RuntimeError("a statement with a timeout must run in an asyncio task")
         self._busy[owner] = (self._clock() + self.seconds, task)
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.seconds, self._sweep)
+            self._timer = self._loop.call_later(self.seconds, self._sweep)
 
     def stop(self, owner: object) -> None:
         """The statement of ``owner`` has finished (or failed)."""
@@ -76,7 +76,7 @@ class Deadlines:
         if owner not in self._cut:
             return False
         self._cut.discard(owner)
-        task = asyncio.current_task(self._loop())
+        task = asyncio.current_task(self._loop)
         return task is None or task.uncancel() == 0
 
     def _sweep(self) -> None:
@@ -85,8 +85,7 @@ class Deadlines:
         busy = self._busy
         for owner, (deadline, task) in list(busy.items()):
             if deadline > now:  # the earliest of those left: wake up then
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(deadline - now, self._sweep)
+                self._timer = self._loop.call_later(deadline - now, self._sweep)
                 return
             del busy[owner]
             self._cut.add(owner)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from .async_connections import Held
 from .connections import forget_cursor, kept_cursor
-from .plans import Kind, Step
+from .plans import COUNT, ROW, ROWS, Kind, Step
 from .statements import CompiledStatement, fetch
 from .timeouts import within
 
@@ -30,9 +30,6 @@ StepRunner = Callable[[Held, CompiledStatement, Step, "float | None"], Awaitable
 """Runs ``step`` (its ``statement`` compiled for the connection's dialect) on a checked-out
 async connection, within ``seconds`` (:class:`TimeoutError` after)."""
 
-# Enum members as module constants: reading ``Kind.ROW`` costs more than the comparison.
-_ROW, _ROWS, _COUNT = Kind.ROW, Kind.ROWS, Kind.COUNT
-
 
 async def asyncpg_step(
     held: Held, statement: CompiledStatement, step: Step, seconds: float | None
@@ -40,7 +37,7 @@ async def asyncpg_step(
     """A :data:`StepRunner` on asyncpg's own connection (the pool's ``driver_connection``)."""
     kind = step.kind
     sql = statement.sql
-    if kind is not _ROW and kind is not _ROWS and kind is not _COUNT:
+    if kind is not ROW and kind is not ROWS and kind is not COUNT:
         await held.driver_connection.execute(sql, timeout=seconds)  # BEGIN, COMMIT, ROLLBACK
         return None
     arguments = statement.parameters(step.params)
@@ -82,9 +79,9 @@ async def asyncpg_step(
 
 def _fetch(prepared: Any, kind: Kind, arguments: Any, timeout: float | None) -> Awaitable[Any]:
     """Run an asyncpg prepared statement (not a coroutine: the usual call costs no await)."""
-    if kind is _ROW:
+    if kind is ROW:
         return prepared.fetchrow(*arguments, timeout=timeout)  # type: ignore[no-any-return]
-    if kind is _ROWS:
+    if kind is ROWS:
         return prepared.fetch(*arguments, timeout=timeout)  # type: ignore[no-any-return]
     return _count(prepared, arguments, timeout)
 

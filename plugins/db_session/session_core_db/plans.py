@@ -38,6 +38,9 @@ from .limits import SizeLimit
 from .schema import USER_ID_LENGTH
 
 __all__ = [
+    "COUNT",
+    "ROW",
+    "ROWS",
     "Done",
     "Kind",
     "Pause",
@@ -208,12 +211,14 @@ def revoked(result: Any, now: float) -> int:
     return sum(1 for (expires_at,) in result if float(expires_at) > now)
 
 
-_ROW = Kind.ROW  # reading an enum member costs more than building the step's dict
+# The kinds as module constants: reading an enum member costs more than building a step's
+# dict (the async steps compare against them too).
+ROW, ROWS, COUNT = Kind.ROW, Kind.ROWS, Kind.COUNT
 
 
 def load_step(key: str) -> Step:
     """The one statement of a load."""
-    return Step(_ROW, "load", {"h": hash_key(key), "now": time.time()})
+    return Step(ROW, "load", {"h": hash_key(key), "now": time.time()})
 
 
 def delete_step(key: str) -> Step:

@@ -351,7 +351,7 @@ class RedisStore(SessionStore):
         self._lane = Lane(client, direct=direct) if client is not None else None
         self._helpers: list[Any] = []
         self._async_lane = AsyncLane(async_client, direct=direct) if async_client else None
-        self._cluster = isinstance(handed, CLUSTER_TYPES) or options.cluster is not None
+        self._cluster = not type(self).lists_records  # __new__ picked the class for Cluster
         self._lock = threading.Lock()
         self._loop_clients: dict[asyncio.AbstractEventLoop, _LoopEntry] = {}
         self._last_loop: tuple[asyncio.AbstractEventLoop | None, AsyncLane | None] = (None, None)
