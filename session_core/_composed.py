@@ -1,23 +1,19 @@
 """What the composed stores (``tiered``, ``migrate``) share: building their nested stores from
-``store_options`` through the registry, with errors that name the nested store at fault, and
-the class flags that follow from the stores they are made of."""
+``store_options`` through the registry, with errors that name the nested store at fault."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from .config import SessionConfig
 from .errors import ConfigurationError, SessionCoreError
 from .store import SessionRecord, SessionStore
 
-__all__ = ["COMPOSED_STORES", "check_options", "flavour", "nested_store", "plain_copy"]
+__all__ = ["COMPOSED_STORES", "check_options", "nested_store", "plain_copy"]
 
 COMPOSED_STORES = frozenset({"tiered", "migrate"})
 """The built-in stores made of other stores; one cannot be nested in another."""
-
-S = TypeVar("S", bound=SessionStore)
 
 
 def check_options(config: SessionConfig, allowed: Collection[str]) -> None:
@@ -71,23 +67,6 @@ def nested_store(config: SessionConfig, role: str, example: str) -> SessionStore
         raise ConfigurationError(where, f"{inner}{exc.problem}") from exc
     except SessionCoreError as exc:
         raise ConfigurationError(where, str(exc)) from exc
-
-
-@functools.cache
-def _variant(cls: type[S], flags: tuple[tuple[str, bool], ...]) -> type[S]:
-    attributes: dict[str, Any] = dict(flags)
-    attributes["__module__"] = cls.__module__
-    attributes["__doc__"] = cls.__doc__
-    attributes["__qualname__"] = cls.__qualname__
-    return type(cls.__name__, (cls,), attributes)
-
-
-def flavour(cls: type[S], **flags: bool) -> type[S]:
-    """A subclass of ``cls`` with the class flags (``partial_writes``, ``needs_cleanup``, ...)
-    set to ``flags``: a composed store's flags follow from its nested stores, and the flags are
-    class attributes (``type(store).partial_writes``), so each combination gets its class,
-    made once."""
-    return _variant(cls, tuple(sorted(flags.items())))
 
 
 def plain_copy(record: SessionRecord) -> SessionRecord:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._composed import check_options, flavour, nested_store, plain_copy
+from ._composed import check_options, nested_store, plain_copy
 from .config import SessionConfig
 from .errors import UserIndexUnsupportedError
 from .hookspecs import hookimpl
@@ -59,6 +59,7 @@ from .store import (
     UserId,
     hash_key,
     is_plausible_key,
+    with_flags,
 )
 
 __all__ = ["MigrateStore"]
@@ -125,7 +126,7 @@ class MigrateStore(SessionStore):
     name = "migrate"
 
     def __new__(cls, old: SessionStore, new: SessionStore) -> MigrateStore:
-        variant = flavour(
+        variant = with_flags(
             cls,
             local=old.local and new.local,
             partial_writes=new.partial_writes,

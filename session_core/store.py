@@ -9,15 +9,17 @@ The conformance suite in :mod:`session_core.testing` checks every promise made h
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import json
 import re
 import secrets
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeVar, cast
 
 from ._compat import compact_json_encoder
 from .errors import ListingUnsupportedError, StoreContractError, UserIndexUnsupportedError
@@ -43,6 +45,7 @@ __all__ = [
     "is_key_hash",
     "is_plausible_key",
     "user_index_name",
+    "with_flags",
 ]
 
 JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
@@ -467,3 +470,104 @@ class SessionStore(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+_STORE_FLAGS = ("local", "partial_writes", "needs_cleanup", "indexes_users", "lists_records")
+
+S = TypeVar("S", bound=SessionStore)
+_Flags: TypeAlias = tuple[tuple[str, bool], ...]  # (flag, value) pairs, sorted by flag
+
+_variants: dict[tuple[type[SessionStore], _Flags], type[SessionStore]] = {}
+_origins: dict[type[SessionStore], tuple[type[SessionStore], _Flags]] = {}
+_metas: dict[type, type] = {}
+_variants_lock = threading.Lock()
+
+
+def with_flags(cls: type[S], **flags: bool) -> type[S]:
+    """``cls``, with some of its class flags set otherwise: for a store whose abilities depend
+    on its configuration.
+
+    The flags are :attr:`~session_core.SessionStore.local`,
+    :attr:`~session_core.SessionStore.partial_writes`,
+    :attr:`~session_core.SessionStore.needs_cleanup`,
+    :attr:`~session_core.SessionStore.indexes_users` and
+    :attr:`~session_core.SessionStore.lists_records`. They are class attributes, read as
+    ``type(store).lists_records`` (``session-core migrate`` and ``clear-expired``, and the
+    conformance suite, read them so), so a store object that cannot do what its class says
+    must be of another class: a subclass of ``cls`` saying so. Pick it in the store's
+    ``__new__`` (``__init__`` then runs as usual)::
+
+        def __new__(cls, options=None):
+            on_cluster = options is not None and "cluster" in options
+            return super().__new__(with_flags(cls, lists_records=False) if on_cluster else cls)
+
+    The subclass adds nothing but the flags: ``isinstance(store, cls)`` holds, and it has
+    ``cls``'s ``__name__``, ``__qualname__``, ``__module__`` and docstring, so reprs, logs and
+    error messages name ``cls``. It is made once per ``(cls, flags)`` and cached, so the same
+    flags give the same class (``type(a) is type(b)``), from any thread. A flag given the value
+    ``cls`` already has changes nothing: ``with_flags(cls)`` and ``with_flags(cls,
+    lists_records=cls.lists_records)`` are ``cls`` itself; ``with_flags`` of a class it made
+    starts again from that class's ``cls``, with both sets of flags. The class pickles (by
+    ``cls`` and its flags, not by name), and so does an object of it whose ``cls`` pickles.
+
+    Raises:
+        TypeError: ``cls`` is not a :class:`~session_core.SessionStore` subclass, a flag
+            name is not one of the flags above (the message lists them), or a value is not a
+            ``bool``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, SessionStore)):
+        raise TypeError(f"with_flags() takes a SessionStore subclass, not {cls!r}")
+    for flag, value in flags.items():
+        if flag not in _STORE_FLAGS:
+            raise TypeError(
+                f"with_flags() got {flag!r}, which is not a store flag; the flags are "
+                f"{', '.join(_STORE_FLAGS)}"
+            )
+        if not isinstance(value, bool):
+            raise TypeError(f"with_flags(): {flag} must be True or False, not {value!r}")
+    base: type[SessionStore] = cls
+    origin = _origins.get(base)
+    if origin is not None:  # a class made here: from its base, with its flags and these
+        base, earlier = origin
+        flags = {**dict(earlier), **flags}
+    changed = tuple(sorted((f, v) for f, v in flags.items() if getattr(base, f) != v))
+    if not changed:
+        return cast("type[S]", base)
+    wanted = (base, changed)
+    variant = _variants.get(wanted)
+    if variant is None:
+        with _variants_lock:  # two threads asking at once get one class
+            variant = _variants.get(wanted)
+            if variant is None:
+                attributes: dict[str, Any] = dict(changed)
+                attributes["__module__"] = base.__module__
+                attributes["__qualname__"] = base.__qualname__
+                attributes["__doc__"] = base.__doc__
+                variant = _flagged_meta(type(base))(base.__name__, (base,), attributes)
+                _variants[wanted] = variant
+                _origins[variant] = wanted
+    return cast("type[S]", variant)
+
+
+def _flagged_meta(meta: type) -> type:
+    """A subclass of the metaclass ``meta`` (``ABCMeta`` for most stores) for the classes
+    :func:`with_flags` makes, registered with :mod:`copyreg` so that pickling such a class
+    saves its base class and flags: by name it would find the base class, not itself. Made
+    once per metaclass; called with ``_variants_lock`` held."""
+    flagged = _metas.get(meta)
+    if flagged is None:
+        flagged = _metas[meta] = type(f"Flagged{meta.__name__}", (meta,), {"__module__": __name__})
+        copyreg.pickle(flagged, _reduce_flagged)
+    return flagged
+
+
+def _reduce_flagged(cls: type[SessionStore]) -> str | tuple[Any, ...]:
+    origin = _origins.get(cls)
+    if origin is None:  # a subclass of one, defined in a module: pickled by its name
+        return cls.__qualname__
+    return _flagged, origin
+
+
+def _flagged(base: type[SessionStore], flags: _Flags) -> type[SessionStore]:
+    """The class ``with_flags(base, **dict(flags))``, for unpickling it."""
+    return with_flags(base, **dict(flags))

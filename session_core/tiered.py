@@ -48,7 +48,7 @@ import time
 from enum import Enum
 from typing import Any
 
-from ._composed import check_options, flavour, nested_store, plain_copy
+from ._composed import check_options, nested_store, plain_copy
 from .config import SessionConfig
 from .errors import ConfigurationError, StoreUnreachableError, UserIndexUnsupportedError
 from .hookspecs import hookimpl
@@ -61,6 +61,7 @@ from .store import (
     SessionStore,
     UserId,
     hash_key,
+    with_flags,
 )
 
 __all__ = ["DEFAULT_RETRY_AFTER", "FrontState", "TieredStore"]
@@ -111,7 +112,7 @@ class TieredStore(SessionStore):
     name = "tiered"
 
     def __new__(cls, front: SessionStore, back: SessionStore, **_: Any) -> TieredStore:
-        variant = flavour(
+        variant = with_flags(
             cls,
             partial_writes=back.partial_writes,
             needs_cleanup=front.needs_cleanup or back.needs_cleanup,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import hashlib
 import math
 import secrets
@@ -53,6 +52,7 @@ from session_core.store import (
     decode_json,
     encode_json,
     user_index_name,
+    with_flags,
 )
 
 from . import listing
@@ -266,19 +266,6 @@ def _names_cluster(options: RedisOptions | Mapping[str, Any] | None) -> bool:
     return options.get("cluster") is not None
 
 
-@functools.cache
-def _unlisted(cls: type[RedisStore]) -> type[RedisStore]:
-    """``cls`` saying ``lists_records = False``: the class of a store on Redis Cluster (the
-    flag is a class attribute, ``type(store).lists_records``), made once per class."""
-    attributes: dict[str, Any] = {
-        "lists_records": False,
-        "__module__": cls.__module__,
-        "__doc__": cls.__doc__,
-        "__qualname__": cls.__qualname__,
-    }
-    return type(cls.__name__, (cls,), attributes)
-
-
 class RedisStore(SessionStore):
     """Sessions in Redis (standalone, Sentinel or Cluster), through redis-py.
 
@@ -320,7 +307,7 @@ class RedisStore(SessionStore):
     ) -> RedisStore:
         handed = client if client is not None else async_client
         if isinstance(handed, CLUSTER_TYPES) or _names_cluster(options):
-            return super().__new__(_unlisted(cls))
+            return super().__new__(with_flags(cls, lists_records=False))
         return super().__new__(cls)
 
     def __init__(

@@ -12,7 +12,7 @@ from redis_servers import Cluster, new_prefix
 
 from session_core import Changes, ConfigurationError, Session, SessionRecord, hash_key
 from session_core.migrate import MigrateStore
-from session_core.store import ListingUnsupportedError
+from session_core.store import ListingUnsupportedError, with_flags
 from session_core.testing import make_record
 from session_core.tiered import TieredStore
 from session_core_redis import RedisStore, redis_key
@@ -114,6 +114,8 @@ def test_a_cluster_store_does_not_list_records(
         for on_cluster in (cluster_store, by_client):
             assert isinstance(on_cluster, RedisStore)
             assert type(on_cluster).lists_records is False
+            assert type(on_cluster) is with_flags(RedisStore, lists_records=False)
+            assert type(on_cluster).__qualname__ == "RedisStore"
             assert on_cluster.lists_records is False
             assert on_cluster.indexes_users is True
             record = make_record({"a": 1})
