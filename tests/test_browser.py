@@ -15,10 +15,9 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
-from session_core import SessionConfig, StoreUnreachableError
+from session_core import SessionConfig
 from session_core.demo import DemoApp
-from session_core.store import SessionRecord
-from session_core.testing import MemoryStore
+from session_core.testing import OutageStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -204,23 +203,19 @@ def test_every_other_page_is_styled_and_fits(live_demo, tmp_path):
         expect(page.locator("#key")).to_have_text("none: nothing is saved yet")
 
 
-class DownStore(MemoryStore):
+def _down_store() -> OutageStore:
     """A server-side store whose server is down, with a long address and a long error."""
-
-    name = "down"
-
-    def load(self, key: str) -> SessionRecord | None:
-        raise StoreUnreachableError(
-            "down",
-            "redis://sessions-primary.eu-west-1.example-internal-network.test:6379/0",
-            "load",
-            "ConnectionError: Error 111 connecting to sessions-primary.eu-west-1."
-            "example-internal-network.test:6379. Connection refused.",
-        )
+    store = OutageStore(
+        "ConnectionError: Error 111 connecting to sessions-primary.eu-west-1."
+        "example-internal-network.test:6379. Connection refused."
+    )
+    store.target = "redis://sessions-primary.eu-west-1.example-internal-network.test:6379/0"
+    store.fail()
+    return store
 
 
 def test_the_store_unavailable_page_shows_the_whole_error(live_asgi_server, tmp_path, capsys):
-    url = live_asgi_server(DemoApp(SessionConfig(secret_key=SECRET, store=DownStore())))
+    url = live_asgi_server(DemoApp(SessionConfig(secret_key=SECRET, store=_down_store())))
     with _browser(tmp_path) as context:
         context.add_cookies([{"name": "sessionid", "value": "x" * 43, "url": url}])
         page = context.new_page()

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from plugin_site import GOOD_STORE, Installer
 
-from session_core import StoreUnreachableError
 from session_core.cli import main
 from session_core.store import Changes, SessionRecord
-from session_core.testing import MemoryStore, make_record
+from session_core.testing import MemoryStore, OutageStore, make_record
 
 SECRET = "cli-test-secret-" + "k" * 40
 SUBCOMMANDS = ("stores", "check", "clear-expired", "sign-out", "demo")
@@ -150,15 +149,6 @@ def test_bad_environment_variables(run_cli):
     assert "write true or false" in err
 
 
-class DownStore(MemoryStore):
-    """A store whose server is down."""
-
-    name = "down"
-
-    def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
-        raise StoreUnreachableError("down", "127.0.0.1:1", "save", "connection refused")
-
-
 class ForgetfulStore(MemoryStore):
     """A store that accepts writes and loses them."""
 
@@ -176,11 +166,13 @@ def _run_in_process(monkeypatch, store, *args: str) -> tuple[int, str]:
 
 
 def test_check_with_the_store_down_is_one_line(monkeypatch, capsys):
-    code, out = _run_in_process(monkeypatch, DownStore(), "check")
+    store = OutageStore()
+    store.fail("save")
+    code, out = _run_in_process(monkeypatch, store, "check")
     err = capsys.readouterr().err
     assert code == 1
     assert err == (
-        "session-core: error: session store 'down' could not save at 127.0.0.1:1: "
+        "session-core: error: session store 'memory' could not save at 127.0.0.1:1: "
         "connection refused; nothing answers at that address: start the server, or fix the "
         "host and port in the store's url option\n"
     )

@@ -24,7 +24,7 @@ from session_core import (
 from session_core.asgi import SessionMiddleware as ASGIMiddleware
 from session_core.config import MAX_COOKIE_AGE
 from session_core.cookie import CookieStore
-from session_core.testing import MemoryStore, make_record
+from session_core.testing import MemoryStore, OutageStore, make_record
 from session_core.wsgi import SessionMiddleware as WSGIMiddleware
 
 SECRET = "s" * 40
@@ -343,28 +343,17 @@ def test_bad_cookie_is_removed_when_read(kind, bad):
     assert attributes(header)[2]["max-age"] == "0"
 
 
-class FlakyStore(MemoryStore):
-    """A server-side store whose loads fail while ``down`` is set."""
-
-    down = False
-
-    def load(self, key):
-        if self.down:
-            raise StoreUnreachableError(self.name, "memory", "load")
-        return super().load(key)
-
-
 def test_a_failed_load_the_app_carries_on_from_keeps_the_cookie():
     # WSGI loads on first use, so the app sees the failure and may carry on. (The ASGI
     # middleware loads ahead, and a failure there fails the request.)
-    store = FlakyStore()
+    store = OutageStore()
     client = Client("wsgi", store=store)
     client.get("/set", params={"n": 7})
-    store.down = True
+    store.fail("load")
     response = client.get("/read-or-carry-on")
     assert response.text == "store down"
     assert set_cookies(response) == []  # the visitor's session is not thrown away
-    store.down = False
+    store.recover()
     assert client.get("/read").json() == 7
 
 
