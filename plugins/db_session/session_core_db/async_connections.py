@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from .async_deadlines import Deadlines
+from .pool_info import per_driver_connection
 from .timeouts import within
 
 if TYPE_CHECKING:
@@ -94,10 +95,10 @@ class LoopEngine:
             raise
         recycle_at = None if self.recycle is None else time.monotonic() + self.recycle
         driver_connection = proxy.driver_connection
-        prepared = proxy.info.get(PREPARED)
-        if prepared is None or prepared[0] is not driver_connection:  # a new one, reconnected
-            prepared = proxy.info[PREPARED] = (driver_connection, {})
-        return Held(connection, driver_connection, prepared[1], self.deadlines, recycle_at)
+        prepared: dict[str, Any] = per_driver_connection(
+            proxy.info, PREPARED, driver_connection, dict
+        )
+        return Held(connection, driver_connection, prepared, self.deadlines, recycle_at)
 
     def put_back(self, held: Held) -> bool:
         """Keep ``held`` after a call that went well; whether it was kept (if not, close it)."""
