@@ -10,7 +10,9 @@ connection's ``driver_connection``. The loop's connections are closed when the l
 (``asyncio.run`` and ASGI servers finalize live async generators), or by ``aclose``.
 
 Each pooled connection also keeps the statements prepared on it (:attr:`Held.prepared`, in the
-pool's connection ``info``, so they last as long as the driver's connection, kept or not).
+pool's connection ``info``, so they last as long as the driver's connection, kept or not), unless
+its statement cache is off (:func:`prepares`): an asyncpg engine's ``do_connect`` event notes
+that, from the arguments each connection is made with (:data:`PREPARES`).
 """
 
 from __future__ import annotations
@@ -21,24 +23,52 @@ import functools
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from .async_deadlines import Deadlines
+from .pool_info import per_driver_connection
 from .timeouts import within
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["AsyncConnections", "Held", "LoopEngine"]
+__all__ = ["PREPARED", "PREPARES", "AsyncConnections", "Held", "LoopEngine", "prepares"]
 
 
 PREPARED = "session_core_db.prepared"
 """The key, in a pooled connection's ``info``, of the statements prepared on it."""
+
+PREPARES = "session_core_db.prepares"
+"""The key, in a pooled connection's ``info``, of whether the store may prepare statements on
+it and keep them (asyncpg), noted when it connects; missing (a connection made before the store
+listened): it may not."""
+
+_CACHE_SIZES = ("statement_cache_size", "prepared_statement_cache_size")
+
+
+def prepares(connect_params: Mapping[str, Any]) -> bool:
+    """Whether statements may be prepared and kept on an asyncpg connection made with
+    ``connect_params`` (its ``connect()`` keyword arguments, from the URL's query and
+    ``connect_args``): not when its statement cache is off, asyncpg's own
+    (``statement_cache_size=0``, as for PgBouncer's transaction pooling) or that of
+    SQLAlchemy's adapter (``prepared_statement_cache_size=0``)."""
+    return all(_positive(connect_params[name]) for name in _CACHE_SIZES if name in connect_params)
+
+
+def _positive(size: Any) -> bool:
+    """Whether a cache of ``size`` (an ``int``, or text from the URL's query) holds anything:
+    asyncpg turns its cache off at 0 or less, SQLAlchemy's adapter at any false value."""
+    try:
+        return int(size) > 0
+    except (TypeError, ValueError):  # None; anything else fails the connect by itself
+        return False
 
 
 @dataclass(slots=True, eq=False)
@@ -47,8 +77,9 @@ class Held:
 
     connection: AsyncConnection
     driver_connection: Any
-    prepared: dict[str, Any]
-    """Statements prepared on the driver's connection, by SQL (asyncpg only)."""
+    prepared: dict[str, Any] | None
+    """Statements prepared on the driver's connection, by SQL (asyncpg only); ``None``: none
+    may be (:data:`PREPARES`), each statement runs through asyncpg's own statement cache."""
     deadlines: Deadlines | None
     """Where its statements register their deadline (asyncpg only; ``None``: no timeout)."""
     recycle_at: float | None = None
@@ -94,10 +125,11 @@ class LoopEngine:
             raise
         recycle_at = None if self.recycle is None else time.monotonic() + self.recycle
         driver_connection = proxy.driver_connection
-        prepared = proxy.info.get(PREPARED)
-        if prepared is None or prepared[0] is not driver_connection:  # a new one, reconnected
-            prepared = proxy.info[PREPARED] = (driver_connection, {})
-        return Held(connection, driver_connection, prepared[1], self.deadlines, recycle_at)
+        info = proxy.info
+        prepared: dict[str, Any] | None = per_driver_connection(
+            info, PREPARED, driver_connection, lambda: {} if info.get(PREPARES) else None
+        )
+        return Held(connection, driver_connection, prepared, self.deadlines, recycle_at)
 
     def put_back(self, held: Held) -> bool:
         """Keep ``held`` after a call that went well; whether it was kept (if not, close it)."""
@@ -155,12 +187,19 @@ class AsyncConnections:
         keep_connections: bool,
         recycle: float | None,
         seconds: float | None = None,
+        prepare_statements: bool = True,
     ) -> None:
         """``keep_connections``: whether to keep connections at all (the settings allow it);
         ``recycle``: seconds a kept connection may serve (``pool_recycle``); ``seconds``: each
-        statement's bound (the ``timeout`` option)."""
+        statement's bound (the ``timeout`` option); ``prepare_statements``: the option, whether
+        statements may be prepared where the connection's statement cache is on."""
         self.url = url
-        if engine is not None:  # each statement commits by itself, as on the store's own
+        self._prepare = prepare_statements
+        self._handed_over: sa.Engine | None = None  # where the listener is, to take it off
+        if engine is not None:
+            if self._listen(engine):
+                self._handed_over = engine.sync_engine
+            # Each statement commits by itself, as on the store's own engine.
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.engine = engine
         self._build = build
@@ -190,6 +229,7 @@ class AsyncConnections:
             return loop_engine
         with self._lock:
             engine = self._build(self.url)
+            self._listen(engine)
             keep = _keeps(engine, self._keep_connections)
             loop_engine = LoopEngine(engine, keep, self._recycle if keep else None)
             if self._seconds is not None:
@@ -200,6 +240,30 @@ class AsyncConnections:
             self._loops[loop] = loop_engine
         await anext(loop_engine.guard)
         return loop_engine
+
+    def _listen(self, engine: AsyncEngine) -> bool:
+        """Note, as each asyncpg connection of ``engine`` is made, whether statements may be
+        prepared on it (:data:`PREPARES`); whether it listens (only on asyncpg)."""
+        if engine.dialect.driver != "asyncpg":
+            return False
+        event.listen(engine.sync_engine, "do_connect", self._note_prepares)
+        return True
+
+    def _note_prepares(
+        self,
+        dialect: Dialect,
+        entry: ConnectionPoolEntry | None,
+        cargs: list[Any],
+        cparams: dict[str, Any],
+    ) -> None:
+        if entry is not None:
+            entry.info[PREPARES] = self._prepare and prepares(cparams)
+
+    def _unlisten_given(self) -> None:
+        """Take the listener off the engine handed over (which outlives the store)."""
+        target, self._handed_over = self._handed_over, None
+        if target is not None:
+            event.remove(target, "do_connect", self._note_prepares)
 
     def _forget_loop(self, loop: asyncio.AbstractEventLoop, loop_engine: LoopEngine) -> None:
         with self._lock:
@@ -215,11 +279,13 @@ class AsyncConnections:
     def forget(self) -> None:
         """Forget the engines of every loop, leaving their connections to the loops' shutdown
         (closing them here would touch another loop's sockets)."""
+        self._unlisten_given()
         for loop_engine in self._pop_all():
             loop_engine.engine.sync_engine.dispose(close=False)
 
     async def aclose(self) -> None:
         """Close the running loop's engine and its kept connections; forget the others'."""
+        self._unlisten_given()
         mine = self._loops.get(asyncio.get_running_loop())
         for loop_engine in self._pop_all():
             if loop_engine is mine and loop_engine.guard is not None:

@@ -4,7 +4,10 @@ or, for the other async drivers, on the adapted DB-API cursor in ``run_sync``'s 
 asyncpg is an async library first: a statement prepared once per connection (kept in
 :attr:`~.async_connections.Held.prepared`) runs with the compiled SQL's ``$1`` parameters, and
 the loop's :class:`~.async_deadlines.Deadlines` bound it, so a load costs what asyncpg's own
-``fetchrow`` costs, plus a few µs. The adapted cursor of the other drivers needs the greenlet
+``fetchrow`` costs, plus a few µs. On a connection whose statement cache is off (for PgBouncer:
+``Held.prepared`` is ``None``) a statement goes through asyncpg's ``fetchrow``, ``fetch`` and
+``execute`` instead, which with ``statement_cache_size=0`` send an unnamed statement, parsed
+again each time. The adapted cursor of the other drivers needs the greenlet
 bridge (about 20 µs a statement).
 """
 
@@ -47,10 +50,13 @@ async def asyncpg_step(
         deadlines.start(held)
         timeout = None
     try:
-        prepared = held.prepared.get(sql)
+        kept = held.prepared
+        if kept is None:  # asyncpg's own cache (or none), which retries a stale statement
+            return await _unprepared(held.driver_connection, sql, kind, arguments, timeout)
+        prepared = kept.get(sql)
         if prepared is None:
             prepared = await held.driver_connection.prepare(sql, timeout=timeout)
-            held.prepared[sql] = prepared
+            kept[sql] = prepared
         try:
             return await _fetch(prepared, kind, arguments, timeout)
         except Exception as exc:
@@ -60,13 +66,13 @@ async def asyncpg_step(
             # prepared on the connection, which asyncpg's own statement cache drops all at
             # once too (a later statement inside a transaction would fail where it cannot be
             # run again).
-            held.prepared.clear()
+            kept.clear()
             if held.transaction:
                 raise
         # asyncpg's own statement cache runs such a statement again, once; so does this,
         # outside a transaction.
         prepared = await held.driver_connection.prepare(sql, timeout=timeout)
-        held.prepared[sql] = prepared
+        kept[sql] = prepared
         return await _fetch(prepared, kind, arguments, timeout)
     except asyncio.CancelledError:
         if deadlines is not None and deadlines.timed_out(held):
@@ -84,6 +90,24 @@ def _fetch(prepared: Any, kind: Kind, arguments: Any, timeout: float | None) -> 
     if kind is ROWS:
         return prepared.fetch(*arguments, timeout=timeout)  # type: ignore[no-any-return]
     return _count(prepared, arguments, timeout)
+
+
+def _unprepared(
+    connection: Any, sql: str, kind: Kind, arguments: Any, timeout: float | None
+) -> Awaitable[Any]:
+    """Run a statement through asyncpg's connection methods, never one prepared by the store."""
+    if kind is ROW:
+        return connection.fetchrow(sql, *arguments, timeout=timeout)  # type: ignore[no-any-return]
+    if kind is ROWS:
+        return connection.fetch(sql, *arguments, timeout=timeout)  # type: ignore[no-any-return]
+    return _count_unprepared(connection, sql, arguments, timeout)
+
+
+async def _count_unprepared(
+    connection: Any, sql: str, arguments: Any, timeout: float | None
+) -> int:
+    status: str = await connection.execute(sql, *arguments, timeout=timeout)
+    return int(status.rpartition(" ")[2])
 
 
 async def _count(prepared: Any, arguments: Any, timeout: float | None) -> int:

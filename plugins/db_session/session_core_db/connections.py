@@ -22,6 +22,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from .core_path import CoreProxy
 from .options import Settings
+from .pool_info import per_driver_connection
 from .stale import StaleConnections
 
 __all__ = ["Connection", "Connections", "kept_cursor"]
@@ -34,13 +35,7 @@ def kept_cursor(proxy: PoolProxiedConnection) -> Any:
     """The cursor kept for a pooled connection, in its info dict (which the pool clears when it
     replaces the connection): a new cursor costs as much as a quarter of a loopback round trip
     with some drivers, and a round trip to aiosqlite's thread."""
-    dbapi_connection = proxy.dbapi_connection
-    cached = proxy.info.get(_CURSOR)
-    if cached is not None and cached[0] is dbapi_connection:
-        return cached[1]
-    cursor = proxy.cursor()
-    proxy.info[_CURSOR] = (dbapi_connection, cursor)
-    return cursor
+    return per_driver_connection(proxy.info, _CURSOR, proxy.dbapi_connection, proxy.cursor)
 
 
 def forget_cursor(proxy: PoolProxiedConnection | CoreProxy) -> None:

@@ -129,6 +129,11 @@ class Settings:
             ``before_cursor_execute``/``after_cursor_execute`` listeners see them, at several
             times the store's CPU per call (connections are not kept); while the engine's
             ``echo`` is on they go that way regardless.
+        prepare_statements: on asyncpg, prepare each statement once per connection, unless its
+            statement cache is off (asyncpg's ``statement_cache_size`` or SQLAlchemy's
+            ``prepared_statement_cache_size`` is 0); ``False``: never, and the engines the store
+            builds prepare none either (asyncpg's ``statement_cache_size=0``, psycopg's
+            ``prepare_threshold=None``): for PgBouncer's transaction pooling.
         cleanup_batch_size: rows deleted per statement by ``clear_expired``.
         cleanup_pause: seconds to wait between two cleanup batches.
         timeout: seconds a statement (or opening a connection) may take before it fails with
@@ -153,6 +158,7 @@ class Settings:
     connect_args: Mapping[str, Any] = field(default_factory=dict)
     keep_connections: bool = True
     sql_events: bool = False
+    prepare_statements: bool = True
     cleanup_batch_size: int = 1000
     cleanup_pause: float = 0.0
     timeout: float | None = DEFAULT_TIMEOUT
@@ -194,6 +200,7 @@ class Settings:
         _check("connect_args", self.connect_args, (Mapping,), "a mapping")
         _check("keep_connections", self.keep_connections, (bool,), "true or false")
         _check("sql_events", self.sql_events, (bool,), "true or false")
+        _check("prepare_statements", self.prepare_statements, (bool,), "true or false")
         _check("cleanup_batch_size", self.cleanup_batch_size, (int,), "a whole number")
         _check_number(
             "cleanup_batch_size",
@@ -350,6 +357,11 @@ class Settings:
         if driver == "asyncpg" and "connect_timeout" in connect_args:
             # asyncpg names it ``timeout``; the sync drivers' name would fail every connect.
             connect_args.setdefault("timeout", connect_args.pop("connect_timeout"))
+        if not self.prepare_statements:  # no named statement (PgBouncer's transaction pooling)
+            if driver == "asyncpg":
+                connect_args.setdefault("statement_cache_size", 0)
+            elif driver in ("psycopg", "psycopg_async"):
+                connect_args.setdefault("prepare_threshold", None)
         seconds = self.seconds
         if seconds is not None and driver in CONNECT_TIMEOUTS:
             name = CONNECT_TIMEOUTS[driver]

@@ -144,6 +144,7 @@ class DbStore(SessionStore):
                 if settings.pool_recycle and settings.pool_recycle > 0
                 else None,
                 seconds,
+                settings.prepare_statements,
             ),
             self.table,
             settings.cleanup_batch_size,

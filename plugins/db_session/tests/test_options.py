@@ -13,7 +13,7 @@ from session_core.testing import make_record
 from session_core_db import DEFAULT_SQLITE_FILE, DbStore, create_sql
 from session_core_db.commands import main
 from session_core_db.errors import unreachable
-from session_core_db.options import sync_url_for
+from session_core_db.options import Settings, sync_url_for
 
 SECRET = "s" * 40
 
@@ -31,6 +31,7 @@ SECRET = "s" * 40
         ({"create_table": "yes"}, "create_table must be true or false"),
         ({"keep_connections": "yes"}, "keep_connections must be true or false"),
         ({"sql_events": 1}, "sql_events must be true or false"),
+        ({"prepare_statements": "no"}, "prepare_statements must be true or false"),
         ({"pool_size": "5"}, "pool_size must be a whole number"),
         ({"pool_size": True}, "pool_size must be a whole number"),
         ({"cleanup_batch_size": 0}, "cleanup_batch_size must be from 1 to"),
@@ -91,6 +92,20 @@ def test_connect_args_are_checked_as_each_driver_gets_them() -> None:
     store = DbStore(url="postgresql+psycopg://u@127.0.0.1/d", connect_args={"connect_timeout": 3})
     assert store.async_driver == "asyncpg"
     store.close()
+
+
+def test_prepare_statements_false_turns_the_drivers_statement_caches_off() -> None:
+    # Each driver its own: psycopg's connect() would refuse asyncpg's argument, and asyncpg's
+    # psycopg's.
+    settings = Settings(url="postgresql+psycopg://u@127.0.0.1/d", prepare_statements=False)
+    asyncpg = sa.make_url("postgresql+asyncpg://u@127.0.0.1/d")
+    given = settings.engine_arguments(asyncpg)["connect_args"]
+    assert given["statement_cache_size"] == 0
+    assert "prepare_threshold" not in given
+    psycopg = settings.engine_arguments(settings.sync_target())["connect_args"]
+    assert "statement_cache_size" not in psycopg
+    assert psycopg["prepare_threshold"] is None  # psycopg's own: never prepare
+    assert "statement_cache_size" not in Settings().engine_arguments(asyncpg)["connect_args"]
 
 
 def test_pool_limits_at_their_edges_work(tmp_path: Path) -> None:
