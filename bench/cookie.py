@@ -357,12 +357,29 @@ def floor_table(title: str, stats: dict[str, Stat], data: dict[str, Any]) -> Tab
     return table
 
 
+def side_by_side(names: Iterable[str], floors: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+    """The sets to :func:`~bench.harness.measure` a server store's contenders in: those of one
+    app and one case (keys ``<app>|<contender>|<case>``) together, each with the floor it is
+    compared to (``(app, case, floor operation)`` of ``floors``; keys ``floor|<operation>|``), so
+    that both sides of every target run close together in each round. The floors that
+    ``floors`` does not name are one more set, together."""
+    sets = {}
+    for name in names:
+        group, _, case = name.split("|")
+        sets[name] = f"{group}|{case}"
+    for group, case, floor in floors:
+        sets[f"floor|{floor}|"] = f"{group}|{case}"
+    return sets
+
+
 def ratio_target(
     name: str, goal: str, top: Stat, bottom: Stat, met: Callable[[float], bool]
 ) -> Target:
-    """A target on ``top / bottom`` (medians), shown with both measurements."""
-    r = ratio(top.median, bottom.median)
-    return Target(name, goal, f"{r:.2f}x ({top.show()} vs {bottom.show()} µs)", met(r))
+    """A target on ``top / bottom``, paired: the median of the per-round ratios (both measured
+    in one set; see :func:`side_by_side`), shown with their quartiles and both measurements."""
+    r = top.over(bottom)
+    measured = f"{r.show_ratio()} ({top.show()} vs {bottom.show()} µs)"
+    return Target(name, goal, measured, met(r.median), r)
 
 
 def store_targets(

@@ -7,6 +7,12 @@ burst of load from another process hits every contender alike. Per contender we 
 microseconds per request of each round and report the median and the interquartile range.
 A session's own cost is the paired difference, round by round, between the app with sessions
 and the same app without (its *bare* twin), which cancels most of the shared noise.
+
+Contenders that are compared can be measured as a *set* (``measure(..., together=...)``): the
+members of a set run back to back within each round, a fraction of a second apart, so that a
+comparison of two of them can be paired too: :meth:`Stat.over` is the ratio taken within each
+round, and a target on a ratio reports the median of those per-round ratios (with their
+quartiles), not the ratio of two medians measured seconds apart.
 """
 
 from __future__ import annotations
@@ -77,9 +83,18 @@ class Stat:
         """The paired, round-by-round difference ``self - other``."""
         return Stat.of(a - b for a, b in zip(self.samples, other.samples, strict=True))
 
+    def over(self, other: Stat) -> Stat:
+        """The paired, round-by-round ratio ``self / other`` (infinite where ``other`` is not
+        positive): meaningful when both were measured in one set (see :func:`measure`)."""
+        return Stat.of(ratio(a, b) for a, b in zip(self.samples, other.samples, strict=True))
+
     def show(self, digits: int = 1) -> str:
         """``median ±half-IQR`` for a table cell."""
         return f"{self.median:.{digits}f} ±{self.spread:.{digits}f}"
+
+    def show_ratio(self) -> str:
+        """A ratio's ``median x [q1-q3]`` for a table cell."""
+        return f"{self.median:.2f}x [{self.q1:.2f}-{self.q3:.2f}]"
 
     def as_json(self) -> dict[str, Any]:
         """The JSON form: median, quartiles and every sample."""
@@ -102,29 +117,47 @@ def _calibrate(batch: Batch, seconds: float) -> int:
         n *= 4
 
 
-def measure(contenders: Mapping[str, Batch], settings: Settings) -> dict[str, Stat]:
+def measure(
+    contenders: Mapping[str, Batch], settings: Settings, together: Mapping[str, str] | None = None
+) -> dict[str, Stat]:
     """Microseconds per request of each contender, interleaved round by round.
 
     A first batch of each is a warm-up (and sizes the batches); the garbage collector is kept
     off during a batch, as :mod:`timeit` does, and run between batches.
+
+    ``together`` maps contenders to the name of their set (a contender it leaves out is a set of
+    its own); without it all the contenders are one set. In every round each set runs as a
+    block, its members back to back; the order of the sets, and that of the members within
+    each set, rotate from round to round.
     """
     sizes = {name: _calibrate(batch, settings.batch_seconds) for name, batch in contenders.items()}
-    names = list(contenders)
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    sets: dict[str, list[str]] = {}
+    for name in contenders:
+        sets.setdefault("" if together is None else together.get(name, name), []).append(name)
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(settings.rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            batch, n = contenders[name], sizes[name]
-            gc.collect()
-            gc.disable()
-            try:
-                start = time.perf_counter()
-                batch(n)
-                elapsed = time.perf_counter() - start
-            finally:
-                gc.enable()
-            samples[name].append(elapsed / n * 1e6)
+        for members in _rotated(list(sets.values()), round_):
+            for name in _rotated(members, round_):
+                samples[name].append(_time(contenders[name], sizes[name]))
     return {name: Stat.of(values) for name, values in samples.items()}
+
+
+def _rotated(items: list[Any], shift: int) -> list[Any]:
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+def _time(batch: Batch, n: int) -> float:
+    """Microseconds per request of one batch of ``n``."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        batch(n)
+        elapsed = time.perf_counter() - start
+    finally:
+        gc.enable()
+    return elapsed / n * 1e6
 
 
 def repeat(function: Callable[[], float], rounds: int) -> Stat:
@@ -311,10 +344,19 @@ class Target:
     goal: str
     measured: str
     met: bool
+    ratio: Stat | None = None  # the per-round ratios, for a target on a paired ratio
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {"name": self.name, "goal": self.goal, "measured": self.measured, "met": self.met}
+        """The JSON form (with the per-round ratios, if any)."""
+        found: dict[str, Any] = {
+            "name": self.name,
+            "goal": self.goal,
+            "measured": self.measured,
+            "met": self.met,
+        }
+        if self.ratio is not None:
+            found["ratio"] = self.ratio.as_json()
+        return found
 
 
 @dataclass

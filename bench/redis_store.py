@@ -283,6 +283,14 @@ def cleanup(space: str) -> int:
     return len(keys)
 
 
+FLOORS = [
+    (group, case, f"{flavour} {floor}")
+    for group, flavour in (("plain WSGI", "sync"), ("plain ASGI", "async"))
+    for case, floor in (("read", "GET"), ("update", "GET + SET EX"))
+]
+"""Each ``(app, case, floor operation)`` whose session cost is compared with that floor."""
+
+
 def run(settings: Settings) -> AreaResult:
     """Measure every contender and the floors, interleaved."""
     why = reachable()
@@ -293,7 +301,10 @@ def run(settings: Settings) -> AreaResult:
     try:
         contenders = build(loop, space)
         batches = {**contenders.batches, **floors(loop, space)}
-        stats = measure(batches, settings)
+        # Each target's two sides run close together in every round: a round trip's time moves
+        # with every other process's load, from one second to the next.
+        together = cookie.side_by_side(batches, FLOORS)
+        stats = measure(batches, settings, together)
         moves = migrate_calls(space)
     finally:
         loop.close()
@@ -310,17 +321,12 @@ def run(settings: Settings) -> AreaResult:
 
 def targets(stats: dict[str, Stat]) -> list[Target]:
     """Ours against the floor (≤ 1.2x) and against the peers (≥ 3x faster)."""
-    floors = [
-        (group, case, f"{flavour} {floor}")
-        for group, flavour in (("plain WSGI", "sync"), ("plain ASGI", "async"))
-        for case, floor in (("read", "GET"), ("update", "GET + SET EX"))
-    ]
     peers = [
         (group, peer, case)
         for group, peer in (("Starlette app", "starsessions"), ("Flask app", "Flask-Session"))
         for case in ("read", "write", "update")
     ]
-    found = cookie.store_targets("redis", stats, floors, peers, 1.2, 3)
+    found = cookie.store_targets("redis", stats, FLOORS, peers, 1.2, 3)
     for group in ("plain WSGI", "plain ASGI"):
         found.append(
             cookie.ratio_target(

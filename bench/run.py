@@ -122,6 +122,12 @@ def markdown(results: list[AreaResult], meta: dict[str, Any]) -> str:
         "",
         "- A session's *cost* is the request with sessions minus the same app without them (its "
         "*bare* twin, whose views get a plain dict), paired round by round.",
+        "- A target on a ratio of a server store (redis, db, tiered, asyncpg: a session cost "
+        "against its client's floor, a peer's cost against ours) is paired too: in every round, "
+        "the contenders of one app and case run back to back with the floor they are compared "
+        "to, the ratio is taken within the round, and the target is the median of those "
+        "per-round ratios, their quartiles in brackets. The medians in parentheses are for "
+        "scale: their quotient is not what is judged.",
         "- Floors use the same client libraries as the stores: redis-py `GET` and `GET` + "
         "`SET EX`; the database driver's `SELECT` by primary key and an upsert, in autocommit.",
         "- With a server-side store, the ASGI middleware loads the session before the app runs "
