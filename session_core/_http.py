@@ -81,6 +81,13 @@ def parse_cookie_value(header: str | None, name: str) -> str | None:
     """
     if not header:
         return None
+    if header.startswith(name) and header[len(name) : len(name) + 1] == "=":
+        # The session cookie comes first (the usual case): its value ends at the first ";".
+        end = header.find(";", 0, MAX_COOKIE_HEADER_BYTES + 1)
+        if end >= 0:
+            return _unquoted(header[len(name) + 1 : end].strip())
+        if len(header) <= MAX_COOKIE_HEADER_BYTES:
+            return _unquoted(header[len(name) + 1 :].strip())
     if len(header) > MAX_COOKIE_HEADER_BYTES:
         # Cut at the last separator within the bound, so that no cookie is read cut short
         # (none at all: the first cookie alone is longer than the bound).
@@ -89,11 +96,15 @@ def parse_cookie_value(header: str | None, name: str) -> str | None:
     for pair in header.split(";"):
         key, eq, value = pair.partition("=")
         if eq and key.strip() == name:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            return value or None
+            return _unquoted(value.strip())
     return None
+
+
+def _unquoted(value: str) -> str | None:
+    """A cookie value without the quotes around it; ``None`` for an empty one."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value or None
 
 
 class SessionCookie:

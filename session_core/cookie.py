@@ -5,8 +5,9 @@ Format: itsdangerous' ``TimestampSigner`` format, ``payload.timestamp.signature`
 HMAC-SHA256, a salt of this store's own, and the signing key derived from the secret by
 itsdangerous (its ``hmac`` key derivation). The payload is the JSON ``[data, expiry, ttl]``,
 zlib-compressed when that is smaller (marked by a leading ``.``); the session expires ``ttl``
-seconds after the signed timestamp (whole seconds, or a fraction to the millisecond, rounded
-down: a session never outlives its ``expires_at``). With ``encrypt=True`` the payload is sealed
+seconds after the signed timestamp (whole seconds, rounded down: a session never outlives its
+``expires_at``, and ends up to a second before it; a fractional ``ttl``, which earlier versions
+wrote, is read as well). With ``encrypt=True`` the payload is sealed
 with AES-GCM (key derived from the secret with HKDF, separate from the signing key) before it is
 signed, so the visitor cannot read it (marked by a leading ``~``, and signed with a different salt).
 
@@ -23,12 +24,10 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
-import math
 import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from itsdangerous import Signer
 
@@ -47,10 +46,20 @@ from .store import (
     encode_json,
 )
 
-__all__ = ["MAX_COOKIE_BYTES", "CookieStore"]
+__all__ = ["MAX_COOKIE_BYTES", "VERIFIED_COOKIES", "CookieStore"]
 
 MAX_COOKIE_BYTES = 4096
 """Browsers keep a cookie only if its whole ``Set-Cookie`` line fits in this many bytes."""
+
+VERIFIED_COOKIES = 256
+"""How many cookie values a cookie store remembers having signed or verified, with the JSON they
+hold, so that reading one again costs no HMAC, base64 or decryption: a browser sends the same
+cookie with every request until the session changes, and the value a save signs is the one the
+visitor's next request sends. Only values signed by the store's own keys are remembered, by their
+exact text, so a forged, altered or foreign cookie is never among them; the lifetime in the JSON
+is checked against the clock at every read. At most :data:`MAX_COOKIE_BYTES` of JSON a value (a
+compressed payload that inflates past that is verified again each time), so a store keeps at
+most about 2 MiB, usually a few dozen KiB; when full, it forgets them all and starts again."""
 
 _NO_INDEX = (
     "each session lives in its visitor's cookie, where no server can list or delete it (a "
@@ -85,6 +94,7 @@ _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 _last_stamp: tuple[int, bytes] = (-1, b"")
+_last_seconds: tuple[bytes, int] = (b"", 0)
 
 _Seal = Callable[[bytes], bytes]
 _Open = Callable[[bytes], bytes]
@@ -100,6 +110,18 @@ def _timestamp(seconds: int) -> bytes:
     stamp = _b64encode(seconds.to_bytes((seconds.bit_length() + 7) // 8, "big"))
     _last_stamp = (seconds, stamp)
     return stamp
+
+
+def _seconds(stamp: bytes) -> int:
+    """The seconds of an itsdangerous timestamp; the last one is cached (most cookies a
+    process reads within a second were signed in the same few seconds)."""
+    global _last_seconds
+    cached = _last_seconds
+    if cached[0] == stamp:
+        return cached[1]
+    seconds = int.from_bytes(_b64decode(stamp), "big")
+    _last_seconds = (stamp, seconds)
+    return seconds
 
 
 def _b64encode(data: bytes) -> bytes:
@@ -200,6 +222,8 @@ class CookieStore(SessionStore):
         self._signers = [_signer(_signing_key(k, salt)) for k in keys]
         self._sign = self._signers[0]
         self._aeads = [_aead(k) for k in keys] if encrypt else []
+        # Cookie values this store signed or verified, with what they hold: see VERIFIED_COOKIES.
+        self._verified: dict[str, tuple[int, str]] = {}
 
     @classmethod
     def from_config(cls, config: SessionConfig) -> CookieStore:
@@ -218,41 +242,43 @@ class CookieStore(SessionStore):
 
     # ------------------------------------------------------------------ encoding
 
-    def _encode(self, record: SessionRecord, signed_at: int) -> bytes:
-        # The timestamp counts whole seconds, so the lifetime carries the fraction: rounded down
-        # to the millisecond, the cookie ends at its expires_at, never later.
-        ttl: float = max(0.0, record.expires_at - signed_at)
-        if not ttl.is_integer():
-            ttl = math.floor(ttl * 1000) / 1000
-        ttl = int(ttl) if ttl.is_integer() else ttl
-        payload: list[JSONValue] = [record.data, record.expiry, ttl]
+    def _encode(self, record: SessionRecord, signed_at: int) -> tuple[bytes, str]:
+        """The cookie's payload part for ``record``, and the JSON it holds."""
+        # Whole seconds, as the timestamp counts them, rounded down: the cookie ends at its
+        # expires_at or up to a second before, never later. (A fraction would cost a float's
+        # repr, the most expensive part of encoding a small session.)
+        ttl = int(record.expires_at - signed_at)  # rounds toward zero: down, when positive
+        payload: list[JSONValue] = [record.data, record.expiry, ttl if ttl > 0 else 0]
         if record.user_id is not None:  # session.user_id travels in the cookie too
             payload.append(record.user_id)
-        plain = encode_json(payload).encode()
+        text = encode_json(payload)
+        plain = text.encode()
         if self._aeads:
             if len(plain) >= _COMPRESS_FROM:
                 compressed = _deflate(plain)
                 flagged = b"z" + compressed if len(compressed) < len(plain) else b"j" + plain
             else:
                 flagged = b"j" + plain
-            return b"~" + _b64encode(self._aeads[0][0](flagged))
+            return b"~" + _b64encode(self._aeads[0][0](flagged)), text
         if len(plain) >= _COMPRESS_FROM:
             compressed = _deflate(plain)
             if len(compressed) < len(plain) - 1:
-                return b"." + _b64encode(compressed)
-        return _b64encode(plain)
+                return b"." + _b64encode(compressed), text
+        return _b64encode(plain), text
 
-    def _decode(self, body: bytes, index: int) -> Any:
+    def _decode(self, body: bytes, index: int) -> str:
+        """The JSON that the cookie's payload part ``body`` holds (``index``: the key that
+        signed it)."""
         if self._aeads:
             if body[:1] != b"~":
-                return None
+                raise ValueError("not an encrypted payload")
             flagged = self._aeads[index][1](_b64decode(body[1:]))
             plain = _inflate(flagged[1:]) if flagged[:1] == b"z" else flagged[1:]
         elif body[:1] == b".":
             plain = _inflate(_b64decode(body[1:]))
         else:
             plain = _b64decode(body)
-        return decode_json(plain.decode())
+        return plain.decode()
 
     def _verify_fallback(self, signed: bytes, signature: bytes) -> int:
         """The index of the fallback key that signed ``signed``, newest first; -1 for none."""
@@ -266,24 +292,15 @@ class CookieStore(SessionStore):
     def load(self, key: str) -> SessionRecord | None:
         """Verify and decode a cookie value; ``None`` for anything not signed by our keys,
         expired, or malformed."""
-        if len(key) > MAX_COOKIE_BYTES or not key.isascii():
-            return None
-        raw = key.encode()
-        cut = raw.rfind(b".")
-        if len(raw) - cut - 1 != _SIGNATURE_LENGTH:
-            return None
-        signed, signature = raw[:cut], raw[cut + 1 :]
-        if hmac.compare_digest(self._sign(signed), signature):
-            index = 0  # the signing key: the usual case
-        else:
-            index = self._verify_fallback(signed, signature)
-            if index < 0:
+        verified = self._verified.get(key)
+        if verified is None:
+            verified = self._verify(key)
+            if verified is None:
                 return None
-        body, _, stamp = signed.rpartition(b".")
+        signed_at, text = verified
         try:
-            signed_at = int.from_bytes(_b64decode(stamp), "big")
-            payload = self._decode(body, index)
-        except Exception:
+            payload = decode_json(text)
+        except ValueError:
             return None
         # The payload is [data, expiry, ttl] or [data, expiry, ttl, user id] (see _encode);
         # anything else is refused.
@@ -312,11 +329,53 @@ class CookieStore(SessionStore):
             return None
         return SessionRecord(data, expires_at, expiry, None, user_id)
 
+    def _verify(self, key: str) -> tuple[int, str] | None:
+        """The signing time and the JSON of a cookie value signed by one of our keys, which is
+        then remembered (see :data:`VERIFIED_COOKIES`); ``None`` for any other value."""
+        if len(key) > MAX_COOKIE_BYTES or not key.isascii():
+            return None
+        raw = key.encode()
+        cut = raw.rfind(b".")
+        if len(raw) - cut - 1 != _SIGNATURE_LENGTH:
+            return None
+        signed, signature = raw[:cut], raw[cut + 1 :]
+        if hmac.compare_digest(self._sign(signed), signature):
+            index = 0  # the signing key: the usual case
+        else:
+            index = self._verify_fallback(signed, signature)
+            if index < 0:
+                return None
+        body, _, stamp = signed.rpartition(b".")
+        try:
+            signed_at = _seconds(stamp)
+            if self._aeads or body[:1] == b".":
+                text = self._decode(body, index)
+            else:  # the usual cookie: plain JSON
+                text = _b64decode(body).decode()
+        except Exception:
+            return None
+        verified = (signed_at, text)
+        self._remember(key, verified)
+        return verified
+
+    def _remember(self, key: str, verified: tuple[int, str]) -> None:
+        """Keep what ``key`` was verified to hold, unless it is large; when
+        :data:`VERIFIED_COOKIES` values are kept, forget them all first."""
+        if len(verified[1]) > MAX_COOKIE_BYTES:
+            return  # a compressed payload that inflated past a cookie's size
+        remembered = self._verified
+        if len(remembered) >= VERIFIED_COOKIES:
+            remembered.clear()
+        remembered[key] = verified
+
     def save(self, key: str | None, record: SessionRecord, changes: Changes) -> str | None:
         """Return the signed cookie value holding the whole ``record``."""
         signed_at = int(time.time())
-        signed = self._encode(record, signed_at) + b"." + _timestamp(signed_at)
-        return (signed + b"." + self._sign(signed)).decode()
+        body, text = self._encode(record, signed_at)
+        signed = body + b"." + _timestamp(signed_at)
+        value = (signed + b"." + self._sign(signed)).decode()
+        self._remember(value, (signed_at, text))
+        return value
 
     def delete(self, key: str) -> None:
         """Nothing to delete: the data lives in the cookie, which the middleware removes."""

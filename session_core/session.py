@@ -355,7 +355,11 @@ class Session(dict[str, JSONValue]):
         if not self._loaded and not self._store.partial_writes:
             self.load()
         self._data[key] = value
-        self._updated_keys().add(key)
+        updated = self._updated
+        if updated is _NO_KEYS:  # the first change: _updated_keys, without the call
+            self._updated = {key}
+        else:
+            updated.add(key)  # type: ignore[union-attr]  # a set once not _NO_KEYS
         if self._deleted:
             self._deleted_keys().discard(key)
         self._modified = True
@@ -784,7 +788,7 @@ class Session(dict[str, JSONValue]):
     @property
     def cookie_max_age(self) -> int | None:
         """The cookie's Max-Age: ``None`` for a browser-session cookie."""
-        policy = self._known_expiry()
+        policy = self._expiry if self._loaded else self._known_expiry()
         if policy is None:
             return self._max_age
         return None if policy == 0 else self.expiry_age
@@ -952,9 +956,12 @@ class Session(dict[str, JSONValue]):
             self._after_save(None)
             return None
         expiry = self._expiry
-        record = SessionRecord(
-            data, self._expires_at_timestamp(time.time(), expiry), expiry, self._version
+        expires_at = (
+            time.time() + self._max_age  # the usual policy, spelled out: one call less
+            if expiry is None
+            else self._expires_at_timestamp(time.time(), expiry)
         )
+        record = SessionRecord(data, expires_at, expiry, self._version)
         if self._user is not None or self._client is not None:  # sessions per user
             record.user_id, record.client = self._user, self._client
         key = self._key

@@ -6,6 +6,8 @@ import asyncio
 from functools import partial
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from session_core._http import MAX_COOKIE_HEADER_BYTES, parse_cookie_value
 from session_core.asgi import SessionMiddleware as ASGIMiddleware
@@ -85,6 +87,36 @@ def test_a_cookie_ending_past_the_bound_is_ignored():
 def test_one_cookie_longer_than_the_bound_is_ignored():
     assert parse_cookie_value("sessionid=" + "k" * BOUND, "sessionid") is None
     assert parse_cookie_value("sessionid=" + "k" * (BOUND - 10), "sessionid") is not None
+    # First in a longer header, as in alone: past the bound, it is not read.
+    header = "sessionid=" + "k" * BOUND + "; later=1"
+    assert parse_cookie_value(header, "sessionid") is None
+
+
+def _walk(header: str, name: str) -> str | None:
+    """The rule parse_cookie_value follows, spelled out without its shortcut for a session
+    cookie that comes first."""
+    if len(header) > BOUND:
+        header = header[: max(0, header.rfind(";", 0, BOUND + 1))]
+    for pair in header.split(";"):
+        key, eq, value = pair.partition("=")
+        if eq and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+    return None
+
+
+_PIECES = st.sampled_from(["sid", "sid=", "=", ";", "; ", " ", '"', "v", "x=1", "sidx=2"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(pieces=st.lists(_PIECES, max_size=12), padding=st.sampled_from([0, BOUND - 8, BOUND + 8]))
+def test_the_first_cookie_shortcut_reads_as_the_walk(pieces, padding):
+    header = "".join(pieces)
+    if padding:  # a long value somewhere, so that the bound comes into play
+        header = header.replace("v", "v" * padding, 1) if "v" in header else header + "v" * padding
+    assert parse_cookie_value(header, "sid") == _walk(header, "sid")
 
 
 def test_a_browser_full_of_maximum_size_cookies_is_read_whole():

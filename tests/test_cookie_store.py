@@ -14,13 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from itsdangerous import Signer, TimestampSigner, URLSafeTimedSerializer
 
+import session_core.cookie as cookie_module
 from session_core import (
     EncryptionUnavailableError,
     Session,
     SessionConfig,
     UserIndexUnsupportedError,
 )
-from session_core.cookie import CookieStore
+from session_core.cookie import MAX_COOKIE_BYTES, VERIFIED_COOKIES, CookieStore
 from session_core.testing import make_record
 
 CURRENT = "current-key-" + "c" * 32
@@ -147,10 +148,87 @@ def test_only_canonical_base64_is_decoded_even_under_our_signature(store):
 
 def test_unauthenticated_cookie_is_never_decoded(store, monkeypatch):
     decoded = []
-    monkeypatch.setattr(store, "_decode", lambda *a: decoded.append(a))
-    store.load(sign_raw(OTHER, b64(b'[{"a":1},null,60]')))
+    for name in ("_b64decode", "decode_json", "_inflate"):
+        monkeypatch.setattr(cookie_module, name, lambda *a, name=name: decoded.append(name))
+    monkeypatch.setattr(store, "_decode", lambda *a: decoded.append("_decode"))
+    for payload in (b'[{"a":1},null,60]', b"." + zlib.compress(b'[{"a":1},null,60]')):
+        store.load(sign_raw(OTHER, b64(payload)))
     store.load("garbage")
     assert decoded == []
+
+
+# -------------------------------------------------------------------- remembered cookies
+
+
+def test_a_remembered_cookie_loads_as_a_fresh_copy_each_time(store):
+    cookie = cookie_for(store, {"user": 1, "cart": [1, 2]})
+    first = store.load(cookie)
+    first.data["cart"].append(3)
+    first.data["user"] = 2
+    again = store.load(cookie)
+    assert again.data == {"user": 1, "cart": [1, 2]}, "a change to one load reached the next"
+
+
+def test_a_remembered_cookie_still_expires(store, monkeypatch):
+    cookie = cookie_for(store, {"user": 1}, ttl=60)
+    assert store.load(cookie) is not None  # remembered, at the save and at this load
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 61)
+    assert store.load(cookie) is None
+
+
+def test_a_remembered_cookie_is_verified_without_another_signature(store, monkeypatch):
+    cookie = cookie_for(store, {"user": 1})
+    signed = []
+    monkeypatch.setattr(store, "_sign", lambda message: signed.append(message) or b"")
+    assert store.load(cookie).data == {"user": 1}
+    assert signed == []
+    # One character changed is a value the store never signed: verified, and refused.
+    altered = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    assert store.load(altered) is None
+    assert len(signed) == 1
+
+
+def test_what_one_store_remembers_no_store_with_other_keys_accepts():
+    mine, theirs = CookieStore([CURRENT]), CookieStore([OTHER])
+    cookie = cookie_for(mine, {"user": 1})
+    assert mine.load(cookie) is not None
+    assert theirs.load(cookie) is None
+    assert CookieStore([OTHER, CURRENT]).load(cookie) is not None  # a fallback key verifies it
+
+
+def test_refused_values_are_not_remembered(store, monkeypatch):
+    forged = sign_raw(OTHER, b64(b'[{"a":1},null,60]'))
+    for _ in range(3):
+        assert store.load(forged) is None
+    signed = []
+    real_sign = store._sign
+    monkeypatch.setattr(store, "_sign", lambda message: signed.append(1) or real_sign(message))
+    assert store.load(forged) is None
+    assert signed == [1], "a refused value is verified again every time"
+
+
+def test_remembered_cookies_are_bounded(store, monkeypatch):
+    cookies = [cookie_for(store, {"n": n}) for n in range(VERIFIED_COOKIES * 3 + 7)]
+    assert len(store._verified) <= VERIFIED_COOKIES
+    # Forgotten or not, every one of them still loads.
+    assert [store.load(c).data["n"] for c in cookies] == list(range(len(cookies)))
+    # A payload that inflates past a cookie's size is not kept.
+    store._verified.clear()
+    big = cookie_for(store, {"text": "x" * (MAX_COOKIE_BYTES * 2)})
+    assert len(big) < MAX_COOKIE_BYTES
+    assert store.load(big).data["text"] == "x" * (MAX_COOKIE_BYTES * 2)
+    assert store._verified == {}
+
+
+def test_rotation_forgets_nothing_it_should_not_accept():
+    old = CookieStore([OLD])
+    cookie = cookie_for(old, {"user": 1})
+    rotated = CookieStore([CURRENT, OLD])
+    assert rotated.load(cookie).data == {"user": 1}
+    assert rotated.load(cookie).data == {"user": 1}  # remembered, still under the old key
+    removed = CookieStore([CURRENT])
+    assert removed.load(cookie) is None
 
 
 def test_expired_cookie_replayed_later_is_refused(store, monkeypatch):
@@ -349,3 +427,26 @@ def test_mutated_real_cookie_never_yields_other_data(data):
     mutated = cookie[:index] + char + cookie[index + 1 :]
     record = store.load(mutated)
     assert record is None or record.data == {"user": 1}
+
+
+# -------------------------------------------------------------------- lifetime
+
+
+def test_the_lifetime_is_whole_seconds_and_never_outlives_expires_at(store):
+    for fraction in (0.0, 0.001, 0.5, 0.999):
+        record = make_record({"a": 1}, ttl=3600)
+        record.expires_at = int(record.expires_at) + fraction
+        cookie = store.save(None, record, None)
+        body = cookie.split(".")[0]
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        assert type(payload[2]) is int
+        loaded = CookieStore([CURRENT]).load(cookie)  # a store that did not sign it
+        assert record.expires_at - 1 < loaded.expires_at <= record.expires_at
+
+
+def test_a_fractional_lifetime_of_earlier_versions_is_read(store):
+    signed_at = int(time.time())
+    cookie = sign_raw(CURRENT, b64(b'[{"a":1},null,60.25]'))
+    loaded = store.load(cookie)
+    assert loaded.data == {"a": 1}
+    assert abs(loaded.expires_at - (signed_at + 60.25)) <= 1
