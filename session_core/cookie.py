@@ -55,11 +55,13 @@ VERIFIED_COOKIES = 256
 """How many cookie values a cookie store remembers having signed or verified, with the JSON they
 hold, so that reading one again costs no HMAC, base64 or decryption: a browser sends the same
 cookie with every request until the session changes, and the value a save signs is the one the
-visitor's next request sends. Only values signed by the store's own keys are remembered, by their
-exact text, so a forged, altered or foreign cookie is never among them; the lifetime in the JSON
-is checked against the clock at every read. At most :data:`MAX_COOKIE_BYTES` of JSON a value (a
-compressed payload that inflates past that is verified again each time), so a store keeps at
-most about 2 MiB, usually a few dozen KiB; when full, it forgets them all and starts again."""
+visitor's next request sends. Each store object (one per app and process) keeps its own. Only
+values signed by the store's own keys are remembered, by their exact text, so a forged, altered
+or foreign cookie is never among them; the lifetime in the JSON is checked against the clock at
+every read. Values longer than :data:`MAX_COOKIE_BYTES`, or holding more than that many bytes of
+JSON (a compressed payload can inflate past it), are not kept, so a store keeps at most about 2
+MiB, usually a few dozen KiB; when full, it forgets them all and starts again. With
+``encrypt=True`` the decrypted JSON of the sessions remembered stays in the process's memory."""
 
 _NO_INDEX = (
     "each session lives in its visitor's cookie, where no server can list or delete it (a "
@@ -292,6 +294,8 @@ class CookieStore(SessionStore):
     def load(self, key: str) -> SessionRecord | None:
         """Verify and decode a cookie value; ``None`` for anything not signed by our keys,
         expired, or malformed."""
+        if len(key) > MAX_COOKIE_BYTES:
+            return None
         verified = self._verified.get(key)
         if verified is None:
             verified = self._verify(key)
@@ -300,7 +304,7 @@ class CookieStore(SessionStore):
         signed_at, text = verified
         try:
             payload = decode_json(text)
-        except ValueError:
+        except Exception:  # ValueError, or RecursionError for absurdly nested data
             return None
         # The payload is [data, expiry, ttl] or [data, expiry, ttl, user id] (see _encode);
         # anything else is refused.
@@ -332,7 +336,7 @@ class CookieStore(SessionStore):
     def _verify(self, key: str) -> tuple[int, str] | None:
         """The signing time and the JSON of a cookie value signed by one of our keys, which is
         then remembered (see :data:`VERIFIED_COOKIES`); ``None`` for any other value."""
-        if len(key) > MAX_COOKIE_BYTES or not key.isascii():
+        if not key.isascii():
             return None
         raw = key.encode()
         cut = raw.rfind(b".")
@@ -361,8 +365,11 @@ class CookieStore(SessionStore):
     def _remember(self, key: str, verified: tuple[int, str]) -> None:
         """Keep what ``key`` was verified to hold, unless it is large; when
         :data:`VERIFIED_COOKIES` values are kept, forget them all first."""
-        if len(verified[1]) > MAX_COOKIE_BYTES:
-            return  # a compressed payload that inflated past a cookie's size
+        text = verified[1]
+        if len(key) > MAX_COOKIE_BYTES or len(text) > MAX_COOKIE_BYTES:
+            return  # a value too large to be a cookie, or a payload that inflated past that
+        if not text.isascii() and len(text.encode()) > MAX_COOKIE_BYTES:
+            return
         remembered = self._verified
         if len(remembered) >= VERIFIED_COOKIES:
             remembered.clear()

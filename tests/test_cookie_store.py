@@ -5,6 +5,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import sys
 import time
 import zlib
@@ -151,8 +152,8 @@ def test_unauthenticated_cookie_is_never_decoded(store, monkeypatch):
     for name in ("_b64decode", "decode_json", "_inflate"):
         monkeypatch.setattr(cookie_module, name, lambda *a, name=name: decoded.append(name))
     monkeypatch.setattr(store, "_decode", lambda *a: decoded.append("_decode"))
-    for payload in (b'[{"a":1},null,60]', b"." + zlib.compress(b'[{"a":1},null,60]')):
-        store.load(sign_raw(OTHER, b64(payload)))
+    for body in (b64(b'[{"a":1},null,60]'), b"." + b64(zlib.compress(b'[{"a":1},null,60]'))):
+        store.load(sign_raw(OTHER, body))
     store.load("garbage")
     assert decoded == []
 
@@ -221,14 +222,44 @@ def test_remembered_cookies_are_bounded(store, monkeypatch):
     assert store._verified == {}
 
 
-def test_rotation_forgets_nothing_it_should_not_accept():
+def test_a_value_verified_by_a_fallback_key_is_remembered_only_by_that_store():
     old = CookieStore([OLD])
     cookie = cookie_for(old, {"user": 1})
     rotated = CookieStore([CURRENT, OLD])
     assert rotated.load(cookie).data == {"user": 1}
     assert rotated.load(cookie).data == {"user": 1}  # remembered, still under the old key
-    removed = CookieStore([CURRENT])
-    assert removed.load(cookie) is None
+    # Keys are fixed per store object: the app that drops the old key builds a new one, which
+    # remembers nothing of the others.
+    assert CookieStore([CURRENT]).load(cookie) is None
+
+
+def test_encrypted_values_are_remembered_and_altered_ones_refused():
+    pytest.importorskip("cryptography")
+    store = CookieStore([CURRENT, OLD], encrypt=True)
+    cookie = cookie_for(CookieStore([OLD], encrypt=True), {"secret": "s"})
+    assert store.load(cookie).data == {"secret": "s"}
+    assert cookie in store._verified
+    body, stamp, signature = cookie.split(".")
+    altered = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + f".{stamp}.{signature}"
+    assert store.load(altered) is None
+    assert CookieStore([CURRENT, OLD]).load(cookie) is None, "a plain store read an encrypted one"
+
+
+def test_a_value_too_large_for_a_cookie_is_not_remembered_at_save(store):
+    record = make_record({"text": os.urandom(6000).hex()})
+    value = store.save(None, record, None)
+    assert len(value) > MAX_COOKIE_BYTES
+    assert store._verified == {}
+    assert store.load(value) is None, "a value no browser keeps loaded from memory"
+    assert CookieStore([CURRENT]).load(value) is None
+
+
+def test_absurdly_nested_data_under_our_signature_loads_as_no_session(store):
+    depth = sys.getrecursionlimit() * 4
+    nested = b"[{}," + b"[" * depth + b"]" * depth + b",60]"
+    cookie = sign_raw(CURRENT, b"." + b64(zlib.compress(nested)))
+    assert len(cookie) < MAX_COOKIE_BYTES
+    assert store.load(cookie) is None
 
 
 def test_expired_cookie_replayed_later_is_refused(store, monkeypatch):
@@ -422,6 +453,7 @@ _REAL_COOKIE = cookie_for(CookieStore([CURRENT]), {"user": 1})
 def test_mutated_real_cookie_never_yields_other_data(data):
     store = CookieStore([CURRENT])
     cookie = _REAL_COOKIE  # one cookie for every example: its length must not vary between them
+    assert store.load(cookie).data == {"user": 1}  # remembered: a near miss must not match it
     index = data.draw(st.integers(0, len(cookie) - 1))
     char = data.draw(st.characters(codec="ascii"))
     mutated = cookie[:index] + char + cookie[index + 1 :]
