@@ -96,7 +96,6 @@ _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 _last_stamp: tuple[int, bytes] = (-1, b"")
-_last_seconds: tuple[bytes, int] = (b"", 0)
 
 _Seal = Callable[[bytes], bytes]
 _Open = Callable[[bytes], bytes]
@@ -112,18 +111,6 @@ def _timestamp(seconds: int) -> bytes:
     stamp = _b64encode(seconds.to_bytes((seconds.bit_length() + 7) // 8, "big"))
     _last_stamp = (seconds, stamp)
     return stamp
-
-
-def _seconds(stamp: bytes) -> int:
-    """The seconds of an itsdangerous timestamp; the last one is cached (most cookies a
-    process reads within a second were signed in the same few seconds)."""
-    global _last_seconds
-    cached = _last_seconds
-    if cached[0] == stamp:
-        return cached[1]
-    seconds = int.from_bytes(_b64decode(stamp), "big")
-    _last_seconds = (stamp, seconds)
-    return seconds
 
 
 def _b64encode(data: bytes) -> bytes:
@@ -351,11 +338,8 @@ class CookieStore(SessionStore):
                 return None
         body, _, stamp = signed.rpartition(b".")
         try:
-            signed_at = _seconds(stamp)
-            if self._aeads or body[:1] == b".":
-                text = self._decode(body, index)
-            else:  # the usual cookie: plain JSON
-                text = _b64decode(body).decode()
+            signed_at = int.from_bytes(_b64decode(stamp), "big")
+            text = self._decode(body, index)
         except Exception:
             return None
         verified = (signed_at, text)
